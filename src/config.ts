@@ -1,0 +1,276 @@
+/*
+ * Every setting of the server, in one typed object.
+ * - each setting names its environment variable, its default and why it exists
+ * - values are validated once, at start; every bad value gets its own message a person can act on
+ * - production refuses insecure settings (no SECRETS_KEY, no ADMIN_TOKEN, PUBLIC_URL not https)
+ */
+import { z } from 'zod';
+
+const seconds = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/** One entry per environment variable: its schema, default and the reason it exists (shown in the README). */
+export const settings = {
+  NODE_ENV: {
+    schema: z.enum(['development', 'production', 'test'], {
+      message: 'must be development, production or test',
+    }),
+    default: 'development',
+    why: 'production refuses insecure settings and never loads demo data',
+  },
+  PORT: {
+    schema: z.coerce.number().int().min(0).max(65535),
+    default: '3000',
+    why: 'TCP port the HTTP server listens on (0 picks a free port, used by tests)',
+  },
+  HOST: {
+    schema: z.string().min(1),
+    default: '0.0.0.0',
+    why: 'address to bind; 127.0.0.1 keeps the server off the network behind a local proxy',
+  },
+  PUBLIC_URL: {
+    schema: z.url({ message: 'must be an absolute http(s) URL such as https://ehr.example.org' }),
+    default: undefined,
+    why: 'external base URL; the FHIR base and OIDC issuer are PUBLIC_URL + "/fhir" and must never change once Ocean is live (default http://localhost:PORT)',
+  },
+  DATABASE_URL: {
+    schema: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, { message: 'must be a postgres:// or postgresql:// connection URL' })
+      .optional(),
+    default: undefined,
+    why: 'PostgreSQL server shared by all instances; unset = embedded PGlite under DATA_DIR (single instance)',
+  },
+  DATABASE_POOL_MAX: {
+    schema: z.coerce.number().int().min(1).max(200),
+    default: '10',
+    why: 'connections per instance; instances x pool must stay under the server max_connections',
+  },
+  DATA_DIR: {
+    schema: z.string().min(1),
+    default: './data',
+    why: 'where the embedded database keeps its files ("memory://" keeps nothing, for tests)',
+  },
+  KEYS_DIR: {
+    schema: z.string().min(1),
+    default: './keys',
+    why: 'development-only home of the generated secrets.key and admin-token files',
+  },
+  SECRETS_KEY: {
+    schema: z
+      .string()
+      .refine((v) => Buffer.from(v, 'base64').length === 32 && /^[A-Za-z0-9+/]+={0,2}$/.test(v), {
+        message: 'must be Base64 of exactly 32 random bytes (openssl rand -base64 32)',
+      })
+      .optional(),
+    default: undefined,
+    why: 'AES-256-GCM key that encrypts SEKs and signing private keys at rest; required in production',
+  },
+  ADMIN_TOKEN: {
+    schema: z
+      .string()
+      .min(32, { message: 'must be at least 32 characters (openssl rand -hex 32)' })
+      .optional(),
+    default: undefined,
+    why: 'bearer token of the admin API; required in production (development generates one under KEYS_DIR)',
+  },
+  LOG_LEVEL: {
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      message: 'must be one of fatal, error, warn, info, debug, trace, silent',
+    }),
+    default: 'info',
+    why: 'log verbosity; logs never carry PHI, tokens or secrets at any level',
+  },
+  TRUST_PROXY: {
+    schema: z.string().regex(/^(true|false|\d+|[\d.:/a-fA-F, ]+|loopback|linklocal|uniquelocal)$/, {
+      message: 'must be true, false, a hop count, or a list of proxy addresses/subnets',
+    }),
+    default: 'false',
+    why: 'set when behind a load balancer so client addresses (rate limits, audit) and https detection are right',
+  },
+  ACCESS_TOKEN_TTL: {
+    schema: seconds(60, 86400),
+    default: '3600',
+    why: 'access-token lifetime in seconds; also how long a token of a revoked grant stays usable (JWTs are verified offline)',
+  },
+  ID_TOKEN_TTL: { schema: seconds(60, 86400), default: '3600', why: 'id_token lifetime in seconds' },
+  AUTHORIZATION_CODE_TTL: {
+    schema: seconds(10, 600),
+    default: '60',
+    why: 'authorization codes are single-use and short-lived (RFC 6749 §4.1.2 recommends ≤ 10 min)',
+  },
+  REFRESH_TOKEN_TTL: {
+    schema: seconds(300, 31536000),
+    default: '2592000',
+    why: 'offline_access refresh-token lifetime in seconds (online_access tokens also end with the EHR session)',
+  },
+  LAUNCH_CONTEXT_TTL: {
+    schema: seconds(10, 300),
+    default: '300',
+    why: 'how long a launch id from /launch can be redeemed at authorize (≤ 5 minutes)',
+  },
+  SESSION_TTL: {
+    schema: seconds(300, 604800),
+    default: '28800',
+    why: 'EHR sign-in session lifetime in seconds (a clinic day by default)',
+  },
+  KEY_REFRESH_INTERVAL: {
+    schema: seconds(1, 3600),
+    default: '10',
+    why: 'how often each instance re-reads signing keys, i.e. how soon a rotation made elsewhere is served',
+  },
+  BODY_LIMIT: {
+    schema: z.string().regex(/^\d+(b|kb|mb)$/i, { message: 'must be a size such as 100kb or 1mb' }),
+    default: '1mb',
+    why: 'largest JSON or form body accepted by ordinary endpoints (413 beyond)',
+  },
+  IMPORT_BODY_LIMIT: {
+    schema: z.string().regex(/^\d+(b|kb|mb|gb)$/i, { message: 'must be a size such as 50mb' }),
+    default: '200mb',
+    why: 'largest FHIR Bundle accepted by the admin import endpoint',
+  },
+  DEMO_DATA: {
+    schema: bool,
+    default: undefined,
+    why: 'load demo users, patients and an Ocean test client into an empty database (default: on outside production)',
+  },
+} as const;
+
+export type Config = {
+  env: 'development' | 'production' | 'test';
+  isProduction: boolean;
+  port: number;
+  host: string;
+  publicUrl: string;
+  /** FHIR base = OIDC issuer = launch iss; byte for byte the same string everywhere (SPEC §3.2). */
+  fhirBaseUrl: string;
+  databaseUrl: string | undefined;
+  databasePoolMax: number;
+  dataDir: string;
+  keysDir: string;
+  secretsKey: Buffer | undefined;
+  adminToken: string | undefined;
+  logLevel: string;
+  trustProxy: boolean | number | string;
+  ttl: {
+    accessToken: number;
+    idToken: number;
+    authorizationCode: number;
+    refreshToken: number;
+    launchContext: number;
+    session: number;
+  };
+  keyRefreshInterval: number;
+  bodyLimit: string;
+  importBodyLimit: string;
+  demoData: boolean;
+  /** Cookies get the Secure flag when the public URL is https. */
+  secureCookies: boolean;
+};
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+type Key = keyof typeof settings;
+
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const values: Partial<Record<Key, unknown>> = {};
+  for (const [name, setting] of Object.entries(settings) as [Key, (typeof settings)[Key]][]) {
+    const raw = env[name] === '' ? undefined : env[name];
+    const input = raw ?? setting.default;
+    if (input === undefined) {
+      values[name] = undefined;
+      continue;
+    }
+    const parsed = setting.schema.safeParse(input);
+    if (parsed.success) values[name] = parsed.data;
+    else problems.push(`${name}=${redact(name, raw)}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const nodeEnv = values.NODE_ENV as Config['env'];
+  const port = values.PORT as number;
+  const publicUrl = String(values.PUBLIC_URL ?? `http://localhost:${port}`).replace(/\/+$/, '');
+  const url = new URL(publicUrl);
+  if (url.search || url.hash) problems.push('PUBLIC_URL: must not carry a query or fragment');
+  if (!['http:', 'https:'].includes(url.protocol)) problems.push('PUBLIC_URL: must be http or https');
+
+  const isProduction = nodeEnv === 'production';
+  if (isProduction) {
+    if (!values.SECRETS_KEY)
+      problems.push(
+        'SECRETS_KEY: required in production (openssl rand -base64 32), or secrets are unreadable',
+      );
+    if (!values.ADMIN_TOKEN) problems.push('ADMIN_TOKEN: required in production (openssl rand -hex 32)');
+    if (url.protocol !== 'https:')
+      problems.push('PUBLIC_URL: must be https in production (OAuth tokens and PHI travel over it)');
+    if (values.DEMO_DATA === true) problems.push('DEMO_DATA: demo data is never loaded in production');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return {
+    env: nodeEnv,
+    isProduction,
+    port,
+    host: values.HOST as string,
+    publicUrl,
+    fhirBaseUrl: `${publicUrl}/fhir`,
+    databaseUrl: values.DATABASE_URL as string | undefined,
+    databasePoolMax: values.DATABASE_POOL_MAX as number,
+    dataDir: values.DATA_DIR as string,
+    keysDir: values.KEYS_DIR as string,
+    secretsKey: values.SECRETS_KEY ? Buffer.from(values.SECRETS_KEY as string, 'base64') : undefined,
+    adminToken: values.ADMIN_TOKEN as string | undefined,
+    logLevel: values.LOG_LEVEL as string,
+    trustProxy: parseTrustProxy(values.TRUST_PROXY as string),
+    ttl: {
+      accessToken: values.ACCESS_TOKEN_TTL as number,
+      idToken: values.ID_TOKEN_TTL as number,
+      authorizationCode: values.AUTHORIZATION_CODE_TTL as number,
+      refreshToken: values.REFRESH_TOKEN_TTL as number,
+      launchContext: values.LAUNCH_CONTEXT_TTL as number,
+      session: values.SESSION_TTL as number,
+    },
+    keyRefreshInterval: values.KEY_REFRESH_INTERVAL as number,
+    bodyLimit: values.BODY_LIMIT as string,
+    importBodyLimit: values.IMPORT_BODY_LIMIT as string,
+    demoData: (values.DEMO_DATA as boolean | undefined) ?? !isProduction,
+    secureCookies: url.protocol === 'https:',
+  };
+}
+
+const secretSettings = new Set<string>(['SECRETS_KEY', 'ADMIN_TOKEN', 'DATABASE_URL']);
+
+/** Messages about bad values must not echo secrets (they end up in deployment logs). */
+function redact(name: string, raw: string | undefined): string {
+  if (raw === undefined) return '(unset)';
+  if (secretSettings.has(name)) return '(hidden)';
+  return JSON.stringify(raw.length > 80 ? `${raw.slice(0, 80)}…` : raw);
+}
+
+function parseTrustProxy(v: string): boolean | number | string {
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  if (/^\d+$/.test(v)) return Number(v);
+  return v;
+}
+
+/** A one-screen start-up summary: where things are, never a secret. */
+export function describeConfig(config: Config, databaseKind: string): string[] {
+  return [
+    `environment   ${config.env}`,
+    `listening     http://${config.host}:${config.port}`,
+    `public URL    ${config.publicUrl}`,
+    `FHIR base/iss ${config.fhirBaseUrl}`,
+    `discovery     ${config.fhirBaseUrl}/.well-known/smart-configuration`,
+    `database      ${databaseKind}`,
+  ];
+}

@@ -1,0 +1,51 @@
+/*
+ * One small query interface over both drivers.
+ * - `pg` when DATABASE_URL is set (a real server shared by every instance)
+ * - PGlite (embedded PostgreSQL in WebAssembly) otherwise, data under DATA_DIR
+ * The same SQL, parameters ($1, $2 …) and migrations serve both.
+ */
+export type Row = Record<string, unknown>;
+
+export interface QueryResult<R = Row> {
+  rows: R[];
+  rowCount: number;
+}
+
+/** Anything that runs SQL: the database itself or an open transaction. */
+export interface Queryable {
+  query<R = Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export interface PoolStats {
+  total: number;
+  idle: number;
+  waiting: number;
+}
+
+export interface Database extends Queryable {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs fn in one transaction: committed when fn resolves, rolled back when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Cheap round trip used by /readyz. */
+  ping(): Promise<void>;
+  stats(): PoolStats;
+  close(): Promise<void>;
+}
+
+/** Raised when the database cannot be reached; the HTTP layer answers 503. */
+export class DatabaseUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super('database unavailable', { cause });
+    this.name = 'DatabaseUnavailableError';
+  }
+}
+
+/** PostgreSQL SQLSTATE of a driver error, when there is one. */
+export function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export const UNIQUE_VIOLATION = '23505';

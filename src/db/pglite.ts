@@ -1,0 +1,46 @@
+/*
+ * The embedded PGlite driver behind the Database interface.
+ * - a real PostgreSQL (WebAssembly) in this process: one connection, so transactions are
+ *   serialised by PGlite's own mutex; plain queries wait for an open transaction to finish
+ * - DATA_DIR on disk, or "memory://" for tests
+ */
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import type { Database, Queryable, QueryResult, Row } from './database.ts';
+
+export async function createPgliteDatabase(dataDir: string): Promise<Database> {
+  if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
+  const db = await PGlite.create(dataDir.startsWith('memory://') ? undefined : dataDir);
+  let closed = false;
+
+  const asQueryable = (q: Pick<PGlite, 'query' | 'exec'>): Queryable => ({
+    async query<R = Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+      const r = await q.query<R>(sql, params as unknown[] | undefined);
+      return { rows: r.rows, rowCount: r.affectedRows || r.rows.length };
+    },
+    async exec(sql: string): Promise<void> {
+      await q.exec(sql);
+    },
+  });
+  const top = asQueryable(db);
+
+  return {
+    kind: 'pglite',
+    query: top.query,
+    exec: top.exec,
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      return db.transaction((tx) => fn(asQueryable(tx)));
+    },
+    async ping(): Promise<void> {
+      await db.query('SELECT 1');
+    },
+    stats() {
+      return { total: 1, idle: 1, waiting: 0 };
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      await db.close();
+    },
+  };
+}

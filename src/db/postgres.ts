@@ -1,0 +1,129 @@
+/*
+ * The `pg` driver behind the Database interface.
+ * - one pool per instance, sized by DATABASE_POOL_MAX
+ * - connection failures surface as DatabaseUnavailableError so callers answer 503, not 500
+ * - an idle client's error (server restart) is logged by the pool owner and never crashes the process
+ */
+import pg from 'pg';
+import {
+  type Database,
+  DatabaseUnavailableError,
+  type Queryable,
+  type QueryResult,
+  type Row,
+} from './database.ts';
+
+// Keep bigint (int8) as JS numbers where safe: counts and versions never approach 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+const CONNECTION_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'ETIMEDOUT',
+  'EPIPE',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08003',
+  '08006',
+  '08001',
+  '08004',
+]);
+
+function isConnectionError(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  if (e?.code && CONNECTION_ERRORS.has(e.code)) return true;
+  return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+    e?.message ?? '',
+  );
+}
+
+function wrap(err: unknown): unknown {
+  return isConnectionError(err) ? new DatabaseUnavailableError(err) : err;
+}
+
+export function createPostgresDatabase(
+  url: string,
+  options: { max: number; onError?: (err: Error) => void },
+): Database {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30000,
+    application_name: 'smart-ocean-launch',
+  });
+  pool.on('error', (err) => options.onError?.(err));
+
+  const clientQueryable = (client: pg.PoolClient): Queryable => ({
+    async query<R = Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+      try {
+        const r = await client.query(sql, params as unknown[] | undefined);
+        return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+      } catch (err) {
+        throw wrap(err);
+      }
+    },
+    async exec(sql: string): Promise<void> {
+      try {
+        await client.query(sql);
+      } catch (err) {
+        throw wrap(err);
+      }
+    },
+  });
+
+  return {
+    kind: 'postgres',
+    async query<R = Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+      try {
+        const r = await pool.query(sql, params as unknown[] | undefined);
+        return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+      } catch (err) {
+        throw wrap(err);
+      }
+    },
+    async exec(sql: string): Promise<void> {
+      try {
+        await pool.query(sql);
+      } catch (err) {
+        throw wrap(err);
+      }
+    },
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (err) {
+        throw wrap(err);
+      }
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        const result = await fn(clientQueryable(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        try {
+          await client.query('ROLLBACK');
+        } catch {
+          broken = true; // the connection died mid-transaction: do not return it to the pool
+        }
+        throw wrap(err);
+      } finally {
+        client.release(broken);
+      }
+    },
+    async ping(): Promise<void> {
+      await this.query('SELECT 1');
+    },
+    stats() {
+      return { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
+    },
+    async close(): Promise<void> {
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,117 @@
+/*
+ * EHR sign-in sessions.
+ * - express-session with its rows in ehr_sessions: every instance shares them, a restart keeps them
+ * - cookie: HttpOnly, SameSite=Lax (Ocean's redirect to authorize is a top-level GET and must carry it),
+ *   Secure when PUBLIC_URL is https; signed with a key derived from SECRETS_KEY
+ * - CSRF (synchroniser token in the session) for every state-changing form: `_csrf` field or X-CSRF-Token header
+ */
+
+import { csrfSync } from 'csrf-sync';
+import type { RequestHandler } from 'express';
+import session, { type SessionData, Store } from 'express-session';
+import type { AppContext } from '../context.ts';
+import type { Database } from '../db/database.ts';
+
+declare module 'express-session' {
+  interface SessionData {
+    /** users.id of the signed-in EHR user (the id_token sub). */
+    userId?: string;
+    /** Seconds since epoch of the sign-in (OIDC auth_time). */
+    authTime?: number;
+    /** Where to go after sign-in (a local path only). */
+    returnTo?: string;
+  }
+}
+
+export const SESSION_COOKIE = 'ehr.sid';
+
+export class DatabaseSessionStore extends Store {
+  constructor(
+    private readonly db: Database,
+    private readonly ttlSeconds: number,
+  ) {
+    super();
+  }
+
+  override get(sid: string, cb: (err: unknown, session?: SessionData | null) => void): void {
+    this.db
+      .query<{ data: SessionData }>('SELECT data FROM ehr_sessions WHERE sid = $1 AND expires_at > now()', [
+        sid,
+      ])
+      .then((r) => cb(null, r.rows[0]?.data ?? null), cb);
+  }
+
+  override set(sid: string, data: SessionData, cb?: (err?: unknown) => void): void {
+    const expires = data.cookie?.expires
+      ? new Date(data.cookie.expires)
+      : new Date(Date.now() + this.ttlSeconds * 1000);
+    this.db
+      .query(
+        `INSERT INTO ehr_sessions (sid, user_id, data, expires_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (sid) DO UPDATE SET user_id = EXCLUDED.user_id, data = EXCLUDED.data, expires_at = EXCLUDED.expires_at`,
+        [sid, data.userId ?? null, JSON.stringify(data), expires],
+      )
+      .then(
+        () => cb?.(),
+        (err) => cb?.(err),
+      );
+  }
+
+  override destroy(sid: string, cb?: (err?: unknown) => void): void {
+    this.db.query('DELETE FROM ehr_sessions WHERE sid = $1', [sid]).then(
+      () => cb?.(),
+      (err) => cb?.(err),
+    );
+  }
+
+  override touch(sid: string, data: SessionData, cb?: (err?: unknown) => void): void {
+    const expires = data.cookie?.expires
+      ? new Date(data.cookie.expires)
+      : new Date(Date.now() + this.ttlSeconds * 1000);
+    this.db.query('UPDATE ehr_sessions SET expires_at = $2 WHERE sid = $1', [sid, expires]).then(
+      () => cb?.(),
+      (err) => cb?.(err),
+    );
+  }
+
+  /** Removes expired rows; run periodically by the EHR capability. */
+  async purgeExpired(): Promise<number> {
+    const r = await this.db.query('DELETE FROM ehr_sessions WHERE expires_at < now()');
+    return r.rowCount;
+  }
+}
+
+export function sessionMiddleware(ctx: AppContext, store: DatabaseSessionStore): RequestHandler {
+  return session({
+    name: SESSION_COOKIE,
+    secret: ctx.box.deriveKey('ehr-session-cookie').toString('base64'),
+    store,
+    resave: false,
+    saveUninitialized: false,
+    rolling: false,
+    proxy: ctx.config.trustProxy !== false,
+    cookie: {
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: ctx.config.secureCookies,
+      path: '/',
+      maxAge: ctx.config.ttl.session * 1000,
+    },
+  });
+}
+
+const csrf = csrfSync({
+  getTokenFromRequest: (req) => {
+    const body = req.body as Record<string, unknown> | undefined;
+    const fromBody = body && typeof body._csrf === 'string' ? body._csrf : undefined;
+    const fromHeader = req.headers['x-csrf-token'];
+    return fromBody ?? (typeof fromHeader === 'string' ? fromHeader : undefined);
+  },
+});
+
+/** Refuses state-changing requests (POST, PUT, PATCH, DELETE) without the session's CSRF token. */
+export const csrfProtection: RequestHandler = csrf.csrfSynchronisedProtection;
+/** The session's CSRF token for a form's hidden `_csrf` input (created on first use). */
+export const csrfToken = (req: Parameters<typeof csrf.generateToken>[0]): string => csrf.generateToken(req);
+/** True when err is csrf-sync's refusal (mapped to a 403 page by the error handler). */
+export const isCsrfError = (err: unknown): boolean => err === csrf.invalidCsrfTokenError;

@@ -1,0 +1,71 @@
+/*
+ * Process entry point: load config, build the server, listen, and shut down gracefully.
+ * - a bad configuration prints every problem and exits 1
+ * - SIGTERM/SIGINT: stop accepting, let in-flight requests finish (10 s at most), close the database
+ */
+import { createServer } from 'node:http';
+import { ConfigError, describeConfig, loadConfig } from './config.ts';
+import { describeDatabase } from './db/open-database.ts';
+import { loggableError } from './http/errors.ts';
+import { createLogger } from './http/logger.ts';
+import { buildServer } from './server.ts';
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  const built = await buildServer(config, { logger });
+  const server = createServer(built.app);
+  server.keepAliveTimeout = 65_000; // longer than common load balancers' idle timeout
+  server.headersTimeout = 66_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const summary = describeConfig({ ...config, port }, describeDatabase(config));
+  const banner = (built.ctx.services.startupBanner as (() => string[]) | undefined)?.() ?? [];
+  process.stdout.write(
+    `\nSMART on FHIR launch server for Ocean\n${[...summary, ...banner].map((l) => `  ${l}`).join('\n')}\n\n`,
+  );
+
+  let shuttingDown = false;
+  const shutdown = (signal: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => server.closeAllConnections(), 10_000);
+    force.unref();
+    server.close(() => {
+      clearTimeout(force);
+      built
+        .close()
+        .then(() => {
+          logger.info('stopped');
+          process.exit(0);
+        })
+        .catch((err) => {
+          logger.error({ err: loggableError(err) }, 'shutdown failed');
+          process.exit(1);
+        });
+    });
+    server.closeIdleConnections();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,95 @@
+/*
+ * Composition root: config → database (migrated) → secrets → signing keys → capabilities → app.
+ * main.ts adds the listening socket and signal handling; tests use buildServer() directly.
+ */
+import type { Express } from 'express';
+import { createAdmin } from './admin/index.ts';
+import { AuditTrail } from './audit/audit.ts';
+import type { Config } from './config.ts';
+import type { AppContext, Capability } from './context.ts';
+import type { Database } from './db/database.ts';
+import { migrate } from './db/migrate.ts';
+import { openDatabase } from './db/open-database.ts';
+import { createEhr } from './ehr/index.ts';
+import { createFhir } from './fhir/index.ts';
+import { createApp } from './http/app.ts';
+import { loggableError } from './http/errors.ts';
+import type { Logger } from './http/logger.ts';
+import { SecretBox } from './keys/secret-box.ts';
+import { resolveAdminToken, resolveSecretsKey } from './keys/secrets-key.ts';
+import { SigningKeys } from './keys/signing-keys.ts';
+import { createLaunch } from './launch/index.ts';
+import { createOidc } from './oidc/index.ts';
+
+export interface BuiltServer {
+  app: Express;
+  ctx: AppContext;
+  capabilities: Capability[];
+  /** Stops background work, flushes the audit trail and closes the database. */
+  close(): Promise<void>;
+}
+
+export interface BuildOptions {
+  logger: Logger;
+  /** Use this database instead of opening one from the config (tests share one). */
+  db?: Database;
+}
+
+export async function buildServer(config: Config, options: BuildOptions): Promise<BuiltServer> {
+  const { logger } = options;
+  const db =
+    options.db ??
+    (await openDatabase(config, (err) => logger.warn({ err: loggableError(err) }, 'database client error')));
+  const ownsDb = !options.db;
+  try {
+    const applied = await migrate(db);
+    if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
+
+    const box = new SecretBox(resolveSecretsKey(config).key);
+    const keys = new SigningKeys(db, box, {
+      maxTokenLifetimeSeconds: Math.max(config.ttl.accessToken, config.ttl.idToken),
+      refreshIntervalSeconds: config.keyRefreshInterval,
+      onError: (err) => logger.warn({ err: loggableError(err) }, 'signing key refresh failed'),
+    });
+    await keys.init();
+
+    const ctx: AppContext = {
+      config,
+      db,
+      box,
+      keys,
+      audit: new AuditTrail(db),
+      logger,
+      adminToken: resolveAdminToken(config).token,
+      services: {},
+    };
+
+    // Dependency order: later capabilities may use services registered by earlier ones.
+    const capabilities: Capability[] = [];
+    for (const create of [createOidc, createFhir, createEhr, createLaunch, createAdmin]) {
+      capabilities.push(await create(ctx));
+    }
+    const app = createApp(ctx, capabilities);
+
+    keys.startRefreshing();
+    for (const c of capabilities) await c.start?.();
+
+    let closed = false;
+    return {
+      app,
+      ctx,
+      capabilities,
+      async close() {
+        if (closed) return;
+        closed = true;
+        keys.stopRefreshing();
+        for (const c of [...capabilities].reverse()) await c.stop?.();
+        await ctx.audit.flush();
+        if (ownsDb) await db.close();
+      },
+    };
+  } catch (err) {
+    if (ownsDb) await db.close().catch(() => {});
+    throw err;
+  }
+}

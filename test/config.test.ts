@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, describeConfig, loadConfig } from '../src/config.ts';
+
+const KEY = Buffer.alloc(32, 7).toString('base64');
+const TOKEN = 'x'.repeat(40);
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('configuration', () => {
+  it('has working defaults for development', () => {
+    const c = loadConfig({});
+    expect(c.env).toBe('development');
+    expect(c.port).toBe(3000);
+    expect(c.publicUrl).toBe('http://localhost:3000');
+    expect(c.fhirBaseUrl).toBe('http://localhost:3000/fhir');
+    expect(c.databaseUrl).toBeUndefined();
+    expect(c.demoData).toBe(true);
+    expect(c.ttl.accessToken).toBeLessThanOrEqual(3600);
+    expect(c.ttl.launchContext).toBeLessThanOrEqual(300);
+  });
+
+  it('derives the issuer from PUBLIC_URL without a trailing slash', () => {
+    const c = loadConfig({ PUBLIC_URL: 'https://ehr.example.org/base/' });
+    expect(c.fhirBaseUrl).toBe('https://ehr.example.org/base/fhir');
+    expect(c.secureCookies).toBe(true);
+  });
+
+  it.each([
+    ['PORT', 'eighty', 'PORT'],
+    ['PORT', '70000', 'PORT'],
+    ['PUBLIC_URL', 'not a url', 'PUBLIC_URL'],
+    ['PUBLIC_URL', 'ftp://x.example', 'PUBLIC_URL'],
+    ['DATABASE_URL', 'mysql://x', 'DATABASE_URL'],
+    ['SECRETS_KEY', 'c2hvcnQ=', 'SECRETS_KEY'],
+    ['ADMIN_TOKEN', 'short', 'ADMIN_TOKEN'],
+    ['NODE_ENV', 'staging', 'NODE_ENV'],
+    ['LOG_LEVEL', 'loud', 'LOG_LEVEL'],
+    ['ACCESS_TOKEN_TTL', '5', 'ACCESS_TOKEN_TTL'],
+    ['LAUNCH_CONTEXT_TTL', '900', 'LAUNCH_CONTEXT_TTL'],
+    ['DEMO_DATA', 'maybe', 'DEMO_DATA'],
+    ['BODY_LIMIT', 'lots', 'BODY_LIMIT'],
+    ['TRUST_PROXY', 'some proxies!', 'TRUST_PROXY'],
+  ])('refuses %s=%s with a message naming it', (name, value, expected) => {
+    const p = problems({ [name]: value });
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatch(new RegExp(`^${expected}`));
+  });
+
+  it('reports every bad value at once', () => {
+    expect(problems({ PORT: 'x', LOG_LEVEL: 'y', NODE_ENV: 'z' })).toHaveLength(3);
+  });
+
+  it('never echoes a secret in its messages', () => {
+    const p = problems({ SECRETS_KEY: 'my-very-secret-value', ADMIN_TOKEN: 'tiny-secret' });
+    expect(p.join('\n')).not.toMatch(/my-very-secret-value|tiny-secret/);
+  });
+
+  it('refuses insecure production settings', () => {
+    const p = problems({ NODE_ENV: 'production', PUBLIC_URL: 'http://ehr.example.org' });
+    expect(p.some((m) => m.startsWith('SECRETS_KEY'))).toBe(true);
+    expect(p.some((m) => m.startsWith('ADMIN_TOKEN'))).toBe(true);
+    expect(p.some((m) => m.startsWith('PUBLIC_URL') && m.includes('https'))).toBe(true);
+    expect(
+      problems({
+        NODE_ENV: 'production',
+        PUBLIC_URL: 'https://e.example',
+        SECRETS_KEY: KEY,
+        ADMIN_TOKEN: TOKEN,
+        DEMO_DATA: 'true',
+      }),
+    ).toEqual([expect.stringMatching(/^DEMO_DATA/)]);
+  });
+
+  it('accepts a complete production configuration and never loads demo data there', () => {
+    const c = loadConfig({
+      NODE_ENV: 'production',
+      PUBLIC_URL: 'https://ehr.example.org',
+      SECRETS_KEY: KEY,
+      ADMIN_TOKEN: TOKEN,
+    });
+    expect(c.isProduction).toBe(true);
+    expect(c.demoData).toBe(false);
+    expect(c.secretsKey?.length).toBe(32);
+  });
+
+  it('summarises itself without secrets', () => {
+    const c = loadConfig({
+      SECRETS_KEY: KEY,
+      ADMIN_TOKEN: TOKEN,
+      DATABASE_URL: 'postgres://u:pw@db:5432/ehr',
+    });
+    const text = describeConfig(c, 'PostgreSQL db:5432/ehr').join('\n');
+    expect(text).toContain('http://localhost:3000/fhir');
+    expect(text).not.toContain(KEY);
+    expect(text).not.toContain(TOKEN);
+    expect(text).not.toContain('pw');
+  });
+});

@@ -1,0 +1,76 @@
+import { Writable } from 'node:stream';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger, redactUrl } from '../../src/http/logger.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+
+describe('HTTP shell', () => {
+  let t: TestDatabase;
+  let s: TestServer;
+  const lines: string[] = [];
+  beforeAll(async () => {
+    t = await createTestDatabase();
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
+    s = await startTestServer(t.db, {}, createLogger('info', sink));
+  });
+  afterAll(async () => {
+    await s.stop();
+    await t.drop();
+  });
+
+  it('answers liveness and readiness', async () => {
+    await request(s.url).get('/healthz').expect(200, { status: 'ok' });
+    await request(s.url)
+      .get('/readyz')
+      .expect(200)
+      .expect((r) => expect(r.body.database).toBe('ok'));
+  });
+
+  it('sends security headers and no x-powered-by', async () => {
+    const r = await request(s.url).get('/healthz');
+    expect(r.headers['x-powered-by']).toBeUndefined();
+    expect(r.headers['x-content-type-options']).toBe('nosniff');
+    expect(r.headers['content-security-policy']).toContain("default-src 'self'");
+    expect(r.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('answers unknown FHIR paths with an OperationOutcome', async () => {
+    const r = await request(s.url).get('/fhir/NoSuchThing/1').expect(404);
+    expect(r.headers['content-type']).toMatch(/application\/fhir\+json/);
+    expect(r.body.resourceType).toBe('OperationOutcome');
+  });
+
+  it('answers unknown admin API paths with OAuth-style JSON', async () => {
+    const r = await request(s.url).get('/admin/api/nothing-here').set('Authorization', 'Bearer x');
+    expect(r.status).toBeGreaterThanOrEqual(400);
+    expect(r.body).toHaveProperty('error');
+    expect(r.body).toHaveProperty('error_description');
+  });
+
+  it('answers unknown pages with an HTML page, never a stack trace', async () => {
+    const r = await request(s.url).get('/no/such/page').expect(404);
+    expect(r.headers['content-type']).toMatch(/text\/html/);
+    expect(r.text).not.toMatch(/at .*\.ts:\d+/);
+  });
+
+  it('keeps query values (PHI, codes) out of request logs', async () => {
+    await request(s.url).get('/fhir/Patient?name=Tremblay&identifier=9876543210');
+    const text = lines.join('');
+    expect(text).toContain('/fhir/Patient?name=…&identifier=…');
+    expect(text).not.toContain('Tremblay');
+    expect(text).not.toContain('9876543210');
+  });
+
+  it('redacts query values but keeps parameter names', () => {
+    expect(redactUrl('/launch?patient=p1&site=1234&action=viewMap')).toBe(
+      '/launch?patient=…&site=…&action=…',
+    );
+    expect(redactUrl('/fhir/metadata')).toBe('/fhir/metadata');
+  });
+});
