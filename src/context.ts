@@ -1,7 +1,8 @@
-import type { Router } from 'express';
+import type { RequestHandler, Router } from 'express';
 import type { AuditTrail } from './audit/audit.ts';
 import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
+import type { DatabaseSessionStore } from './ehr/session.ts';
 import type { Logger } from './http/logger.ts';
 import type { SecretBox } from './keys/secret-box.ts';
 import type { SigningKeys } from './keys/signing-keys.ts';
@@ -16,6 +17,8 @@ export interface AppContext {
   logger: Logger;
   /** Bearer token of the admin API (from ADMIN_TOKEN, or generated under KEYS_DIR in development). */
   adminToken: string;
+  /** EHR sign-in sessions: the store (to end sessions) and the express-session middleware. */
+  sessions: { store: DatabaseSessionStore; middleware: RequestHandler };
   /** Shared by capabilities that need something from another one, set during composition. */
   services: Services;
 }

@@ -11,6 +11,7 @@ import type { Database } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { openDatabase } from './db/open-database.ts';
 import { createEhr } from './ehr/index.ts';
+import { DatabaseSessionStore, sessionMiddleware } from './ehr/session.ts';
 import { createFhir } from './fhir/index.ts';
 import { createApp } from './http/app.ts';
 import { loggableError } from './http/errors.ts';
@@ -53,6 +54,7 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
     });
     await keys.init();
 
+    const sessionStore = new DatabaseSessionStore(db, config.ttl.session);
     const ctx: AppContext = {
       config,
       db,
@@ -61,8 +63,10 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
       audit: new AuditTrail(db),
       logger,
       adminToken: resolveAdminToken(config).token,
+      sessions: { store: sessionStore, middleware: (_req, _res, next) => next() },
       services: {},
     };
+    ctx.sessions.middleware = sessionMiddleware(ctx, sessionStore);
 
     // Dependency order: later capabilities may use services registered by earlier ones.
     const capabilities: Capability[] = [];

@@ -47,6 +47,13 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
   app.use(healthRoutes(ctx.db));
   app.use('/static', express.static(PUBLIC_DIR, { index: false, maxAge: '1h', fallthrough: true }));
 
+  // EHR sessions for people-facing routes. The FHIR API and the provider's endpoints under /fhir
+  // use bearer tokens and client auth, not cookies; a route there that needs the EHR session
+  // applies ctx.sessions.middleware itself (express-session skips a request that already has one).
+  app.use((req, res, next) =>
+    req.path.startsWith('/fhir') ? next() : ctx.sessions.middleware(req, res, next),
+  );
+
   for (const capability of capabilities) {
     if (capability.router) app.use(capability.router);
   }
