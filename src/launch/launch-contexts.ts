@@ -1,0 +1,270 @@
+/*
+ * Launch contexts: the one typed value a SMART EHR launch carries from /launch to the token.
+ * - created by /launch: an opaque id with 256 random bits, stored only as its SHA-256, bound to the
+ *   EHR user, the patient, the Ocean site, that site's client and a copy of the site's sealed SEK;
+ *   it expires after LAUNCH_CONTEXT_TTL (≤ 5 minutes)
+ * - consumed once, atomically, by the authorization that makes its grant (one UPDATE … WHERE
+ *   used_at IS NULL AND expires_at > now() RETURNING): a second use, an expired id, another client
+ *   or another user all find nothing
+ * - launchContextMembers() is the only place that turns it into token-response members, JWT
+ *   access-token claims and introspection members, so the three cannot disagree (STYLE habit 8)
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { AppContext } from '../context.ts';
+import type { Queryable } from '../db/database.ts';
+import { decryptSek } from '../oidc/clients-store.ts';
+import { NotFoundError, parseInput } from '../oidc/store-errors.ts';
+import { smartStyleUrl } from '../smart/style.ts';
+
+export interface LaunchContext {
+  /** users.id of the EHR user who launched (the id_token sub). */
+  userId: string;
+  /** FHIR id of the patient in context. */
+  patientId: string;
+  clientId: string;
+  siteNum: string;
+  action: string;
+  needPatientBanner: boolean;
+  /** The user's Practitioner id (fhirUser). */
+  practitionerId: string;
+  /** The site's SEK, sealed for "sek:<siteNum>"; opened only when a token is built. */
+  sekEncrypted: string;
+  createdAt: string;
+  expiresAt: string;
+  usedAt: string | null;
+  /** The oidc-provider grant made by the authorization that consumed it. */
+  grantId: string | null;
+  /** The EHR session (express-session id) it was consumed under: online_access ends with it. */
+  ehrSessionId: string | null;
+}
+
+interface Row {
+  user_id: string;
+  patient_id: string;
+  client_id: string;
+  site_num: string;
+  action: string;
+  need_patient_banner: boolean;
+  practitioner_id: string;
+  sek_encrypted: string;
+  created_at: Date | string;
+  expires_at: Date | string;
+  used_at: Date | string | null;
+  grant_id: string | null;
+  ehr_session_id: string | null;
+}
+
+const iso = (d: Date | string) => new Date(d).toISOString();
+
+function toContext(r: Row): LaunchContext {
+  return {
+    userId: r.user_id,
+    patientId: r.patient_id,
+    clientId: r.client_id,
+    siteNum: r.site_num,
+    action: r.action,
+    needPatientBanner: r.need_patient_banner,
+    practitionerId: r.practitioner_id,
+    sekEncrypted: r.sek_encrypted,
+    createdAt: iso(r.created_at),
+    expiresAt: iso(r.expires_at),
+    usedAt: r.used_at === null ? null : iso(r.used_at),
+    grantId: r.grant_id,
+    ehrSessionId: r.ehr_session_id,
+  };
+}
+
+/** The stored form of a launch id. */
+export const hashLaunchId = (launchId: string): string =>
+  createHash('sha256').update(launchId, 'utf8').digest('hex');
+
+/** Launch ids we issue: 43 base64url characters. Anything else cannot be one and is not looked up. */
+export const LAUNCH_ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
+export const createLaunchInput = z.strictObject({
+  userId: z.string().min(1).max(200),
+  patientId: z
+    .string({ message: 'patient must be a FHIR id' })
+    .regex(/^[A-Za-z0-9.-]{1,64}$/, {
+      message: 'patient must be a FHIR id (1–64 letters, digits, "-" or ".")',
+    }),
+  siteNum: z.string({ message: 'site must be a site number' }).min(1).max(64),
+  action: z.string({ message: 'action is required' }).min(1).max(64),
+  needPatientBanner: z.boolean().default(true),
+});
+export type CreateLaunchInput = z.input<typeof createLaunchInput>;
+
+/**
+ * Records a launch for a signed-in user; the returned launchId is the only copy of the id.
+ * Refuses (NotFoundError) an unknown or inactive user, an unknown site, or an action the site does not offer.
+ */
+export async function createLaunchContext(
+  ctx: AppContext,
+  input: CreateLaunchInput,
+): Promise<{ launchId: string; expiresAt: string; clientId: string }> {
+  const v = parseInput(createLaunchInput, input);
+  const launchId = randomBytes(32).toString('base64url');
+  const { rows } = await ctx.db.query<{ expires_at: Date | string; client_id: string }>(
+    `INSERT INTO launch_contexts
+       (id_hash, user_id, patient_id, client_id, site_num, action, sek_encrypted, need_patient_banner, expires_at)
+     SELECT $1, u.id, $3, s.client_id, s.site_num, $5, s.sek_encrypted, $6, now() + make_interval(secs => $7)
+       FROM sites s, users u
+      WHERE s.site_num = $4 AND u.id = $2 AND u.active
+        AND s.actions @> jsonb_build_array(jsonb_build_object('action', $5::text))
+     RETURNING expires_at, client_id`,
+    [
+      hashLaunchId(launchId),
+      v.userId,
+      v.patientId,
+      v.siteNum,
+      v.action,
+      v.needPatientBanner,
+      ctx.config.ttl.launchContext,
+    ],
+  );
+  const row = rows[0];
+  if (!row) throw await explainRefusal(ctx, v.userId, v.siteNum);
+  return { launchId, expiresAt: iso(row.expires_at), clientId: row.client_id };
+}
+
+async function explainRefusal(ctx: AppContext, userId: string, siteNum: string): Promise<NotFoundError> {
+  const { rows } = await ctx.db.query<{ user_ok: boolean; site_ok: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND active) AS user_ok,
+            EXISTS (SELECT 1 FROM sites WHERE site_num = $2) AS site_ok`,
+    [userId, siteNum],
+  );
+  const r = rows[0];
+  if (!r?.user_ok) return new NotFoundError('no such active user');
+  if (!r.site_ok) return new NotFoundError('no such Ocean site');
+  return new NotFoundError('this Ocean site offers no such action');
+}
+
+const SELECT_CONTEXT = `SELECT lc.user_id, lc.patient_id, lc.client_id, lc.site_num, lc.action, lc.need_patient_banner,
+       u.practitioner_id, lc.sek_encrypted, lc.created_at, lc.expires_at, lc.used_at, lc.grant_id, lc.ehr_session_id
+  FROM launch_contexts lc JOIN users u ON u.id = lc.user_id`;
+
+/**
+ * Whether a launch id names a live, unused context for this client (checked at the authorization
+ * endpoint, before anyone has signed in). It is consumed later, by consumeLaunchContext.
+ */
+export async function isLaunchUsable(q: Queryable, launchId: string, clientId: string): Promise<boolean> {
+  if (!LAUNCH_ID_PATTERN.test(launchId)) return false;
+  const { rows } = await q.query(
+    `SELECT 1 FROM launch_contexts
+      WHERE id_hash = $1 AND client_id = $2 AND used_at IS NULL AND expires_at > now()`,
+    [hashLaunchId(launchId), clientId],
+  );
+  return rows.length > 0;
+}
+
+export interface ConsumeLaunch {
+  launchId: string;
+  clientId: string;
+  /** The EHR user signed in now: a launch made by someone else is not theirs to redeem. */
+  userId: string;
+  grantId: string;
+  ehrSessionId: string;
+}
+
+/**
+ * Resolves a live, unused launch context for (client, user) and marks it used, binding the grant
+ * and the EHR session, in one statement. Undefined when there is no such context.
+ */
+export async function consumeLaunchContext(
+  ctx: AppContext,
+  c: ConsumeLaunch,
+  q: Queryable = ctx.db,
+): Promise<LaunchContext | undefined> {
+  if (!LAUNCH_ID_PATTERN.test(c.launchId)) return undefined;
+  const { rows } = await q.query<Row>(
+    `WITH used AS (
+       UPDATE launch_contexts SET used_at = now(), grant_id = $4, ehr_session_id = $5
+        WHERE id_hash = $1 AND client_id = $2 AND user_id = $3 AND used_at IS NULL AND expires_at > now()
+       RETURNING *)
+     SELECT used.user_id, used.patient_id, used.client_id, used.site_num, used.action, used.need_patient_banner,
+            u.practitioner_id, used.sek_encrypted, used.created_at, used.expires_at, used.used_at, used.grant_id,
+            used.ehr_session_id
+       FROM used JOIN users u ON u.id = used.user_id`,
+    [hashLaunchId(c.launchId), c.clientId, c.userId, c.grantId, c.ehrSessionId],
+  );
+  return rows[0] ? toContext(rows[0]) : undefined;
+}
+
+/** The context a grant was made for (token, refresh and introspection look it up this way). */
+export async function findLaunchContextByGrant(
+  ctx: AppContext,
+  grantId: string,
+): Promise<LaunchContext | undefined> {
+  const { rows } = await ctx.db.query<Row>(`${SELECT_CONTEXT} WHERE lc.grant_id = $1`, [grantId]);
+  return rows[0] ? toContext(rows[0]) : undefined;
+}
+
+/** Drops contexts that expired unused, and used ones once their day is over (the grant keeps what it needs). */
+export async function purgeLaunchContexts(ctx: AppContext): Promise<number> {
+  const r = await ctx.db.query(
+    `DELETE FROM launch_contexts
+      WHERE (used_at IS NULL AND expires_at < now())
+         OR (used_at IS NOT NULL AND grant_id IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM oidc_models m WHERE m.model = 'Grant' AND m.id = launch_contexts.grant_id))`,
+  );
+  return r.rowCount;
+}
+
+export interface LaunchContextMembers {
+  /** Top-level members of the token response (SMART App Launch §"Launch context arrives with your access_token"). */
+  tokenResponse: {
+    patient: string;
+    need_patient_banner: boolean;
+    smart_style_url: string;
+    oceanSharedEncryptionKey: string;
+  };
+  /** Claims of the JWT access token (RFC 9068 plus SMART context; SPEC §2). */
+  accessTokenClaims: {
+    patient: string;
+    fhirUser: string;
+    need_patient_banner: boolean;
+    oceanSharedEncryptionKey: string;
+  };
+  /** Members of an active introspection response (RFC 7662 §2.2 allows extensions). */
+  introspection: {
+    patient: string;
+    fhirUser: string;
+    need_patient_banner: boolean;
+    smart_style_url: string;
+    oceanSharedEncryptionKey: string;
+  };
+}
+
+/** Absolute fhirUser URL of a Practitioner id. */
+export const fhirUserUrl = (ctx: AppContext, practitionerId: string): string =>
+  `${ctx.config.fhirBaseUrl}/Practitioner/${encodeURIComponent(practitionerId)}`;
+
+/** The one mapping from a launch context to everything a client or resource server sees of it. */
+export function launchContextMembers(ctx: AppContext, lc: LaunchContext): LaunchContextMembers {
+  // SPEC §2: Base64 (standard alphabet) of the UTF-8 bytes of the site's SEK.
+  const sek = Buffer.from(decryptSek(ctx, lc.siteNum, lc.sekEncrypted), 'utf8').toString('base64');
+  const fhirUser = fhirUserUrl(ctx, lc.practitionerId);
+  const style = smartStyleUrl(ctx.config);
+  return {
+    tokenResponse: {
+      patient: lc.patientId,
+      need_patient_banner: lc.needPatientBanner,
+      smart_style_url: style,
+      oceanSharedEncryptionKey: sek,
+    },
+    accessTokenClaims: {
+      patient: lc.patientId,
+      fhirUser,
+      need_patient_banner: lc.needPatientBanner,
+      oceanSharedEncryptionKey: sek,
+    },
+    introspection: {
+      patient: lc.patientId,
+      fhirUser,
+      need_patient_banner: lc.needPatientBanner,
+      smart_style_url: style,
+      oceanSharedEncryptionKey: sek,
+    },
+  };
+}
