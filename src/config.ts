@@ -131,6 +131,26 @@ export const settings = {
     default: '200mb',
     why: 'largest FHIR Bundle accepted by the admin import endpoint',
   },
+  LOGIN_MAX_FAILURES_PER_ACCOUNT: {
+    schema: z.coerce.number().int().min(1).max(1000),
+    default: '5',
+    why: 'failed EHR sign-ins for one username within LOGIN_THROTTLE_WINDOW before that username is refused (password guessing)',
+  },
+  LOGIN_MAX_FAILURES_PER_ADDRESS: {
+    schema: z.coerce.number().int().min(1).max(100000),
+    default: '50',
+    why: 'failed EHR sign-ins from one client address within LOGIN_THROTTLE_WINDOW before it is refused (high: a hospital NAT is one address)',
+  },
+  LOGIN_THROTTLE_WINDOW: {
+    schema: seconds(10, 86400),
+    default: '900',
+    why: 'seconds over which failed sign-ins are counted; a throttled account or address may try again when it ends',
+  },
+  METRICS_TOKEN: {
+    schema: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
+    default: undefined,
+    why: 'when set, GET /metrics needs Authorization: Bearer METRICS_TOKEN (metrics never carry PHI either way)',
+  },
   DEMO_DATA: {
     schema: bool,
     default: undefined,
@@ -166,6 +186,9 @@ export type Config = {
   bodyLimit: string;
   importBodyLimit: string;
   demoData: boolean;
+  metricsToken: string | undefined;
+  /** Failed-sign-in throttling of the EHR login form (src/ehr/throttle.ts). */
+  loginThrottle: { maxFailuresPerAccount: number; maxFailuresPerAddress: number; windowSeconds: number };
   /** Cookies get the Secure flag when the public URL is https. */
   secureCookies: boolean;
 };
@@ -243,11 +266,17 @@ export function loadConfig(env: Env = process.env): Config {
     bodyLimit: values.BODY_LIMIT as string,
     importBodyLimit: values.IMPORT_BODY_LIMIT as string,
     demoData: (values.DEMO_DATA as boolean | undefined) ?? !isProduction,
+    metricsToken: values.METRICS_TOKEN as string | undefined,
+    loginThrottle: {
+      maxFailuresPerAccount: values.LOGIN_MAX_FAILURES_PER_ACCOUNT as number,
+      maxFailuresPerAddress: values.LOGIN_MAX_FAILURES_PER_ADDRESS as number,
+      windowSeconds: values.LOGIN_THROTTLE_WINDOW as number,
+    },
     secureCookies: url.protocol === 'https:',
   };
 }
 
-const secretSettings = new Set<string>(['SECRETS_KEY', 'ADMIN_TOKEN', 'DATABASE_URL']);
+const secretSettings = new Set<string>(['SECRETS_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'METRICS_TOKEN']);
 
 /** Messages about bad values must not echo secrets (they end up in deployment logs). */
 function redact(name: string, raw: string | undefined): string {

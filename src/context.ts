@@ -4,6 +4,7 @@ import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
 import type { DatabaseSessionStore } from './ehr/session.ts';
 import type { Logger } from './http/logger.ts';
+import type { Metrics } from './http/metrics.ts';
 import type { SecretBox } from './keys/secret-box.ts';
 import type { SigningKeys } from './keys/signing-keys.ts';
 
@@ -15,6 +16,8 @@ export interface AppContext {
   keys: SigningKeys;
   audit: AuditTrail;
   logger: Logger;
+  /** Prometheus counters and histograms (src/http/metrics.ts). */
+  metrics: Metrics;
   /** Bearer token of the admin API (from ADMIN_TOKEN, or generated under KEYS_DIR in development). */
   adminToken: string;
   /** EHR sign-in sessions: the store (to end sessions) and the express-session middleware. */

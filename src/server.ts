@@ -16,6 +16,8 @@ import { createFhir } from './fhir/index.ts';
 import { createApp } from './http/app.ts';
 import { loggableError } from './http/errors.ts';
 import type { Logger } from './http/logger.ts';
+import { Metrics } from './http/metrics.ts';
+import { purgeRateLimits } from './http/rate-limit.ts';
 import { SecretBox } from './keys/secret-box.ts';
 import { resolveAdminToken, resolveSecretsKey } from './keys/secrets-key.ts';
 import { SigningKeys } from './keys/signing-keys.ts';
@@ -62,6 +64,7 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
       keys,
       audit: new AuditTrail(db),
       logger,
+      metrics: new Metrics(db),
       adminToken: resolveAdminToken(config).token,
       sessions: { store: sessionStore, middleware: (_req, _res, next) => next() },
       services: {},
@@ -77,6 +80,11 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
 
     keys.startRefreshing();
     for (const c of capabilities) await c.start?.();
+    const housekeeping = setInterval(() => {
+      purgeRateLimits(db).catch(() => {});
+      sessionStore.purgeExpired().catch(() => {});
+    }, 10 * 60_000);
+    housekeeping.unref();
 
     let closed = false;
     return {
@@ -87,6 +95,7 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
         if (closed) return;
         closed = true;
         keys.stopRefreshing();
+        clearInterval(housekeeping);
         for (const c of [...capabilities].reverse()) await c.stop?.();
         await ctx.audit.flush();
         if (ownsDb) await db.close();

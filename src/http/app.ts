@@ -44,7 +44,9 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
     }),
   );
   app.use(requestLogger(ctx.logger));
+  app.use(ctx.metrics.middleware());
   app.use(healthRoutes(ctx.db));
+  app.use(ctx.metrics.routes(ctx.config.metricsToken));
   app.use('/static', express.static(PUBLIC_DIR, { index: false, maxAge: '1h', fallthrough: true }));
 
   // EHR sessions for people-facing routes. The FHIR API and the provider's endpoints under /fhir

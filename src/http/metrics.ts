@@ -1,0 +1,123 @@
+/*
+ * Prometheus metrics (prom-client), one registry per server so tests can build several.
+ * - labels are low-cardinality by construction: route families, resource types, grant types —
+ *   never ids, paths with ids, or anything a patient could be identified by
+ * - GET /metrics, optionally behind METRICS_TOKEN
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { RequestHandler, Router } from 'express';
+import { Router as createRouter } from 'express';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Database } from '../db/database.ts';
+
+const FAMILIES: [RegExp, string][] = [
+  [/^\/fhir\/\.well-known\//, 'discovery'],
+  [/^\/fhir\/metadata/, 'fhir_metadata'],
+  [
+    /^\/fhir\/(auth|token|introspect|revoke|reg|userinfo|me|jwks|session|request|backchannel|device)/,
+    'oauth',
+  ],
+  [/^\/fhir\//, 'fhir_api'],
+  [/^\/interaction\//, 'oauth_interaction'],
+  [/^\/launch/, 'launch'],
+  [/^\/admin\/api\//, 'admin_api'],
+  [/^\/admin/, 'admin_ui'],
+  [/^\/(healthz|readyz|metrics)$/, 'health'],
+  [/^\/static\//, 'static'],
+];
+
+export function routeFamily(path: string): string {
+  for (const [re, family] of FAMILIES) if (re.test(path)) return family;
+  return 'ehr';
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request latency by route family, method and status class',
+    labelNames: ['family', 'method', 'status'] as const,
+    buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly launches = new Counter({
+    name: 'smart_launches_total',
+    help: 'EHR launches started at /launch, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly tokensIssued = new Counter({
+    name: 'oauth_tokens_issued_total',
+    help: 'Token endpoint successes by grant type',
+    labelNames: ['grant_type'] as const,
+    registers: [this.registry],
+  });
+  readonly fhirRequests = new Counter({
+    name: 'fhir_requests_total',
+    help: 'FHIR API requests by resource type, interaction and status',
+    labelNames: ['resource_type', 'interaction', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly fhirDuration = new Histogram({
+    name: 'fhir_request_duration_seconds',
+    help: 'FHIR API latency by interaction',
+    labelNames: ['interaction'] as const,
+    buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  constructor(db: Database) {
+    collectDefaultMetrics({ register: this.registry });
+    const pool = new Gauge({
+      name: 'db_pool_connections',
+      help: 'Database pool connections by state',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      collect() {
+        const s = db.stats();
+        this.set({ state: 'total' }, s.total);
+        this.set({ state: 'idle' }, s.idle);
+        this.set({ state: 'waiting' }, s.waiting);
+      },
+    });
+    void pool;
+  }
+
+  /** Times every request by route family. */
+  middleware(): RequestHandler {
+    return (req, res, next) => {
+      const end = this.httpDuration.startTimer();
+      res.once('finish', () => {
+        end({
+          family: routeFamily(req.originalUrl.split('?')[0] ?? ''),
+          method: req.method,
+          status: `${Math.floor(res.statusCode / 100)}xx`,
+        });
+      });
+      next();
+    };
+  }
+
+  routes(token: string | undefined): Router {
+    const router = createRouter();
+    const expected = token ? createHash('sha256').update(token).digest() : undefined;
+    router.get('/metrics', async (req, res, next) => {
+      try {
+        if (expected) {
+          const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+          if (!timingSafeEqual(createHash('sha256').update(given).digest(), expected)) {
+            res
+              .status(401)
+              .set('WWW-Authenticate', 'Bearer realm="metrics"')
+              .json({ error: 'invalid_token' });
+            return;
+          }
+        }
+        res.set('Content-Type', this.registry.contentType).send(await this.registry.metrics());
+      } catch (err) {
+        next(err);
+      }
+    });
+    return router;
+  }
+}
