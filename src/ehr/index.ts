@@ -1,6 +1,84 @@
+/*
+ * The EHR capability: what a clinician sees.
+ * Routes (people-facing, HTML; the EHR session is mounted by src/http/app.ts):
+ *   GET  /login                              sign-in form               sign-in.ts
+ *   POST /login                              sign in                    sign-in.ts
+ *   POST /logout                             sign out                   sign-in.ts
+ *   GET  /                                   → /patients
+ *   GET  /patients                           patient list and search    screens.ts
+ *   GET  /patients/:id                       chart with Ocean buttons   screens.ts
+ *   GET  /patients/:id/documents/:docId      a chart document           screens.ts
+ * Services: ctx.services.currentUser (middleware setting res.locals.currentUser),
+ * ctx.services.startupBanner (demo credentials at start, when demo data was loaded).
+ */
+import express, { type RequestHandler, Router } from 'express';
 import type { AppContext, Capability } from '../context.ts';
+import { loadDemoData } from '../demo/index.ts';
+import { HttpError, loggableError } from '../http/errors.ts';
+import { loadCurrentUser, noStore, requireUser } from './current-user.ts';
+import { screenRoutes } from './screens.ts';
+import { csrfProtection, isCsrfError } from './session.ts';
+import { signInRoutes } from './sign-in.ts';
 
-/** Ehr capability (placeholder until its issue lands). */
-export async function createEhr(_ctx: AppContext): Promise<Capability> {
-  return { name: 'ehr' };
+/** How often expired sessions and ended throttle windows are deleted. */
+const PURGE_INTERVAL_MS = 10 * 60 * 1000;
+
+/** CSRF refusal as a page a person understands. */
+const csrfGuard: RequestHandler = (req, res, next) =>
+  csrfProtection(req, res, (err?: unknown) => {
+    if (err && isCsrfError(err)) {
+      next(
+        new HttpError(
+          403,
+          'invalid_csrf_token',
+          'This form had expired or came from another site. Go back, reload the page and try again.',
+        ),
+      );
+    } else next(err);
+  });
+
+export async function createEhr(ctx: AppContext): Promise<Capability> {
+  const signIn = signInRoutes(ctx);
+  const screens = screenRoutes(ctx);
+  const currentUser = loadCurrentUser(ctx);
+  const form = express.urlencoded({ extended: false, limit: ctx.config.bodyLimit, parameterLimit: 20 });
+  ctx.services.currentUser = currentUser;
+
+  const router = Router();
+  router.get('/login', noStore, currentUser, signIn.form);
+  router.post('/login', noStore, form, currentUser, signIn.submit);
+  router.post(
+    '/logout',
+    form,
+    (req, res, next) => (req.session?.userId ? csrfGuard(req, res, next) : res.redirect(303, '/login')),
+    signIn.signOut,
+  );
+  router.get('/', currentUser, requireUser, (_req, res) => res.redirect(303, '/patients'));
+  router.get('/patients', noStore, currentUser, requireUser, screens.list);
+  router.get('/patients/:id', noStore, currentUser, requireUser, screens.chart);
+  router.get('/patients/:id/documents/:docId', noStore, currentUser, requireUser, screens.document);
+
+  let timer: NodeJS.Timeout | undefined;
+  const purge = async () => {
+    await signIn.purge();
+    await ctx.sessions.store
+      .purgeExpired()
+      .catch((err) => ctx.logger.warn({ err: loggableError(err) }, 'session purge failed'));
+  };
+
+  return {
+    name: 'ehr',
+    router,
+    async start() {
+      if (ctx.config.demoData) {
+        const demo = await loadDemoData(ctx);
+        ctx.services.startupBanner = () => demo.bannerLines();
+      }
+      timer = setInterval(() => void purge(), PURGE_INTERVAL_MS);
+      timer.unref();
+    },
+    stop() {
+      if (timer) clearInterval(timer);
+    },
+  };
 }

@@ -1,0 +1,144 @@
+/*
+ * Demo data for a first `npm start` (never in production: config refuses DEMO_DATA there).
+ * - loaded only into a database without users, all in ONE transaction: users + Practitioners,
+ *   synthetic Ontario patients with charts, and an Ocean client for Ocean's test environment
+ * - idempotent: a second start (or a second instance racing the first) loads nothing; the
+ *   loser of a race hits the unique username and its transaction rolls back whole
+ * - the banner prints the URL and the demo credentials; never a SEK, secret or token
+ */
+import { randomBytes } from 'node:crypto';
+import type { AppContext } from '../context.ts';
+import type { Database, Queryable } from '../db/database.ts';
+import { countUsers, findByUsername, insertUser, type NewUser } from '../ehr/users.ts';
+import { putResource } from '../fhir/repository.ts';
+import { loggableError } from '../http/errors.ts';
+import { addSite, createClient } from '../oidc/clients-store.ts';
+import { ConflictError } from '../oidc/store-errors.ts';
+import { demoPatients } from './patients.ts';
+
+/** CPSO registration numbers (Ontario physician licence), Infoway naming system. */
+const CPSO_SYSTEM = 'https://fhir.infoway-inforoute.ca/NamingSystem/ca-on-license-physician';
+
+export const DEMO_USERS: NewUser[] = [
+  {
+    username: 'dr.patel',
+    password: 'demo-clinician-1',
+    given_name: 'Anita',
+    family_name: 'Patel',
+    email: 'anita.patel@clinic.example.org',
+    identifiers: [{ system: CPSO_SYSTEM, value: '87231' }],
+    roles: ['clinician'],
+  },
+  {
+    username: 'dr.lavoie',
+    password: 'demo-clinician-2',
+    given_name: 'Marc',
+    family_name: 'Lavoie',
+    email: 'marc.lavoie@clinic.example.org',
+    identifiers: [{ system: CPSO_SYSTEM, value: '102934' }],
+    roles: ['clinician'],
+  },
+  {
+    username: 'admin',
+    password: 'demo-administrator',
+    given_name: 'Jordan',
+    family_name: 'Reid',
+    email: 'jordan.reid@clinic.example.org',
+    identifiers: [{ system: CPSO_SYSTEM, value: '65512' }],
+    roles: ['admin', 'clinician'],
+  },
+];
+
+export const DEMO_PATIENT_COUNT = 30;
+
+export const OCEAN_TEST_LAUNCH_URL = 'https://test.cognisantmd.com/sso/smart/auth';
+export const DEMO_SITE_NUM = '1234';
+export const DEMO_ACTIONS = [
+  { action: 'viewMap', label: 'Health Map' },
+  { action: 'dashboard', label: 'Patient dashboard' },
+  { action: 'referDirect', label: 'Refer' },
+];
+
+export interface DemoResult {
+  /** True when this start loaded the data (false: the database already had users). */
+  loaded: boolean;
+  bannerLines(): string[];
+}
+
+/** The clients store takes a context; inside our transaction its writes must join it. */
+function joined(tx: Queryable, db: Database): Database {
+  return {
+    kind: db.kind,
+    query: (sql, params) => tx.query(sql, params),
+    exec: (sql) => tx.exec(sql),
+    transaction: (fn) => fn(tx),
+    ping: () => db.ping(),
+    stats: () => db.stats(),
+    close: async () => {},
+  };
+}
+
+async function load(ctx: AppContext): Promise<boolean> {
+  return ctx.db.transaction(async (tx) => {
+    if ((await countUsers(tx)) > 0) return false;
+    for (const u of DEMO_USERS) await insertUser(tx, u);
+    for (const { patient, resources } of demoPatients(DEMO_PATIENT_COUNT)) {
+      await putResource(tx, patient);
+      for (const r of resources) await putResource(tx, r);
+    }
+    const txCtx: AppContext = { ...ctx, db: joined(tx, ctx.db) };
+    // Ocean's reference client is public and sends no PKCE (SPEC §2): PKCE is off for this one
+    // client, which the admin console flags. Replace it with Ocean's real registration before go-live.
+    const { client } = await createClient(txCtx, {
+      name: 'Ocean (test environment)',
+      redirect_uris: [OCEAN_TEST_LAUNCH_URL, 'https://test.cognisantmd.com/smart/auth'],
+      launch_url: OCEAN_TEST_LAUNCH_URL,
+      token_endpoint_auth_method: 'none',
+      id_token_signed_response_alg: 'RS256',
+      require_pkce: false,
+      pre_authorized: true,
+    });
+    // A random demo SEK: the real one is shown to the Ocean site administrator and entered
+    // in the admin console; it is never printed.
+    await addSite(txCtx, client.client_id, {
+      siteNum: DEMO_SITE_NUM,
+      sharedEncryptionKey: randomBytes(32).toString('base64'),
+      actions: DEMO_ACTIONS,
+    });
+    return true;
+  });
+}
+
+export async function loadDemoData(ctx: AppContext): Promise<DemoResult> {
+  let loaded = false;
+  try {
+    loaded = await load(ctx);
+    if (loaded)
+      ctx.logger.info({ users: DEMO_USERS.length, patients: DEMO_PATIENT_COUNT }, 'demo data loaded');
+  } catch (err) {
+    // Another instance loaded it at the same moment: its copy stands, ours rolled back.
+    if (!(err instanceof ConflictError)) throw err;
+    ctx.logger.info({ err: loggableError(err) }, 'demo data already being loaded by another instance');
+  }
+  // Which demo accounts still exist (an administrator may have removed or renamed them).
+  const present: NewUser[] = [];
+  for (const u of DEMO_USERS) {
+    const found = await findByUsername(ctx, u.username);
+    if (found?.active) present.push(u);
+  }
+  return {
+    loaded,
+    bannerLines() {
+      if (present.length === 0) return [];
+      return [
+        '',
+        `open          ${ctx.config.publicUrl}/login`,
+        `demo sign-in  (demo data${loaded ? ' loaded now' : ''}; passwords as first set)`,
+        ...present.map(
+          (u) =>
+            `  ${u.username.padEnd(12)} ${u.password.padEnd(20)} ${u.roles?.includes('admin') ? 'administrator' : 'clinician'}`,
+        ),
+      ];
+    },
+  };
+}

@@ -1,0 +1,83 @@
+/*
+ * Who is signed in, for people-facing routes.
+ * - the session holds only users.id; the user is re-read on every request, so a deactivated
+ *   user or one whose password was reset is out at once (their session row is gone too)
+ * - a session naming a user that no longer exists or is inactive is destroyed
+ * - requireUser sends a person who is not signed in to /login and straight back afterwards
+ */
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { AppContext } from '../context.ts';
+import { csrfToken } from './session.ts';
+import { type User as EhrUser, getUser } from './users.ts';
+
+declare global {
+  namespace Express {
+    interface Locals {
+      /** The signed-in EHR user, when there is one (set by loadCurrentUser). */
+      currentUser?: EhrUser;
+    }
+  }
+}
+
+/** Sets res.locals.currentUser (and the CSRF token the layout's sign-out form needs). */
+export function loadCurrentUser(ctx: AppContext): RequestHandler {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    try {
+      const userId = req.session?.userId;
+      if (userId) {
+        const user = await getUser(ctx, userId);
+        if (user?.active) {
+          res.locals.currentUser = user;
+          res.locals.csrfToken = csrfToken(req);
+        } else {
+          await new Promise<void>((resolve, reject) =>
+            req.session.destroy((err) => (err ? reject(err) : resolve())),
+          );
+        }
+      }
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+}
+
+/** A local path to come back to after sign-in, or undefined when the value is anything else (no open redirect). */
+export function safeReturnTo(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 2048) return undefined;
+  if (!value.startsWith('/') || value.startsWith('//') || value.includes('\\')) return undefined;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+  if (/[\u0000-\u001f\u007f]/.test(value)) return undefined;
+  const base = 'http://return-to.invalid';
+  let url: URL;
+  try {
+    url = new URL(value, base);
+  } catch {
+    return undefined;
+  }
+  if (url.origin !== base) return undefined;
+  if (url.pathname === '/login' || url.pathname === '/logout') return undefined;
+  return `${url.pathname}${url.search}`;
+}
+
+export function loginUrl(returnTo: string | undefined): string {
+  const safe = safeReturnTo(returnTo);
+  return safe && safe !== '/' ? `/login?returnTo=${encodeURIComponent(safe)}` : '/login';
+}
+
+/** Pages for signed-in users: anyone else goes to /login (GET comes straight back afterwards). */
+export const requireUser: RequestHandler = (req, res, next) => {
+  if (res.locals.currentUser) {
+    next();
+    return;
+  }
+  res.setHeader('Cache-Control', 'no-store');
+  res.redirect(303, loginUrl(req.method === 'GET' ? req.originalUrl : undefined));
+};
+
+/** Pages that show PHI must not be kept by shared browsers or proxies. */
+export const noStore: RequestHandler = (_req, res, next) => {
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('Pragma', 'no-cache');
+  next();
+};

@@ -1,0 +1,194 @@
+/*
+ * Clinician sign-in and sign-out (passport, local strategy).
+ * - GET /login: the form, with the session's CSRF token in a hidden `_csrf` input
+ * - POST /login: CSRF checked → throttle checked (per account and per address) → credentials
+ *   verified → session id regenerated (no fixation) → userId + authTime set → back to returnTo
+ * - an unknown user, a wrong password and an inactive user get the same answer after the same work
+ * - POST /logout destroys the session row (online_access refresh tokens check it, so they end too)
+ * - audit: ehr.signin (success / failure, with the reason code only), ehr.signout
+ */
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { Passport } from 'passport';
+import { Strategy as LocalStrategy } from 'passport-local';
+import type { AppContext } from '../context.ts';
+import { loggableError } from '../http/errors.ts';
+import { safeReturnTo } from './current-user.ts';
+import { csrfProtection, csrfToken, isCsrfError, SESSION_COOKIE } from './session.ts';
+import { LoginThrottle } from './throttle.ts';
+import { type User, verifyPassword } from './users.ts';
+
+const INCORRECT = 'The username or password is incorrect.';
+
+interface FormState {
+  status?: number;
+  username?: string;
+  returnTo?: string;
+  error?: string;
+  notice?: string;
+}
+
+function renderForm(req: Request, res: Response, state: FormState): void {
+  res.setHeader('Cache-Control', 'no-store');
+  res.status(state.status ?? 200).render('ehr/login', {
+    title: 'Sign in',
+    csrfToken: csrfToken(req),
+    username: state.username ?? '',
+    returnTo: state.returnTo ?? '',
+    error: state.error,
+    notice: state.notice,
+  });
+}
+
+function minutes(seconds: number): string {
+  const m = Math.max(1, Math.ceil(seconds / 60));
+  return m === 1 ? '1 minute' : `${m} minutes`;
+}
+
+function promisify(fn: (cb: (err?: unknown) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+}
+
+export function signInRoutes(ctx: AppContext) {
+  const throttle = new LoginThrottle(ctx.db, ctx.box, ctx.config.loginThrottle);
+  const passport = new Passport();
+  passport.use(
+    'local',
+    new LocalStrategy(
+      { usernameField: 'username', passwordField: 'password', session: false },
+      (username, password, done) => {
+        verifyPassword(ctx, username, password).then(
+          (user) => done(null, user ?? false),
+          (err) => done(err),
+        );
+      },
+    ),
+  );
+
+  const authenticate = (req: Request, res: Response, next: NextFunction) =>
+    new Promise<User | undefined>((resolve, reject) => {
+      passport.authenticate('local', { session: false }, (err: unknown, user: User | false) => {
+        if (err) reject(err);
+        else resolve(user || undefined);
+      })(req, res, next);
+    });
+
+  const form: RequestHandler = (req, res) => {
+    const returnTo = safeReturnTo(req.query.returnTo);
+    if (res.locals.currentUser) {
+      res.redirect(303, returnTo ?? '/');
+      return;
+    }
+    renderForm(req, res, {
+      returnTo,
+      notice: req.query.signedOut === '1' ? 'You have signed out.' : undefined,
+    });
+  };
+
+  const submit: RequestHandler = (req, res, next) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const username = typeof body.username === 'string' ? body.username.trim().slice(0, 200) : '';
+    const password = typeof body.password === 'string' ? body.password : '';
+    const returnTo = safeReturnTo(body.returnTo) ?? safeReturnTo(req.session.returnTo);
+    const ip = req.ip ?? 'unknown';
+    const audit = (outcome: 'success' | 'failure', reason: string | null, userId?: string) =>
+      ctx.audit.record({
+        action: 'ehr.signin',
+        outcome,
+        userId: userId ?? null,
+        requestId: String(req.id ?? ''),
+        ip,
+        detail: reason ? { reason } : null,
+      });
+
+    csrfProtection(req, res, async (csrfErr?: unknown) => {
+      try {
+        if (csrfErr) {
+          if (!isCsrfError(csrfErr)) throw csrfErr;
+          await audit('failure', 'csrf');
+          renderForm(req, res, {
+            status: 403,
+            username,
+            returnTo,
+            error: 'This sign-in form had expired or was opened in another window. Please sign in again.',
+          });
+          return;
+        }
+        if (!username || !password) {
+          renderForm(req, res, {
+            status: 400,
+            username,
+            returnTo,
+            error: 'Enter your username and password.',
+          });
+          return;
+        }
+        const verdict = await throttle.check(username, ip);
+        if (verdict.blocked) {
+          await audit('failure', 'throttled');
+          res.setHeader('Retry-After', String(verdict.retryAfterSeconds));
+          renderForm(req, res, {
+            status: 429,
+            username,
+            returnTo,
+            error: `Too many failed sign-in attempts. For your security, sign-in is paused; try again in ${minutes(verdict.retryAfterSeconds)}, or ask your administrator to reset your password.`,
+          });
+          return;
+        }
+        const user = await authenticate(req, res, next);
+        if (!user) {
+          await throttle.recordFailure(username, ip);
+          await audit('failure', 'bad_credentials');
+          renderForm(req, res, { status: 401, username, returnTo, error: INCORRECT });
+          return;
+        }
+        await throttle.recordSuccess(username);
+        // A new session id at sign-in: a session id planted before sign-in is worth nothing.
+        await promisify((cb) => req.session.regenerate(cb));
+        req.session.userId = user.id;
+        req.session.authTime = Math.floor(Date.now() / 1000);
+        await promisify((cb) => req.session.save(cb));
+        await audit('success', null, user.id);
+        req.log?.info({ userId: user.id }, 'EHR sign-in');
+        res.redirect(303, returnTo ?? '/');
+      } catch (err) {
+        next(err);
+      }
+    });
+  };
+
+  const signOut: RequestHandler = async (req, res, next) => {
+    try {
+      const userId = req.session.userId;
+      await promisify((cb) => req.session.destroy(cb));
+      res.clearCookie(SESSION_COOKIE, {
+        path: '/',
+        httpOnly: true,
+        sameSite: 'lax',
+        secure: ctx.config.secureCookies,
+      });
+      if (userId) {
+        await ctx.audit.record({
+          action: 'ehr.signout',
+          userId,
+          requestId: String(req.id ?? ''),
+          ip: req.ip ?? null,
+        });
+      }
+      res.redirect(303, '/login?signedOut=1');
+    } catch (err) {
+      next(err);
+    }
+  };
+
+  return {
+    form,
+    submit,
+    signOut,
+    throttle,
+    /** Periodic clean-up of ended throttle windows. */
+    purge: () =>
+      throttle
+        .purgeExpired()
+        .catch((err) => ctx.logger.warn({ err: loggableError(err) }, 'login throttle purge failed')),
+  };
+}

@@ -1,0 +1,284 @@
+/*
+ * EHR users: the people who sign in, each linked to a FHIR Practitioner.
+ * - `id` is drawn once at random and never changes: it is the id_token `sub`, and Ocean links
+ *   its user to `sub@iss` (SPEC §2) — not on a username, password, name or e-mail change either
+ * - creating a user writes the Practitioner and the users row in ONE transaction
+ * - passwords are scrypt hashes (src/ehr/passwords.ts); a password reset or deactivation also
+ *   ends the user's sign-in sessions (and with them online_access refresh tokens)
+ * - bad input → ValidationError (400, per-field issues), a taken username → ConflictError (409),
+ *   no such user → NotFoundError (404): the store errors of src/oidc/store-errors.ts, all
+ *   HttpErrors, so the admin API can simply rethrow them
+ */
+import { randomUUID } from 'node:crypto';
+import type { Practitioner } from '@medplum/fhirtypes';
+import { z } from 'zod';
+import type { Database, Queryable } from '../db/database.ts';
+import { sqlState, UNIQUE_VIOLATION } from '../db/database.ts';
+import { putResource } from '../fhir/repository.ts';
+import { ConflictError, NotFoundError, parseInput } from '../oidc/store-errors.ts';
+import { hashPassword, needsRehash, verifyAgainstDummy, verifyPasswordHash } from './passwords.ts';
+
+export const ROLES = ['admin', 'clinician'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const PASSWORD_MIN_LENGTH = 10;
+export const PASSWORD_MAX_LENGTH = 256;
+
+export { ConflictError, NotFoundError, ValidationError } from '../oidc/store-errors.ts';
+
+const password = z
+  .string()
+  .min(PASSWORD_MIN_LENGTH, `password must be at least ${PASSWORD_MIN_LENGTH} characters`)
+  .max(PASSWORD_MAX_LENGTH, `password must be at most ${PASSWORD_MAX_LENGTH} characters`);
+
+const name = (what: string) =>
+  z
+    .string()
+    .trim()
+    .min(1, `${what} is required`)
+    .max(100, `${what} must be at most 100 characters`)
+    .refine((v) => !/[\p{Cc}]/u.test(v), `${what} must not contain control characters`);
+
+export const newUserSchema = z.strictObject({
+  username: z
+    .string()
+    .trim()
+    .min(1, 'username is required')
+    .max(64, 'username must be at most 64 characters')
+    .regex(/^[A-Za-z0-9._@-]+$/, 'username may hold letters, digits and . _ @ - only'),
+  password,
+  given_name: name('given_name'),
+  family_name: name('family_name'),
+  email: z.email('email must be an e-mail address').max(254).optional(),
+  identifiers: z
+    .array(
+      z.strictObject({
+        system: z.url('identifier system must be a URI').max(300),
+        value: z.string().trim().min(1, 'identifier value is required').max(100),
+      }),
+    )
+    .max(20)
+    .optional(),
+  roles: z
+    .array(z.enum(ROLES, `roles may be ${ROLES.join(', ')}`))
+    .max(ROLES.length)
+    .optional(),
+});
+
+export type NewUser = z.input<typeof newUserSchema>;
+
+export interface User {
+  id: string;
+  username: string;
+  practitionerId: string;
+  givenName: string;
+  familyName: string;
+  email: string | null;
+  roles: Role[];
+  active: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+  passwordChangedAt: Date;
+}
+
+interface UserRow {
+  id: string;
+  username: string;
+  password_hash: string;
+  practitioner_id: string;
+  given_name: string;
+  family_name: string;
+  email: string | null;
+  roles: string[];
+  active: boolean;
+  created_at: Date | string;
+  updated_at: Date | string;
+  password_changed_at: Date | string;
+}
+
+const COLUMNS =
+  'id, username, password_hash, practitioner_id, given_name, family_name, email, roles, active, created_at, updated_at, password_changed_at';
+
+function toUser(row: UserRow): User {
+  return {
+    id: row.id,
+    username: row.username,
+    practitionerId: row.practitioner_id,
+    givenName: row.given_name,
+    familyName: row.family_name,
+    email: row.email,
+    roles: row.roles.filter((r): r is Role => (ROLES as readonly string[]).includes(r)),
+    active: row.active,
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+    passwordChangedAt: new Date(row.password_changed_at),
+  };
+}
+
+type Ctx = { db: Database };
+
+/** The Practitioner a user is (fhirUser / profile of the id_token). */
+export function practitionerFor(
+  practitionerId: string,
+  u: {
+    given_name: string;
+    family_name: string;
+    email?: string;
+    identifiers?: { system: string; value: string }[];
+  },
+): Practitioner {
+  return {
+    resourceType: 'Practitioner',
+    id: practitionerId,
+    active: true,
+    ...(u.identifiers?.length
+      ? { identifier: u.identifiers.map((i) => ({ system: i.system, value: i.value })) }
+      : {}),
+    name: [
+      {
+        use: 'official',
+        family: u.family_name,
+        given: [u.given_name],
+        text: `${u.given_name} ${u.family_name}`,
+      },
+    ],
+    ...(u.email ? { telecom: [{ system: 'email', value: u.email, use: 'work' }] } : {}),
+  };
+}
+
+/**
+ * Creates the user and its Practitioner inside an open transaction (demo data loads several
+ * users in one). Most callers want createUser.
+ */
+export async function insertUser(tx: Queryable, input: NewUser): Promise<User> {
+  const u = parseInput(newUserSchema, input);
+  const taken = await tx.query('SELECT 1 FROM users WHERE lower(username) = lower($1)', [u.username]);
+  if (taken.rowCount > 0) throw new ConflictError(`username ${u.username} is already taken`);
+  const id = randomUUID();
+  const practitionerId = randomUUID();
+  await putResource(tx, practitionerFor(practitionerId, u));
+  try {
+    const r = await tx.query<UserRow>(
+      `INSERT INTO users (id, username, password_hash, practitioner_id, given_name, family_name, email, roles)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${COLUMNS}`,
+      [
+        id,
+        u.username,
+        await hashPassword(u.password),
+        practitionerId,
+        u.given_name,
+        u.family_name,
+        u.email ?? null,
+        [...new Set(u.roles ?? ['clinician'])],
+      ],
+    );
+    return toUser(r.rows[0]!);
+  } catch (err) {
+    // Two admins creating the same username at once: the unique index decides.
+    if (sqlState(err) === UNIQUE_VIOLATION)
+      throw new ConflictError(`username ${u.username} is already taken`);
+    throw err;
+  }
+}
+
+/** Creates a user and its Practitioner in one transaction. */
+export async function createUser(ctx: Ctx, input: NewUser): Promise<User> {
+  return ctx.db.transaction((tx) => insertUser(tx, input));
+}
+
+export async function getUser(ctx: Ctx, id: string): Promise<User | undefined> {
+  const r = await ctx.db.query<UserRow>(`SELECT ${COLUMNS} FROM users WHERE id = $1`, [id]);
+  return r.rows[0] ? toUser(r.rows[0]) : undefined;
+}
+
+export async function findByUsername(ctx: Ctx, username: string): Promise<User | undefined> {
+  const r = await ctx.db.query<UserRow>(`SELECT ${COLUMNS} FROM users WHERE lower(username) = lower($1)`, [
+    username.trim(),
+  ]);
+  return r.rows[0] ? toUser(r.rows[0]) : undefined;
+}
+
+export async function listUsers(ctx: Ctx): Promise<User[]> {
+  const r = await ctx.db.query<UserRow>(`SELECT ${COLUMNS} FROM users ORDER BY lower(username)`);
+  return r.rows.map(toUser);
+}
+
+export async function countUsers(q: Queryable): Promise<number> {
+  const r = await q.query<{ n: number | string }>('SELECT count(*) AS n FROM users');
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+/**
+ * Checks a username and password. Resolves to the user when both are right and the user is
+ * active, otherwise undefined — after the same work in every case (unknown user, wrong
+ * password, inactive), so neither the answer nor its timing tells them apart.
+ */
+export async function verifyPassword(
+  ctx: Ctx,
+  username: string,
+  candidate: string,
+): Promise<User | undefined> {
+  if (username.length > 64 || candidate.length > PASSWORD_MAX_LENGTH) {
+    await verifyAgainstDummy(candidate.slice(0, PASSWORD_MAX_LENGTH));
+    return undefined;
+  }
+  const r = await ctx.db.query<UserRow>(`SELECT ${COLUMNS} FROM users WHERE lower(username) = lower($1)`, [
+    username.trim(),
+  ]);
+  const row = r.rows[0];
+  if (!row) {
+    await verifyAgainstDummy(candidate);
+    return undefined;
+  }
+  const ok = await verifyPasswordHash(candidate, row.password_hash);
+  if (!ok || !row.active) return undefined;
+  if (needsRehash(row.password_hash)) {
+    await ctx.db.query('UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash = $3', [
+      row.id,
+      await hashPassword(candidate),
+      row.password_hash,
+    ]);
+  }
+  return toUser(row);
+}
+
+/** Sets a new password and ends every sign-in session of the user. */
+export async function resetPassword(ctx: Ctx, id: string, newPassword: string): Promise<void> {
+  const pw = parseInput(password, newPassword);
+  const hash = await hashPassword(pw);
+  await ctx.db.transaction(async (tx) => {
+    const r = await tx.query(
+      'UPDATE users SET password_hash = $2, password_changed_at = now(), updated_at = now() WHERE id = $1',
+      [id, hash],
+    );
+    if (r.rowCount === 0) throw new NotFoundError('no such user');
+    await tx.query('DELETE FROM ehr_sessions WHERE user_id = $1', [id]);
+  });
+}
+
+/** Activates or deactivates a user; deactivation ends every sign-in session of the user. */
+export async function setActive(ctx: Ctx, id: string, active: boolean): Promise<User> {
+  return ctx.db.transaction(async (tx) => {
+    const r = await tx.query<UserRow>(
+      `UPDATE users SET active = $2, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
+      [id, active],
+    );
+    if (r.rowCount === 0) throw new NotFoundError('no such user');
+    if (!active) await tx.query('DELETE FROM ehr_sessions WHERE user_id = $1', [id]);
+    return toUser(r.rows[0]!);
+  });
+}
+
+export async function setRoles(ctx: Ctx, id: string, roles: Role[]): Promise<User> {
+  const valid = parseInput(z.array(z.enum(ROLES, `roles may be ${ROLES.join(', ')}`)), roles);
+  const r = await ctx.db.query<UserRow>(
+    `UPDATE users SET roles = $2, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
+    [id, [...new Set(valid)]],
+  );
+  if (r.rowCount === 0) throw new NotFoundError('no such user');
+  return toUser(r.rows[0]!);
+}
+
+export function displayName(user: Pick<User, 'givenName' | 'familyName'>): string {
+  return `${user.givenName} ${user.familyName}`;
+}
