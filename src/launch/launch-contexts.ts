@@ -84,11 +84,9 @@ export const LAUNCH_ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 export const createLaunchInput = z.strictObject({
   userId: z.string().min(1).max(200),
-  patientId: z
-    .string({ message: 'patient must be a FHIR id' })
-    .regex(/^[A-Za-z0-9.-]{1,64}$/, {
-      message: 'patient must be a FHIR id (1–64 letters, digits, "-" or ".")',
-    }),
+  patientId: z.string({ message: 'patient must be a FHIR id' }).regex(/^[A-Za-z0-9.-]{1,64}$/, {
+    message: 'patient must be a FHIR id (1–64 letters, digits, "-" or ".")',
+  }),
   siteNum: z.string({ message: 'site must be a site number' }).min(1).max(64),
   action: z.string({ message: 'action is required' }).min(1).max(64),
   needPatientBanner: z.boolean().default(true),

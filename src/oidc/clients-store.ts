@@ -369,11 +369,9 @@ const siteNumSchema = z
   .string({ message: 'site_num must be a string' })
   .regex(/^[A-Za-z0-9_-]{1,64}$/, { message: 'site_num must be 1–64 letters, digits, "_" or "-"' });
 
-const actionSchema = z
-  .string()
-  .regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/, {
-    message: 'action must be 1–64 letters, digits, "_", "." or "-"',
-  });
+const actionSchema = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/, {
+  message: 'action must be 1–64 letters, digits, "_", "." or "-"',
+});
 
 export const siteActionInput = z.union([
   actionSchema.transform((action) => ({ action, label: action })),

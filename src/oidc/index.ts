@@ -1,6 +1,146 @@
+/*
+ * The oidc capability: the SMART on FHIR authorization server.
+ *   GET  /fhir/.well-known/smart-configuration   ours (SMART 2.2), CORS *
+ *   GET  /fhir/.well-known/openid-configuration  oidc-provider, CORS *
+ *   GET  /fhir/jwks                              ours: active + next + still-published retired keys
+ *   GET|POST /fhir/auth, GET /fhir/auth/:uid      oidc-provider (POST normalised, ./authorize-request.ts)
+ *   POST /fhir/token, /fhir/token/introspection, /fhir/token/revocation   oidc-provider + ./token-hooks.ts
+ *   GET  /interaction/:uid, POST …/confirm       ./interactions.ts (EHR session → login, grant, consent)
+ *   GET  /smart-style.json                       the SMART style document
+ * The provider is rebuilt behind a stable handler when the signing keys change; expired OIDC
+ * rows and launch contexts are purged in the background.
+ */
+import express, { type RequestHandler, Router } from 'express';
+import type Provider from 'oidc-provider';
 import type { AppContext, Capability } from '../context.ts';
+import { loggableError } from '../http/errors.ts';
+import { purgeLaunchContexts } from '../launch/launch-contexts.ts';
+import { smartConfiguration } from '../smart/configuration.ts';
+import { SMART_STYLE_PATH, smartStyleHandler } from '../smart/style.ts';
+import { purgeExpiredModels } from './adapter.ts';
+import { prepareAuthorizationRequest } from './authorize-request.ts';
+import { interactionRoutes } from './interactions.ts';
+import { buildProvider, ROUTES } from './provider.ts';
 
-/** Oidc capability (placeholder until its issue lands). */
-export async function createOidc(_ctx: AppContext): Promise<Capability> {
-  return { name: 'oidc' };
+const FHIR_MOUNT = '/fhir';
+const PURGE_INTERVAL_MS = 60_000;
+
+/** Paths below /fhir that belong to the provider (everything else falls through to the FHIR API). */
+const PROVIDER_PATHS = new Set<string>([
+  ROUTES.authorization,
+  ROUTES.token,
+  ROUTES.introspection,
+  ROUTES.revocation,
+  '/.well-known/openid-configuration',
+  '/.well-known/oauth-authorization-server',
+]);
+const RESUME_PATH = new RegExp(`^${ROUTES.authorization}/[\\w-]{1,64}$`);
+const SESSION_END_PATH = new RegExp(`^${ROUTES.end_session}(/|$)`);
+
+export interface OidcService {
+  /** The provider serving now (rebuilt on key changes). */
+  provider(): Provider;
+}
+
+export async function createOidc(ctx: AppContext): Promise<Capability> {
+  let provider = buildProvider(ctx);
+  let callback = provider.callback();
+  const onKeysChange = () => {
+    try {
+      provider = buildProvider(ctx);
+      callback = provider.callback();
+      ctx.logger.info('signing keys changed: authorization server reloaded');
+    } catch (err) {
+      ctx.logger.error(
+        { err: loggableError(err) },
+        'authorization server reload failed; keeping the previous keys',
+      );
+    }
+  };
+  ctx.keys.on('change', onKeysChange);
+  const getProvider = () => provider;
+  ctx.services.oidc = { provider: getProvider } satisfies OidcService;
+
+  const cors: RequestHandler = (req, res, next) => {
+    res.set('Access-Control-Allow-Origin', '*');
+    if (req.method === 'OPTIONS') {
+      res.set('Access-Control-Allow-Methods', 'GET, OPTIONS');
+      res.set('Access-Control-Allow-Headers', String(req.headers['access-control-request-headers'] ?? ''));
+      res.set('Access-Control-Max-Age', '600');
+      res.status(204).end();
+      return;
+    }
+    next();
+  };
+
+  const toProvider: RequestHandler = (req, res) => {
+    callback(req, res);
+  };
+
+  const router = Router();
+  router.get(SMART_STYLE_PATH, smartStyleHandler);
+  router.options(SMART_STYLE_PATH, cors);
+
+  const fhir = Router();
+  fhir.all('/.well-known/smart-configuration', cors, (req, res, next) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+    res.set('Cache-Control', 'public, max-age=300');
+    res.json(smartConfiguration(ctx.config));
+  });
+  fhir.all(ROUTES.jwks, cors, (req, res, next) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+    res.set('Cache-Control', 'public, max-age=60');
+    res.type('application/jwk-set+json').send(JSON.stringify(ctx.keys.publicJwks()));
+  });
+  fhir.post(
+    ROUTES.authorization,
+    express.urlencoded({ extended: false, limit: ctx.config.bodyLimit }),
+    (req, _res, next) => {
+      prepareAuthorizationRequest(req, FHIR_MOUNT);
+      next();
+    },
+    toProvider,
+  );
+  fhir.get(
+    ROUTES.authorization,
+    (req, _res, next) => {
+      prepareAuthorizationRequest(req, FHIR_MOUNT);
+      next();
+    },
+    toProvider,
+  );
+  fhir.use((req, res, next) => {
+    if (PROVIDER_PATHS.has(req.path) || RESUME_PATH.test(req.path) || SESSION_END_PATH.test(req.path)) {
+      toProvider(req, res, next);
+      return;
+    }
+    next();
+  });
+  router.use(FHIR_MOUNT, fhir);
+  router.use(interactionRoutes(ctx, getProvider));
+
+  let timer: NodeJS.Timeout | undefined;
+  const purge = async () => {
+    try {
+      const models = await purgeExpiredModels(ctx);
+      const launches = await purgeLaunchContexts(ctx);
+      if (models + launches > 0) ctx.logger.debug({ models, launches }, 'purged expired authorization state');
+    } catch (err) {
+      ctx.logger.warn({ err: loggableError(err) }, 'purging expired authorization state failed');
+    }
+  };
+
+  return {
+    name: 'oidc',
+    router,
+    start() {
+      timer = setInterval(() => void purge(), PURGE_INTERVAL_MS);
+      timer.unref();
+    },
+    stop() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      ctx.keys.off('change', onKeysChange);
+    },
+  };
 }

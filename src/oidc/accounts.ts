@@ -1,0 +1,50 @@
+/*
+ * EHR users as OpenID Connect accounts (oidc-provider findAccount).
+ * - accountId = users.id: the id_token `sub`, drawn once and never changed (SPEC §2)
+ * - fhirUser and profile are the absolute URL of the user's Practitioner (SMART 2.2 §"fhirUser")
+ * - the demographic claims Ocean matches on (name, given_name, family_name, email) are released
+ *   with `fhirUser` as well as `profile`, because Ocean links users on them (SPEC §2)
+ * - an inactive or deleted user is no account: their codes and refresh tokens stop working
+ */
+import type { Account } from 'oidc-provider';
+import type { AppContext } from '../context.ts';
+import { fhirUserUrl } from '../launch/launch-contexts.ts';
+
+interface UserRow {
+  id: string;
+  practitioner_id: string;
+  given_name: string;
+  family_name: string;
+  email: string | null;
+}
+
+/** Which claims each scope releases (oidc-provider `claims`). */
+export const CLAIMS_BY_SCOPE = {
+  openid: ['sub'],
+  fhirUser: ['fhirUser', 'profile', 'name', 'given_name', 'family_name', 'email'],
+  profile: ['profile', 'name', 'given_name', 'family_name'],
+  email: ['email'],
+};
+
+export async function loadAccount(ctx: AppContext, accountId: string): Promise<Account | undefined> {
+  if (typeof accountId !== 'string' || accountId.length === 0 || accountId.length > 200) return undefined;
+  const { rows } = await ctx.db.query<UserRow>(
+    'SELECT id, practitioner_id, given_name, family_name, email FROM users WHERE id = $1 AND active',
+    [accountId],
+  );
+  const user = rows[0];
+  if (!user) return undefined;
+  const fhirUser = fhirUserUrl(ctx, user.practitioner_id);
+  return {
+    accountId: user.id,
+    claims: () => ({
+      sub: user.id,
+      fhirUser,
+      profile: fhirUser,
+      name: `${user.given_name} ${user.family_name}`.trim(),
+      given_name: user.given_name,
+      family_name: user.family_name,
+      ...(user.email ? { email: user.email } : {}),
+    }),
+  };
+}

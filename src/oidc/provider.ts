@@ -1,0 +1,215 @@
+/*
+ * oidc-provider configured as the SMART on FHIR authorization server for the EHR launch into Ocean.
+ * - issuer = FHIR base, byte for byte (SPEC §3.2); routes live under it, where discovery says
+ * - state in PostgreSQL (./adapter.ts); clients from the clients table, secrets compared as keyed hashes
+ * - signs with the ACTIVE keys only; the JWKS (next and retired keys too) is served by ./index.ts
+ * - every authorization goes through our interaction (no grant is ever reused): one grant per launch
+ * - SMART specifics that oidc-provider does not do by itself live in ./token-hooks.ts
+ */
+import { timingSafeEqual } from 'node:crypto';
+import Provider, { type Configuration, errors, type Grant, type KoaContextWithOIDC } from 'oidc-provider';
+import type { AppContext } from '../context.ts';
+import { isLaunchUsable } from '../launch/launch-contexts.ts';
+import { OIDC_SCOPES, splitScope } from '../smart/scopes.ts';
+import { CLAIMS_BY_SCOPE, loadAccount } from './accounts.ts';
+import { postgresAdapter } from './adapter.ts';
+import { CLIENT_SECRET_PURPOSE } from './clients-store.ts';
+import { contextForGrant, installTokenHooks } from './token-hooks.ts';
+
+/** Provider routes, relative to the issuer (= FHIR base). Discovery, smart-configuration and our router use these. */
+export const ROUTES = {
+  authorization: '/auth',
+  token: '/token',
+  jwks: '/jwks',
+  introspection: '/token/introspection',
+  revocation: '/token/revocation',
+  end_session: '/session/end',
+} as const;
+
+export const INTERACTION_PATH = '/interaction';
+
+/** Signing algorithms of id_tokens and access tokens (SPEC §2: RS256 default, ES256 per client). */
+export const SIGNING_ALGS = ['RS256', 'ES256'] as const;
+
+/** Client authentication at the token, introspection and revocation endpoints (SPEC §3.3). */
+export const CLIENT_AUTH_METHODS = [
+  'client_secret_basic',
+  'client_secret_post',
+  'private_key_jwt',
+  'none',
+] as const;
+
+const CLIENT_ASSERTION_ALGS: NonNullable<
+  NonNullable<Configuration['enabledJWA']>['clientAuthSigningAlgValues']
+>[number][] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+/** True when aud names the FHIR base (SMART 2.2: `aud` MUST be the FHIR base; one trailing "/" tolerated). */
+export function audMatches(aud: string, fhirBaseUrl: string): boolean {
+  return aud === fhirBaseUrl || aud === `${fhirBaseUrl}/`;
+}
+
+export function buildProvider(ctx: AppContext): Provider {
+  const { config } = ctx;
+  const fhirBase = config.fhirBaseUrl;
+
+  const configuration: Configuration = {
+    adapter: postgresAdapter(ctx),
+    clients: [],
+    findAccount: (_kctx, sub) => loadAccount(ctx, sub),
+    // Only the keys that sign now; relying parties get next and retired keys from our JWKS route.
+    jwks: { keys: SIGNING_ALGS.map((alg) => ctx.keys.activePrivateJwk(alg)) } as Configuration['jwks'],
+    cookies: {
+      keys: [ctx.box.deriveKey('oidc-provider-cookies').toString('base64url')],
+      long: { signed: true, httpOnly: true, sameSite: 'lax', secure: config.secureCookies },
+      short: { signed: true, httpOnly: true, sameSite: 'lax', secure: config.secureCookies },
+    },
+    claims: CLAIMS_BY_SCOPE,
+    scopes: [...OIDC_SCOPES],
+    // Profile claims belong in the id_token: Ocean reads them there, never at a userinfo endpoint.
+    conformIdTokenClaims: false,
+    // SMART's `launch` and `aud` are unknown to OIDC: declared here, or they are silently dropped.
+    extraParams: {
+      async aud(kctx, value) {
+        if (value === undefined) throw new errors.InvalidRequest('aud is required: the FHIR base URL');
+        if (typeof value !== 'string' || !audMatches(value, fhirBase)) {
+          throw new errors.InvalidRequest(`aud must be the FHIR base URL ${fhirBase}`);
+        }
+        void kctx;
+      },
+      async launch(_kctx, value, client) {
+        if (value === undefined) return;
+        if (typeof value !== 'string' || !(await isLaunchUsable(ctx.db, value, client.clientId))) {
+          throw new errors.InvalidRequest(
+            'launch is unknown, expired, already used or issued for another client',
+          );
+        }
+      },
+    },
+    extraClientMetadata: { properties: ['require_pkce', 'pre_authorized', 'allowed_scope'] },
+    clientAuthMethods: [...CLIENT_AUTH_METHODS],
+    responseTypes: ['code'],
+    // PKCE S256 for everyone unless an administrator switched it off for one client (SPEC §2).
+    pkce: { required: (_kctx, client) => client.require_pkce !== false },
+    enabledJWA: {
+      idTokenSigningAlgValues: [...SIGNING_ALGS],
+      clientAuthSigningAlgValues: CLIENT_ASSERTION_ALGS,
+      userinfoSigningAlgValues: [...SIGNING_ALGS],
+      requestObjectSigningAlgValues: [...SIGNING_ALGS],
+      authorizationSigningAlgValues: [...SIGNING_ALGS],
+    },
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      id_token_signed_response_alg: 'RS256',
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    routes: { ...ROUTES },
+    interactions: {
+      url: (_kctx, interaction) => `${config.publicUrl}${INTERACTION_PATH}/${interaction.uid}`,
+    },
+    // One grant per launch: only the grant made by this very interaction is ever loaded.
+    loadExistingGrant: async (kctx) => {
+      const grantId = kctx.oidc.result?.consent?.grantId;
+      return grantId ? ((await kctx.oidc.provider.Grant.find(grantId)) as Grant | undefined) : undefined;
+    },
+    features: {
+      devInteractions: { enabled: false },
+      userinfo: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
+      registration: { enabled: false },
+      // Built in for client authentication and refresh tokens; JWT access tokens are added by token-hooks.
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (_kctx, client, token) => token.clientId === client.clientId,
+      },
+      revocation: {
+        enabled: true,
+        allowedPolicy: async (_kctx, client, token) => token.clientId === client.clientId,
+      },
+      resourceIndicators: {
+        enabled: true,
+        // SMART clients name the FHIR server with `aud`, not `resource`: the FHIR base is the only resource.
+        defaultResource: () => fhirBase,
+        useGrantedResource: () => true,
+        getResourceServerInfo: async (kctx, resource, client) => {
+          if (resource !== fhirBase) throw new errors.InvalidTarget('the only resource is the FHIR base URL');
+          return {
+            // The scopes in play; our grant (src/oidc/interactions.ts) decides which are granted.
+            scope: scopesInPlay(kctx, fhirBase),
+            audience: fhirBase,
+            accessTokenTTL: config.ttl.accessToken,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: client.idTokenSignedResponseAlg === 'ES256' ? 'ES256' : 'RS256' } },
+          };
+        },
+      },
+    },
+    issueRefreshToken: async (_kctx, client, code) =>
+      client.grantTypeAllowed('refresh_token') &&
+      (code.scopes.has('offline_access') || code.scopes.has('online_access')),
+    // Token lifetimes follow our rules (online_access: the EHR session), not oidc-provider's session.
+    expiresWithSession: async () => false,
+    extraTokenClaims: async (kctx, token) => {
+      if (!('grantId' in token) || !token.grantId) return undefined;
+      const context = await contextForGrant(ctx, kctx, token.grantId);
+      return context?.accessTokenClaims;
+    },
+    ttl: {
+      AccessToken: config.ttl.accessToken,
+      AuthorizationCode: config.ttl.authorizationCode,
+      IdToken: config.ttl.idToken,
+      RefreshToken: config.ttl.refreshToken,
+      Grant: config.ttl.refreshToken,
+      Interaction: 600,
+      Session: config.ttl.session,
+    },
+    allowOmittingSingleRegisteredRedirectUri: false,
+    clientBasedCORS: () => true,
+    renderError: async (kctx, out) => {
+      kctx.type = 'html';
+      kctx.body = errorPage(out.error_description ?? out.error);
+    },
+    discovery: {
+      service_documentation: `${config.publicUrl}/`,
+    },
+  };
+
+  const provider = new Provider(fhirBase, configuration);
+  provider.proxy = config.trustProxy !== false;
+
+  // Client secrets are stored as keyed hashes (SPEC §3.3): the metadata's client_secret IS that
+  // hash, so the presented secret is hashed the same way before the constant-time comparison.
+  provider.Client.prototype.compareClientSecret = function compareHashed(actual: string) {
+    const expected = Buffer.from(String(this.clientSecret ?? ''), 'utf8');
+    const presented = Buffer.from(ctx.box.keyedHash(String(actual), CLIENT_SECRET_PURPOSE), 'utf8');
+    return expected.length === presented.length && timingSafeEqual(expected, presented);
+  };
+
+  installTokenHooks(ctx, provider);
+  return provider;
+}
+
+/** Every scope string of this request, its code or refresh token, and its grant. */
+function scopesInPlay(kctx: KoaContextWithOIDC, resource: string): string {
+  const all = new Set<string>();
+  const add = (s: string | undefined) => {
+    for (const x of splitScope(s)) all.add(x);
+  };
+  add(kctx.oidc.params?.scope as string | undefined);
+  const e = kctx.oidc.entities;
+  add(e.AuthorizationCode?.scope);
+  add(e.RefreshToken?.scope);
+  add(e.Grant?.getResourceScope(resource));
+  return [...all].join(' ');
+}
+
+const escapeHtml = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+/** oidc-provider's error page (shown when it cannot redirect back to the client, e.g. a bad redirect_uri). */
+export function errorPage(message: string): string {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign-in error</title>
+<link rel="stylesheet" href="/static/app.css"></head><body><main class="card error-page">
+<h1>This sign-in request cannot continue</h1><p>${escapeHtml(String(message).slice(0, 500))}</p>
+<p class="muted">Return to the EHR and launch the application again.</p></main></body></html>`;
+}
