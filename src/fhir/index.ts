@@ -1,6 +1,11 @@
+/*
+ * The FHIR capability: the R4 API under /fhir (read, vread, history, search, Patient $everything,
+ * metadata), bearer-token access checks, the audit of every access, and the admin import route.
+ * Other capabilities use the resource repository directly (src/fhir/repository.ts).
+ */
 import type { AppContext, Capability } from '../context.ts';
+import { fhirRoutes } from './routes.ts';
 
-/** Fhir capability (placeholder until its issue lands). */
-export async function createFhir(_ctx: AppContext): Promise<Capability> {
-  return { name: 'fhir' };
+export async function createFhir(ctx: AppContext): Promise<Capability> {
+  return { name: 'fhir', router: fhirRoutes(ctx) };
 }

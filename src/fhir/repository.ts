@@ -13,7 +13,7 @@ import type { Patient, Resource, ResourceType } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/database.ts';
 import { HttpError } from '../http/errors.ts';
 import { compartmentOf, isSupportedType, isValidId } from './resource-types.ts';
-import { extractIndexRows, normalizeText } from './search-index.ts';
+import { extractIndexRows, INDEXED_TYPES, normalizeText } from './search-index.ts';
 
 export interface StoredResource<T extends Resource = Resource> {
   resource: T;
@@ -103,7 +103,7 @@ function serialise(resource: unknown): string {
 }
 
 async function writeIndex(q: Queryable, type: string, id: string, resource: Resource, replace: boolean) {
-  if (type !== 'Patient' && type !== 'Practitioner') return;
+  if (!INDEXED_TYPES.has(type)) return;
   if (replace)
     await q.query('DELETE FROM fhir_search_index WHERE resource_type = $1 AND id = $2', [type, id]);
   const rows = extractIndexRows(resource as Resource & Record<string, unknown>);

@@ -1,5 +1,6 @@
 /*
  * Search parameter values extracted from a resource at write time (table fhir_search_index).
+ * - only Patient, Practitioner, PractitionerRole, Organization, Location are indexed
  * - names (Patient, Practitioner): every given, family, prefix, suffix and text word, lower case,
  *   accents removed, so `name=jose` finds "José" (FHIR string search: case- and accent-insensitive)
  * - identifier: "system|value" and the bare value, so both token forms hit the index
@@ -39,8 +40,18 @@ export function isHealthCardSystem(system: string | undefined): boolean {
 
 const MAX_VALUE = 512;
 
+/** Types with indexed identifiers (search, conditional references on import); names for people only. */
+export const INDEXED_TYPES: ReadonlySet<string> = new Set([
+  'Patient',
+  'Practitioner',
+  'PractitionerRole',
+  'Organization',
+  'Location',
+]);
+const PEOPLE = new Set(['Patient', 'Practitioner']);
+
 export function extractIndexRows(resource: { resourceType: string } & Record<string, unknown>): IndexRow[] {
-  if (resource.resourceType !== 'Patient' && resource.resourceType !== 'Practitioner') return [];
+  if (!INDEXED_TYPES.has(resource.resourceType)) return [];
   const rows = new Map<string, IndexRow>();
   const add = (param: string, value: string | undefined) => {
     if (!value) return;
@@ -48,7 +59,9 @@ export function extractIndexRows(resource: { resourceType: string } & Record<str
     rows.set(`${param}\u0000${v}`, { param, value: v });
   };
 
-  for (const name of (resource.name as HumanName[] | undefined) ?? []) {
+  const names =
+    PEOPLE.has(resource.resourceType) && Array.isArray(resource.name) ? (resource.name as HumanName[]) : [];
+  for (const name of names) {
     if (!name || typeof name !== 'object') continue;
     for (const w of words(name.family)) {
       add('family', w);

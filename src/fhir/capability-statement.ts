@@ -1,0 +1,159 @@
+/*
+ * GET /fhir/metadata: the CapabilityStatement (https://hl7.org/fhir/R4/capabilitystatement.html),
+ * public, CORS from any origin.
+ * - fhirVersion 4.0.1, JSON only, every type held with its interactions and search parameters,
+ *   Patient $everything
+ * - rest.security: the SMART-on-FHIR service coding and the `oauth-uris` extension
+ *   (https://hl7.org/fhir/smart-app-launch/1.0.0/conformance/index.html#declaring-support-for-oauth2-endpoints)
+ *   whose URLs come from the authorization server's own smart-configuration, so the two never disagree
+ */
+import type { Request } from 'express';
+import type { AppContext } from '../context.ts';
+import { isCompartmentType, SUPPORTED_TYPES } from './resource-types.ts';
+import { INDEXED_TYPES } from './search-index.ts';
+
+interface SmartEndpoints {
+  authorization_endpoint?: string;
+  token_endpoint?: string;
+  introspection_endpoint?: string;
+  revocation_endpoint?: string;
+  registration_endpoint?: string;
+  management_endpoint?: string;
+}
+
+const SOFTWARE_VERSION = '0.1.0';
+const REFRESH_MS = 60_000;
+
+const param = (name: string, type: string, documentation: string) => ({ name, type, documentation });
+
+const PATIENT_PARAMS = [
+  param('_id', 'token', 'logical id'),
+  param('identifier', 'token', 'system|value, |value, system| or value'),
+  param(
+    'name',
+    'string',
+    'any part of any name (starts-with, case and accent insensitive; :exact, :contains)',
+  ),
+  param('family', 'string', 'family name'),
+  param('given', 'string', 'given name'),
+  param('birthdate', 'date', 'eq, ne, lt, gt, le, ge; YYYY, YYYY-MM or YYYY-MM-DD'),
+  param('gender', 'token', 'male | female | other | unknown'),
+];
+const PRACTITIONER_PARAMS = PATIENT_PARAMS.filter((p) => !['birthdate', 'gender'].includes(p.name));
+
+function resourceEntry(type: string) {
+  const searchParam =
+    type === 'Patient'
+      ? PATIENT_PARAMS
+      : type === 'Practitioner'
+        ? PRACTITIONER_PARAMS
+        : INDEXED_TYPES.has(type)
+          ? [param('_id', 'token', 'logical id'), PATIENT_PARAMS[1]!]
+          : isCompartmentType(type)
+            ? [
+                param('_id', 'token', 'logical id'),
+                param('patient', 'reference', 'the Patient whose compartment holds the resource'),
+              ]
+            : [param('_id', 'token', 'logical id')];
+  return {
+    type,
+    interaction: [{ code: 'read' }, { code: 'vread' }, { code: 'history-instance' }, { code: 'search-type' }],
+    versioning: 'versioned',
+    readHistory: true,
+    updateCreate: false,
+    conditionalRead: 'modified-since',
+    searchParam,
+    ...(type === 'Patient'
+      ? {
+          operation: [
+            { name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' },
+          ],
+        }
+      : {}),
+  };
+}
+
+export function capabilityStatement(ctx: AppContext) {
+  let cached: { at: number; endpoints: SmartEndpoints } | undefined;
+
+  /** The authorization server's endpoints, from the service it registers or its own discovery document. */
+  async function endpoints(req: Request): Promise<SmartEndpoints> {
+    if (cached && Date.now() - cached.at < REFRESH_MS) return cached.endpoints;
+    const provided = ctx.services.smartConfiguration as
+      | (() => SmartEndpoints | Promise<SmartEndpoints>)
+      | SmartEndpoints
+      | undefined;
+    let doc: SmartEndpoints | undefined;
+    if (typeof provided === 'function') doc = await provided();
+    else if (provided && typeof provided === 'object') doc = provided;
+    else {
+      // The provider answers on this same server: ask it over the loopback connection we were reached on.
+      const port = req.socket.localPort;
+      const r = await fetch(`http://127.0.0.1:${port}/fhir/.well-known/smart-configuration`, {
+        headers: { accept: 'application/json' },
+        signal: AbortSignal.timeout(2000),
+      }).catch(() => undefined);
+      if (r?.ok) doc = (await r.json().catch(() => undefined)) as SmartEndpoints | undefined;
+    }
+    const found = doc ?? {};
+    if (doc) cached = { at: Date.now(), endpoints: found };
+    return found;
+  }
+
+  return async function build(req: Request) {
+    const e = await endpoints(req);
+    const uris = (
+      [
+        ['authorize', e.authorization_endpoint],
+        ['token', e.token_endpoint],
+        ['introspect', e.introspection_endpoint],
+        ['revoke', e.revocation_endpoint],
+        ['register', e.registration_endpoint],
+        ['manage', e.management_endpoint],
+      ] as const
+    )
+      .filter(([, url]) => typeof url === 'string' && url.length > 0)
+      .map(([url, valueUri]) => ({ url, valueUri }));
+    return {
+      resourceType: 'CapabilityStatement',
+      status: 'active',
+      date: new Date().toISOString().slice(0, 10),
+      publisher: 'SMART on FHIR launch server for Ocean',
+      kind: 'instance',
+      software: { name: 'smart-ocean-launch', version: SOFTWARE_VERSION },
+      implementation: { description: 'FHIR R4 API of the EHR', url: ctx.config.fhirBaseUrl },
+      fhirVersion: '4.0.1',
+      format: ['application/fhir+json', 'json'],
+      rest: [
+        {
+          mode: 'server',
+          security: {
+            cors: true,
+            service: [
+              {
+                coding: [
+                  {
+                    system: 'http://terminology.hl7.org/CodeSystem/restful-security-service',
+                    code: 'SMART-on-FHIR',
+                    display: 'SMART-on-FHIR',
+                  },
+                ],
+                text: 'OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)',
+              },
+            ],
+            extension: [
+              {
+                url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+                extension: uris,
+              },
+            ],
+          },
+          resource: SUPPORTED_TYPES.map(resourceEntry),
+          operation: [
+            { name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' },
+          ],
+        },
+      ],
+    };
+  };
+}

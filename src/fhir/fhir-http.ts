@@ -1,0 +1,173 @@
+/*
+ * Plumbing shared by the FHIR handlers.
+ * - content negotiation: JSON only (`application/fhir+json`, `application/json`, `_format=json`);
+ *   an XML-only request gets 406
+ * - resource responses carry ETag W/"{versionId}" and Last-Modified; If-None-Match /
+ *   If-Modified-Since answer 304 (https://hl7.org/fhir/R4/http.html#read)
+ * - every access is audited (user, client, patient, what; never a body) before the answer leaves
+ */
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { AppContext } from '../context.ts';
+import { HttpError } from '../http/errors.ts';
+import type { Principal } from './access.ts';
+import { isValidId } from './resource-types.ts';
+
+export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+
+const JSON_FORMATS = new Set(['json', 'application/json', 'application/fhir+json', 'application/json+fhir']);
+
+/** 406 for a request that wants something other than JSON. */
+export const negotiate: RequestHandler = (req, _res, next) => {
+  const format = req.query._format;
+  if (format !== undefined) {
+    if (typeof format !== 'string' || !JSON_FORMATS.has(format.split(';')[0]!.trim().toLowerCase())) {
+      next(
+        new HttpError(
+          406,
+          'not_acceptable',
+          'this server speaks JSON only (_format=json)',
+          {},
+          'not-supported',
+        ),
+      );
+      return;
+    }
+    next();
+    return;
+  }
+  const accept = req.headers.accept;
+  if (
+    accept &&
+    !/(^|,)\s*(\*\/\*|application\/\*|application\/(fhir\+)?json|application\/json\+fhir)\s*(;|,|$)/i.test(
+      accept,
+    )
+  ) {
+    next(
+      new HttpError(
+        406,
+        'not_acceptable',
+        'this server speaks JSON only (application/fhir+json)',
+        {},
+        'not-supported',
+      ),
+    );
+    return;
+  }
+  next();
+};
+
+/** Cross-origin reads from any origin (browser SMART apps); bearer tokens, never cookies. */
+export const cors: RequestHandler = (req, res, next) => {
+  res.setHeader('Access-Control-Allow-Origin', '*');
+  res.setHeader(
+    'Access-Control-Expose-Headers',
+    'ETag, Last-Modified, Location, Content-Location, WWW-Authenticate, X-Request-Id',
+  );
+  if (req.method === 'OPTIONS') {
+    res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, OPTIONS');
+    res.setHeader(
+      'Access-Control-Allow-Headers',
+      'Authorization, Accept, Content-Type, If-None-Match, If-Modified-Since, Prefer, X-Request-Id',
+    );
+    res.setHeader('Access-Control-Max-Age', '600');
+    res.status(204).end();
+    return;
+  }
+  next();
+};
+
+export function checkId(id: string): string {
+  if (!isValidId(id))
+    throw new HttpError(400, 'invalid_request', 'resource id must match [A-Za-z0-9-.]{1,64}', {}, 'invalid');
+  return id;
+}
+
+export const principalOf = (res: Response): Principal => res.locals.principal as Principal;
+
+export interface AuditFacts {
+  action: 'fhir.read' | 'fhir.vread' | 'fhir.history' | 'fhir.search' | 'fhir.everything' | 'fhir.denied';
+  entity: string;
+  patientId?: string | null;
+  outcome?: 'success' | 'failure';
+  detail?: Record<string, string | number | boolean | null>;
+}
+
+export function audit(
+  ctx: AppContext,
+  req: Request,
+  principal: Principal | undefined,
+  facts: AuditFacts,
+): Promise<void> {
+  return ctx.audit.record({
+    action: facts.action,
+    outcome: facts.outcome ?? 'success',
+    userId: principal?.userId ?? null,
+    clientId: principal?.clientId ?? null,
+    patientId: facts.patientId ?? principal?.patient ?? null,
+    entity: facts.entity.slice(0, 300),
+    requestId: typeof req.id === 'string' ? req.id : req.id != null ? String(req.id) : null,
+    ip: req.ip ?? null,
+    detail: facts.detail ?? null,
+  });
+}
+
+/** Sends one stored resource with its version headers, or 304 when the client's copy is current. */
+export function sendStored(
+  req: Request,
+  res: Response,
+  stored: { body: string; versionId: number; lastUpdated: Date },
+): void {
+  const etag = `W/"${stored.versionId}"`;
+  res.setHeader('ETag', etag);
+  res.setHeader('Last-Modified', stored.lastUpdated.toUTCString());
+  const inm = req.headers['if-none-match'];
+  if (inm) {
+    const tags = inm.split(',').map((t) => t.trim().replace(/^W\//, ''));
+    if (tags.includes('*') || tags.includes(`"${stored.versionId}"`)) {
+      res.status(304).end();
+      return;
+    }
+  } else {
+    const ims = req.headers['if-modified-since'];
+    if (ims) {
+      const since = Date.parse(ims);
+      if (!Number.isNaN(since) && Math.floor(stored.lastUpdated.getTime() / 1000) * 1000 <= since) {
+        res.status(304).end();
+        return;
+      }
+    }
+  }
+  res.status(200).setHeader('Content-Type', FHIR_JSON);
+  res.end(req.method === 'HEAD' ? undefined : stored.body);
+}
+
+/** Wraps an async handler so rejections reach the error handler. */
+export function handle(fn: (req: Request, res: Response) => Promise<void>): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    fn(req, res).catch(next);
+  };
+}
+
+/** `_count`: default, bounds, and a 400 for anything that is not a non-negative integer. */
+export function parseCount(value: unknown, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || !/^\d{1,7}$/.test(value)) {
+    throw new HttpError(400, 'invalid_request', '_count must be a non-negative integer', {}, 'invalid');
+  }
+  return Math.min(Number(value), max);
+}
+
+/** One value of a query parameter; repeating a single-valued parameter is a 400. */
+export function single(req: Request, name: string): string | undefined {
+  const v = req.query[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string')
+    throw new HttpError(400, 'invalid_request', `${name} may be given once`, {}, 'invalid');
+  return v;
+}
+
+/** The request URL under the FHIR base, with only the given parameters (self/next links). */
+export function linkUrl(base: string, path: string, params: [string, string][]): string {
+  const qs = new URLSearchParams(params).toString();
+  return `${base}${path}${qs ? `?${qs}` : ''}`;
+}

@@ -1,0 +1,93 @@
+/*
+ * POST /admin/api/import: a FHIR Bundle from the admin API (admin token checked before any byte is read).
+ * - the body is spooled to a private temporary file (never whole in memory), bounded by
+ *   IMPORT_BODY_LIMIT (413 beyond), then imported in two streaming passes (src/fhir/import.ts)
+ * - answers 200 with the response Bundle; a bad bundle is a 400 OperationOutcome, nothing written
+ * - audited as admin.import with counts only
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Request, Response } from 'express';
+import type { AppContext } from '../context.ts';
+import { HttpError } from '../http/errors.ts';
+import { importBundle } from './import.ts';
+
+/** "200mb" → bytes (the same units as body-parser's limit). */
+export function parseSize(text: string): number {
+  const m = /^(\d+)(b|kb|mb|gb)$/i.exec(text.trim());
+  if (!m) throw new Error(`not a size: ${text}`);
+  const unit = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[m[2]!.toLowerCase() as 'b'];
+  return Number(m[1]) * unit;
+}
+
+const tooLarge = () =>
+  new HttpError(413, 'payload_too_large', 'the bundle is larger than IMPORT_BODY_LIMIT', {}, 'too-costly');
+
+export function importRoute(ctx: AppContext) {
+  const limit = parseSize(ctx.config.importBodyLimit);
+  return async function importHandler(req: Request, res: Response): Promise<void> {
+    res.locals.errorFormat = 'fhir';
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json' && type !== 'application/fhir+json') {
+      throw new HttpError(
+        415,
+        'unsupported_media_type',
+        'send the Bundle as application/fhir+json or application/json',
+        {},
+        'not-supported',
+      );
+    }
+    const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+    if (encoding !== 'identity')
+      throw new HttpError(
+        415,
+        'unsupported_media_type',
+        'compressed bodies are not accepted',
+        {},
+        'not-supported',
+      );
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit) throw tooLarge();
+
+    const dir = await mkdtemp(join(tmpdir(), 'fhir-import-'));
+    const file = join(dir, 'bundle.json');
+    try {
+      let received = 0;
+      const counter = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          received += chunk.length;
+          if (received > limit) done(tooLarge());
+          else done(null, chunk);
+        },
+      });
+      await pipeline(req, counter, createWriteStream(file, { mode: 0o600 }));
+      if (received === 0)
+        throw new HttpError(400, 'invalid_request', 'the request body is empty', {}, 'invalid');
+      const summary = await importBundle(ctx.db, { open: () => createReadStream(file) });
+      await ctx.audit.record({
+        action: 'admin.import',
+        entity: `Bundle/${summary.bundleType}`,
+        requestId: req.id == null ? null : String(req.id),
+        ip: req.ip ?? null,
+        detail: {
+          entries: summary.entries,
+          created: summary.created,
+          updated: summary.updated,
+          unchanged: summary.unchanged,
+          deleted: summary.deleted,
+        },
+      });
+      req.log?.info(
+        { entries: summary.entries, created: summary.created, updated: summary.updated },
+        'bundle imported',
+      );
+      res.status(200).type('application/fhir+json').send(JSON.stringify(summary.response));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
+}

@@ -1,0 +1,94 @@
+/*
+ * The FHIR API's route table (under the FHIR base, /fhir) and the admin import route.
+ */
+import { type NextFunction, type Request, type Response, Router } from 'express';
+import { requireAdminToken } from '../admin/admin-token.ts';
+import type { AppContext } from '../context.ts';
+import { HttpError, speaks } from '../http/errors.ts';
+import { AccessTokenVerifier } from './access-token.ts';
+import { capabilityStatement } from './capability-statement.ts';
+import { everythingHandler } from './everything.ts';
+import { audit, cors, FHIR_JSON, handle, negotiate } from './fhir-http.ts';
+import { importRoute } from './import-route.ts';
+import { readHandlers } from './read.ts';
+import { isSupportedType } from './resource-types.ts';
+import { searchHandler } from './search.ts';
+
+export function fhirRoutes(ctx: AppContext): Router {
+  const verifier = new AccessTokenVerifier(ctx);
+  const { read, vread, history } = readHandlers(ctx);
+  const metadata = capabilityStatement(ctx);
+
+  const authenticate = (req: Request, res: Response, next: NextFunction) => {
+    verifier.authenticate(req).then(
+      (principal) => {
+        res.locals.principal = principal;
+        next();
+      },
+      (err: unknown) => {
+        audit(ctx, req, undefined, {
+          action: 'fhir.denied',
+          entity: req.path.split('/').slice(0, 3).join('/'),
+          outcome: 'failure',
+          detail: { status: 401 },
+        }).then(
+          () => next(err),
+          (auditErr: unknown) => next(auditErr),
+        );
+      },
+    );
+  };
+  /** Known types only; an unknown capitalised name is a FHIR 404, anything else is left to later routers. */
+  const knownType = (req: Request, _res: Response, next: NextFunction) => {
+    const type = req.params.type as string;
+    if (isSupportedType(type)) return next();
+    if (/^[A-Z][A-Za-z]{1,63}$/.test(type)) {
+      return next(
+        new HttpError(
+          404,
+          'not_found',
+          `resource type ${type} is not supported by this server`,
+          {},
+          'not-supported',
+        ),
+      );
+    }
+    next('route');
+  };
+  const readOnly = (_req: Request, _res: Response, next: NextFunction) =>
+    next(
+      new HttpError(
+        405,
+        'method_not_allowed',
+        'this FHIR server is read-only; load data through the admin import',
+        { Allow: 'GET, HEAD' },
+        'not-supported',
+      ),
+    );
+
+  const fhir = Router();
+  fhir.use(speaks('fhir'));
+  fhir.options('/metadata', cors);
+  fhir.get(
+    '/metadata',
+    cors,
+    negotiate,
+    handle(async (req, res) => {
+      res.status(200).setHeader('Content-Type', FHIR_JSON);
+      res.setHeader('Cache-Control', 'public, max-age=60');
+      res.end(JSON.stringify(await metadata(req)));
+    }),
+  );
+  fhir.options(['/:type', '/:type/*rest'], knownType, cors);
+  fhir.get('/Patient/:id/\\$everything', cors, negotiate, authenticate, handle(everythingHandler(ctx)));
+  fhir.get('/:type', knownType, cors, negotiate, authenticate, handle(searchHandler(ctx)));
+  fhir.get('/:type/:id', knownType, cors, negotiate, authenticate, handle(read));
+  fhir.get('/:type/:id/_history', knownType, cors, negotiate, authenticate, handle(history));
+  fhir.get('/:type/:id/_history/:vid', knownType, cors, negotiate, authenticate, handle(vread));
+  fhir.all(['/:type', '/:type/*rest'], knownType, cors, readOnly);
+
+  const router = Router();
+  router.use('/fhir', fhir);
+  router.post('/admin/api/import', requireAdminToken(ctx.adminToken), handle(importRoute(ctx)));
+  return router;
+}
