@@ -31,14 +31,14 @@ export async function signedToken(
 ): Promise<string> {
   const alg = overrides.alg ?? 'RS256';
   const base = server.config.fhirBaseUrl;
-  let key: CryptoKey | Uint8Array;
+  let key: Parameters<SignJWT['sign']>[0];
   let kid: string | undefined;
   if (overrides.foreignKey) {
     key = (await generateKeyPair(alg, { extractable: true })).privateKey;
     kid = server.ctx.keys.activePrivateJwk(alg).kid;
   } else {
     const jwk = server.ctx.keys.activePrivateJwk(alg);
-    key = (await importJWK(jwk, alg)) as CryptoKey;
+    key = await importJWK(jwk, alg);
     kid = jwk.kid;
   }
   const now = Math.floor(Date.now() / 1000);
