@@ -1,6 +1,86 @@
+/*
+ * The admin capability: setting up the Ocean integration, by API and by console.
+ *
+ * Admin API — JSON, `Authorization: Bearer ${ADMIN_TOKEN}` (./admin-token.ts), handlers in ./api.ts
+ *   GET    /admin/api/clients                                   list clients
+ *   POST   /admin/api/clients                                   register a client (secret shown once)
+ *   GET    /admin/api/clients/:clientId                         one client, with its sites
+ *   PATCH  /admin/api/clients/:clientId                         change a client
+ *   DELETE /admin/api/clients/:clientId                         delete a client, its sites and grants
+ *   POST   /admin/api/clients/:clientId/secret                  draw a new secret (shown once)
+ *   GET    /admin/api/clients/:clientId/sites                   list its Ocean sites
+ *   POST   /admin/api/clients/:clientId/sites                   add a site with its SEK
+ *   GET    /admin/api/clients/:clientId/sites/:siteNum          one site (SEK masked)
+ *   PATCH  /admin/api/clients/:clientId/sites/:siteNum          change a site's buttons or SEK
+ *   DELETE /admin/api/clients/:clientId/sites/:siteNum          delete a site
+ *   GET    /admin/api/clients/:clientId/allowlist               the seven values for Ocean
+ *   GET    /admin/api/users                                     list EHR users
+ *   POST   /admin/api/users                                     create a user and its Practitioner
+ *   GET    /admin/api/users/:userId                             one user
+ *   PATCH  /admin/api/users/:userId                             roles and/or active
+ *   POST   /admin/api/users/:userId/deactivate                  deactivate (ends sessions)
+ *   POST   /admin/api/users/:userId/password                    set a new password (ends sessions)
+ *   GET    /admin/api/keys                                      signing keys (never private parts)
+ *   POST   /admin/api/keys/rotate                               rotate the signing keys
+ *   GET    /admin/api/audit                                     the audit trail, filtered
+ *   (POST  /admin/api/import is the FHIR capability's)
+ *
+ * Admin console — HTML under /admin for EHR users with the admin role, CSRF on every form (./console.ts)
+ */
+import express, { Router } from 'express';
 import type { AppContext, Capability } from '../context.ts';
+import { notFound, speaks } from '../http/errors.ts';
+import { requireAdminToken } from './admin-token.ts';
+import { apiHandlers, optionalJsonBody, requireJsonBody } from './api.ts';
+import { consoleRouter } from './console.ts';
+import { AdminOperations } from './operations.ts';
 
-/** Admin capability (placeholder until its issue lands). */
-export async function createAdmin(_ctx: AppContext): Promise<Capability> {
-  return { name: 'admin' };
+export const ADMIN_API = '/admin/api';
+
+export async function createAdmin(ctx: AppContext): Promise<Capability> {
+  const ops = new AdminOperations(ctx);
+  const h = apiHandlers(ctx, ops);
+  const json = express.json({
+    limit: ctx.config.bodyLimit,
+    type: ['application/json', 'application/*+json'],
+    strict: true,
+  });
+  const body = [json, requireJsonBody];
+  const noBody = [json, optionalJsonBody];
+
+  const api = Router();
+  api.use(speaks('json'), requireAdminToken(ctx.adminToken), (_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    res.set('Pragma', 'no-cache');
+    next();
+  });
+  api.get('/clients', h.listClients);
+  api.post('/clients', body, h.createClient);
+  api.get('/clients/:clientId', h.getClient);
+  api.patch('/clients/:clientId', body, h.updateClient);
+  api.delete('/clients/:clientId', h.deleteClient);
+  api.post('/clients/:clientId/secret', noBody, h.resetSecret);
+  api.get('/clients/:clientId/sites', h.listSites);
+  api.post('/clients/:clientId/sites', body, h.addSite);
+  api.get('/clients/:clientId/sites/:siteNum', h.getSite);
+  api.patch('/clients/:clientId/sites/:siteNum', body, h.updateSite);
+  api.delete('/clients/:clientId/sites/:siteNum', h.deleteSite);
+  api.get('/clients/:clientId/allowlist', h.allowlist);
+  api.get('/users', h.listUsers);
+  api.post('/users', body, h.createUser);
+  api.get('/users/:userId', h.getUser);
+  api.patch('/users/:userId', body, h.updateUser);
+  api.post('/users/:userId/deactivate', noBody, h.deactivateUser);
+  api.post('/users/:userId/password', body, h.resetPassword);
+  api.get('/keys', h.listKeys);
+  api.post('/keys/rotate', noBody, h.rotateKeys);
+  api.get('/audit', h.audit);
+  api.use((req, _res, next) =>
+    next(notFound(`no admin API route for ${req.method} ${req.path.slice(0, 200)}`)),
+  );
+
+  const router = Router();
+  router.use(ADMIN_API, api);
+  router.use('/admin', consoleRouter(ctx, ops));
+  return { name: 'admin', router };
 }

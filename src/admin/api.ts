@@ -1,0 +1,172 @@
+/*
+ * The admin API handlers (SPEC §3.3): JSON in, JSON out, behind the admin token (./index.ts).
+ * - a state-changing request must be JSON (415 otherwise) with an object body (400 otherwise)
+ * - a secret appears in exactly one response: the one that drew it (create, reset, auth-method switch)
+ * - responses carry Cache-Control: no-store (they may hold a secret once)
+ */
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { AppContext } from '../context.ts';
+import { HttpError } from '../http/errors.ts';
+import { allowlistPacket } from './allowlist.ts';
+import { parseAuditFilter, searchAudit } from './audit-query.ts';
+import { type Actor, type AdminOperations, keyJson, siteJson, userJson } from './operations.ts';
+
+type Handler = (req: Request, res: Response) => Promise<void>;
+
+const handle =
+  (fn: Handler): RequestHandler =>
+  (req: Request, res: Response, next: NextFunction) => {
+    fn(req, res).catch(next);
+  };
+
+const actorOf = (req: Request): Actor => ({
+  via: 'api',
+  userId: null,
+  requestId: req.id != null ? String(req.id) : null,
+  ip: req.ip ?? null,
+});
+
+const param = (req: Request, name: string): string => String(req.params[name] ?? '');
+
+/** State-changing requests carry a JSON object (express.json ran before this). */
+export const requireJsonBody: RequestHandler = (req, _res, next) => {
+  if (!req.is(['application/json', 'application/*+json'])) {
+    next(new HttpError(415, 'unsupported_media_type', 'send the body as application/json'));
+    return;
+  }
+  if (req.body === null || typeof req.body !== 'object' || Array.isArray(req.body)) {
+    next(new HttpError(400, 'invalid_request', 'the body must be a JSON object'));
+    return;
+  }
+  next();
+};
+
+/** For POSTs that take no body: refuse one that is there but not JSON rather than ignore it silently. */
+export const optionalJsonBody: RequestHandler = (req, _res, next) => {
+  const hasBody =
+    Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  if (hasBody && !req.is(['application/json', 'application/*+json'])) {
+    next(new HttpError(415, 'unsupported_media_type', 'send the body as application/json, or none'));
+    return;
+  }
+  next();
+};
+
+export function apiHandlers(ctx: AppContext, ops: AdminOperations) {
+  return {
+    listClients: handle(async (_req, res) => {
+      res.json({ clients: await ops.listClients() });
+    }),
+
+    createClient: handle(async (req, res) => {
+      const { client, client_secret } = await ops.createClient(actorOf(req), req.body);
+      res
+        .status(201)
+        .location(`/admin/api/clients/${encodeURIComponent(client.client_id)}`)
+        .json({ ...client, ...(client_secret ? { client_secret } : {}) });
+    }),
+
+    getClient: handle(async (req, res) => {
+      const id = param(req, 'clientId');
+      const client = await ops.getClient(id);
+      res.json({ ...client, sites: (await ops.listSites(id)).map(siteJson) });
+    }),
+
+    updateClient: handle(async (req, res) => {
+      const { client, client_secret } = await ops.updateClient(
+        actorOf(req),
+        param(req, 'clientId'),
+        req.body,
+      );
+      res.json({ ...client, ...(client_secret ? { client_secret } : {}) });
+    }),
+
+    deleteClient: handle(async (req, res) => {
+      await ops.deleteClient(actorOf(req), param(req, 'clientId'));
+      res.status(204).end();
+    }),
+
+    resetSecret: handle(async (req, res) => {
+      const id = param(req, 'clientId');
+      const client_secret = await ops.resetClientSecret(actorOf(req), id);
+      res.json({ client_id: id, client_secret });
+    }),
+
+    listSites: handle(async (req, res) => {
+      res.json({ sites: (await ops.listSites(param(req, 'clientId'))).map(siteJson) });
+    }),
+
+    addSite: handle(async (req, res) => {
+      const id = param(req, 'clientId');
+      const site = await ops.addSite(actorOf(req), id, req.body);
+      res
+        .status(201)
+        .location(`/admin/api/clients/${encodeURIComponent(id)}/sites/${encodeURIComponent(site.siteNum)}`)
+        .json(siteJson(site));
+    }),
+
+    getSite: handle(async (req, res) => {
+      res.json(siteJson(await ops.getSite(param(req, 'clientId'), param(req, 'siteNum'))));
+    }),
+
+    updateSite: handle(async (req, res) => {
+      const site = await ops.updateSite(
+        actorOf(req),
+        param(req, 'clientId'),
+        param(req, 'siteNum'),
+        req.body,
+      );
+      res.json(siteJson(site));
+    }),
+
+    deleteSite: handle(async (req, res) => {
+      await ops.deleteSite(actorOf(req), param(req, 'clientId'), param(req, 'siteNum'));
+      res.status(204).end();
+    }),
+
+    allowlist: handle(async (req, res) => {
+      res.json(await allowlistPacket(ctx, param(req, 'clientId')));
+    }),
+
+    listUsers: handle(async (_req, res) => {
+      res.json({ users: (await ops.listUsers()).map(userJson) });
+    }),
+
+    createUser: handle(async (req, res) => {
+      const user = await ops.createUser(actorOf(req), req.body);
+      res
+        .status(201)
+        .location(`/admin/api/users/${encodeURIComponent(user.id)}`)
+        .json(userJson(user));
+    }),
+
+    getUser: handle(async (req, res) => {
+      res.json(userJson(await ops.getUser(param(req, 'userId'))));
+    }),
+
+    updateUser: handle(async (req, res) => {
+      res.json(userJson(await ops.updateUser(actorOf(req), param(req, 'userId'), req.body)));
+    }),
+
+    deactivateUser: handle(async (req, res) => {
+      res.json(userJson(await ops.updateUser(actorOf(req), param(req, 'userId'), { active: false })));
+    }),
+
+    resetPassword: handle(async (req, res) => {
+      await ops.resetPassword(actorOf(req), param(req, 'userId'), req.body);
+      res.status(204).end();
+    }),
+
+    listKeys: handle(async (_req, res) => {
+      res.json({ keys: (await ops.listKeys()).map(keyJson) });
+    }),
+
+    rotateKeys: handle(async (req, res) => {
+      res.json({ keys: (await ops.rotateKeys(actorOf(req))).map(keyJson) });
+    }),
+
+    audit: handle(async (req, res) => {
+      res.json(await searchAudit(ctx, parseAuditFilter(req.query)));
+    }),
+  };
+}

@@ -1,0 +1,131 @@
+/*
+ * Reading the audit trail for administrators: filter by user, patient, client, action and date.
+ * - every filter is a bound parameter; `action` matches a dotted prefix ("admin." finds every admin change)
+ * - newest first, keyset-paged by id (`before`), at most 200 rows a page
+ * - bad filter values are a ValidationError naming the field, never an empty page
+ */
+import { z } from 'zod';
+import type { AppContext } from '../context.ts';
+import { parseInput } from '../oidc/store-errors.ts';
+
+const text = (what: string) =>
+  z
+    .string({ message: `${what} must be text` })
+    .trim()
+    .max(200, { message: `${what} is too long` })
+    .optional()
+    .transform((v) => (v ? v : undefined));
+
+const date = (what: string) =>
+  z
+    .string({ message: `${what} must be a date` })
+    .trim()
+    .optional()
+    .transform((v, c) => {
+      if (!v) return undefined;
+      // A bare day (the console's date input) means that whole day, in UTC.
+      const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(v) ? `${v}T00:00:00Z` : v);
+      if (Number.isNaN(d.getTime())) {
+        c.addIssue({
+          code: 'custom',
+          message: `${what} must be a date such as 2026-01-31 or an ISO timestamp`,
+        });
+        return z.NEVER;
+      }
+      return { value: d, dayOnly: /^\d{4}-\d{2}-\d{2}$/.test(v) };
+    });
+
+export const auditFilterSchema = z.object({
+  user: text('user'),
+  patient: text('patient'),
+  client: text('client'),
+  action: text('action'),
+  from: date('from'),
+  to: date('to'),
+  before: z
+    .string()
+    .regex(/^\d{1,18}$/, { message: 'before must be an event id' })
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
+  limit: z.coerce
+    .number({ message: 'limit must be a number' })
+    .int({ message: 'limit must be a whole number' })
+    .min(1, { message: 'limit must be at least 1' })
+    .max(200, { message: 'limit must be at most 200' })
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
+});
+
+export type AuditFilter = z.output<typeof auditFilterSchema>;
+
+export interface AuditRow {
+  id: string;
+  at: string;
+  action: string;
+  outcome: string;
+  user_id: string | null;
+  username: string | null;
+  client_id: string | null;
+  patient_id: string | null;
+  entity: string | null;
+  request_id: string | null;
+  ip: string | null;
+  detail: Record<string, unknown> | null;
+}
+
+export interface AuditPage {
+  events: AuditRow[];
+  /** Pass as `before` for the next (older) page; absent on the last page. */
+  next_before?: string;
+}
+
+export function parseAuditFilter(query: unknown): AuditFilter {
+  return parseInput(auditFilterSchema, query ?? {});
+}
+
+export async function searchAudit(ctx: AppContext, f: AuditFilter): Promise<AuditPage> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (sql: string, value: unknown) => {
+    params.push(value);
+    where.push(sql.replace('?', `$${params.length}`));
+  };
+  // The user filter takes an id or a username.
+  if (f.user) {
+    params.push(f.user);
+    const n = params.length;
+    where.push(
+      `(e.user_id = $${n} OR e.user_id IN (SELECT id FROM users WHERE lower(username) = lower($${n})))`,
+    );
+  }
+  if (f.patient) add('e.patient_id = ?', f.patient);
+  if (f.client) add('e.client_id = ?', f.client);
+  if (f.action)
+    add(
+      `e.action LIKE ? || '%'`,
+      f.action.replace(/[\\%_]/g, (c) => `\\${c}`),
+    );
+  if (f.from) add('e.at >= ?', f.from.value);
+  if (f.to) add('e.at < ?', f.to.dayOnly ? new Date(f.to.value.getTime() + 86_400_000) : f.to.value);
+  if (f.before) add('e.id < ?', f.before);
+  const limit = f.limit ?? 50;
+  params.push(limit + 1);
+  const { rows } = await ctx.db.query<
+    Omit<AuditRow, 'at' | 'id'> & { id: string | number; at: Date | string }
+  >(
+    `SELECT e.id, e.at, e.action, e.outcome, e.user_id, u.username, e.client_id, e.patient_id, e.entity,
+            e.request_id, e.ip, e.detail
+       FROM audit_events e LEFT JOIN users u ON u.id = e.user_id
+      ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY e.id DESC
+      LIMIT $${params.length}`,
+    params,
+  );
+  const events = rows
+    .slice(0, limit)
+    .map((r) => ({ ...r, id: String(r.id), at: new Date(r.at).toISOString() }));
+  return {
+    events,
+    ...(rows.length > limit && events.length > 0 ? { next_before: events[events.length - 1]!.id } : {}),
+  };
+}
