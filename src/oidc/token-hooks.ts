@@ -71,7 +71,7 @@ const onlineOnly = (scope: string | undefined) => {
 };
 
 const looksLikeJwt = (v: unknown): v is string =>
-  typeof v === 'string' && v.length < 16_384 && /^[\w-]+\.[\w-]+\.[\w-]+$/.test(v);
+  typeof v === 'string' && v.length < 16_384 && /^[\w-]+\.[\w-]+\.[\w-]*$/.test(v);
 
 export function installTokenHooks(ctx: AppContext, provider: Provider): void {
   const fhirBase = ctx.config.fhirBaseUrl;
@@ -109,6 +109,11 @@ export function installTokenHooks(ctx: AppContext, provider: Provider): void {
       return undefined;
     }
   }
+
+  // Prometheus: tokens issued by grant type (oidc-provider only lets enabled grant types succeed).
+  provider.on('grant.success', (kctx: KoaContextWithOIDC) =>
+    ctx.metrics.tokensIssued.inc({ grant_type: String(kctx.oidc.params?.grant_type ?? 'unknown') }),
+  );
 
   provider.use(async (kctx: KoaContextWithOIDC, next) => {
     await next();
