@@ -146,6 +146,31 @@ export const settings = {
     default: '900',
     why: 'seconds over which failed sign-ins are counted; a throttled account or address may try again when it ends',
   },
+  RATE_LIMIT_WINDOW: {
+    schema: seconds(1, 3600),
+    default: '60',
+    why: 'seconds of the fixed window the RATE_LIMIT_* budgets below are counted over (in the database, shared by all instances)',
+  },
+  RATE_LIMIT_LOGIN: {
+    schema: z.coerce.number().int().min(0).max(1_000_000),
+    default: '120',
+    why: 'POST /login requests per client address per window (0 = no limit); failed sign-ins are also throttled per account',
+  },
+  RATE_LIMIT_TOKEN: {
+    schema: z.coerce.number().int().min(0).max(1_000_000),
+    default: '1200',
+    why: 'token endpoint requests per client address per window (0 = no limit); Ocean redeems every launch from few addresses',
+  },
+  RATE_LIMIT_INTROSPECTION: {
+    schema: z.coerce.number().int().min(0).max(1_000_000),
+    default: '2400',
+    why: 'introspection requests per client address per window (0 = no limit)',
+  },
+  RATE_LIMIT_ADMIN: {
+    schema: z.coerce.number().int().min(0).max(1_000_000),
+    default: '300',
+    why: 'admin API requests per client address per window (0 = no limit)',
+  },
   METRICS_TOKEN: {
     schema: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
     default: undefined,
@@ -189,6 +214,8 @@ export type Config = {
   metricsToken: string | undefined;
   /** Failed-sign-in throttling of the EHR login form (src/ehr/throttle.ts). */
   loginThrottle: { maxFailuresPerAccount: number; maxFailuresPerAddress: number; windowSeconds: number };
+  /** Requests per client address per window, counted in the database (src/http/rate-limit.ts); 0 = off. */
+  rateLimits: { windowSeconds: number; login: number; token: number; introspection: number; admin: number };
   /** Cookies get the Secure flag when the public URL is https. */
   secureCookies: boolean;
 };
@@ -271,6 +298,13 @@ export function loadConfig(env: Env = process.env): Config {
       maxFailuresPerAccount: values.LOGIN_MAX_FAILURES_PER_ACCOUNT as number,
       maxFailuresPerAddress: values.LOGIN_MAX_FAILURES_PER_ADDRESS as number,
       windowSeconds: values.LOGIN_THROTTLE_WINDOW as number,
+    },
+    rateLimits: {
+      windowSeconds: values.RATE_LIMIT_WINDOW as number,
+      login: values.RATE_LIMIT_LOGIN as number,
+      token: values.RATE_LIMIT_TOKEN as number,
+      introspection: values.RATE_LIMIT_INTROSPECTION as number,
+      admin: values.RATE_LIMIT_ADMIN as number,
     },
     secureCookies: url.protocol === 'https:',
   };

@@ -2,6 +2,7 @@
  * Process entry point: load config, build the server, listen, and shut down gracefully.
  * - a bad configuration prints every problem and exits 1
  * - SIGTERM/SIGINT: stop accepting, let in-flight requests finish (10 s at most), close the database
+ * - an unhandled rejection is logged and survived (a database outage must not end the process)
  */
 import { createServer } from 'node:http';
 import { ConfigError, describeConfig, loadConfig } from './config.ts';
@@ -61,6 +62,12 @@ async function main(): Promise<void> {
     });
     server.closeIdleConnections();
   };
+  // A promise nobody awaited must not take every clinician's session down with it (Node's default
+  // is to exit): log it, scrubbed, and keep serving. Database outages in particular end up here
+  // from background work, and the process has to be alive when the database comes back.
+  process.on('unhandledRejection', (reason) => {
+    logger.error({ err: loggableError(reason) }, 'unhandled promise rejection');
+  });
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 }

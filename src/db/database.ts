@@ -34,10 +34,22 @@ export interface Database extends Queryable {
   close(): Promise<void>;
 }
 
-/** Raised when the database cannot be reached; the HTTP layer answers 503. */
+/**
+ * Raised when the database cannot be reached; the HTTP layer answers 503.
+ * It is also shaped like an http-errors / oidc-provider error (status, expose, `message` = the
+ * RFC 6749 error code, error_description), so that oidc-provider's own Koa error handlers —
+ * which turn anything else into `500 server_error` — answer `503 temporarily_unavailable` in
+ * their JSON, or render the error page for people with status 503.
+ */
 export class DatabaseUnavailableError extends Error {
+  readonly status = 503;
+  readonly statusCode = 503;
+  readonly expose = true;
+  readonly error = 'temporarily_unavailable';
+  readonly error_description = 'the database is unavailable; try again shortly';
+
   constructor(cause: unknown) {
-    super('database unavailable', { cause });
+    super('temporarily_unavailable', { cause });
     this.name = 'DatabaseUnavailableError';
   }
 }

@@ -86,10 +86,20 @@ export function operationOutcome(
   return { resourceType: 'OperationOutcome', issue: [{ severity, code, diagnostics }] };
 }
 
+/** True for a DatabaseUnavailableError, also when a library wrapped it in an error of its own. */
+function causedByOutage(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e; depth++) {
+    if (e instanceof DatabaseUnavailableError) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 /** Normalises anything thrown into a client-safe HttpError. */
 export function toHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
-  if (err instanceof DatabaseUnavailableError) {
+  if (causedByOutage(err)) {
     return new HttpError(503, 'temporarily_unavailable', 'the database is unavailable; try again shortly', {
       'Retry-After': '5',
     });

@@ -3,12 +3,14 @@
  * - request lines keep the path and the query's parameter *names* only (values can be PHI:
  *   ?name=Smith, ?identifier=…|1234567890, or bearer-ish: ?launch=, ?code=)
  * - headers are not logged at all except a few harmless ones
- * - every line of a request carries its request id (req.log child logger)
+ * - every line logged while serving a request carries its request id as `reqId`, through
+ *   req.log or any other logger (AsyncLocalStorage, ./request-context.ts)
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Logger, pino } from 'pino';
 import { pinoHttp } from 'pino-http';
+import { currentRequest } from './request-context.ts';
 
 export type { Logger };
 
@@ -18,6 +20,10 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
       level,
       base: { service: 'smart-ocean-launch' },
       timestamp: pino.stdTimeFunctions.isoTime,
+      mixin() {
+        const request = currentRequest();
+        return request ? { reqId: request.reqId } : {};
+      },
       // Belt and braces: if anything ever logs these paths, they are censored.
       redact: {
         paths: [

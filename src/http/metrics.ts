@@ -9,6 +9,7 @@ import type { RequestHandler, Router } from 'express';
 import { Router as createRouter } from 'express';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Database } from '../db/database.ts';
+import { isSupportedType } from '../fhir/resource-types.ts';
 
 const FAMILIES: [RegExp, string][] = [
   [/^\/fhir\/\.well-known\//, 'discovery'],
@@ -25,6 +26,47 @@ const FAMILIES: [RegExp, string][] = [
   [/^\/(healthz|readyz|metrics)$/, 'health'],
   [/^\/static\//, 'static'],
 ];
+
+/** FHIR interaction of a request, from its method and path; labels limited to known values. */
+export function fhirInteraction(
+  method: string,
+  path: string,
+): { resourceType: string; interaction: string } | undefined {
+  const segments = path
+    .replace(/^\/fhir\/?/, '')
+    .split('/')
+    .filter(Boolean);
+  const [first, id, third, fourth] = segments;
+  if (!first) return undefined;
+  if (first === 'metadata' && segments.length === 1) {
+    return { resourceType: 'CapabilityStatement', interaction: 'capabilities' };
+  }
+  const resourceType = isSupportedType(first) ? first : 'other';
+  const reading = method === 'GET' || method === 'HEAD';
+  let interaction: string;
+  if (segments.length === 1) interaction = reading ? 'search-type' : method === 'POST' ? 'create' : 'other';
+  else if (segments.length === 2 && id === '_search') interaction = 'search-type';
+  else if (segments.length === 2) {
+    interaction =
+      (
+        { GET: 'read', HEAD: 'read', PUT: 'update', PATCH: 'patch', DELETE: 'delete' } as Record<
+          string,
+          string
+        >
+      )[method] ?? 'other';
+  } else if (segments.length === 3 && third === '$everything') interaction = 'everything';
+  else if (segments.length === 3 && third === '_history') interaction = 'history-instance';
+  else if (segments.length === 4 && third === '_history' && fourth) interaction = 'vread';
+  else interaction = 'other';
+  if (method === 'OPTIONS') interaction = 'preflight';
+  return { resourceType, interaction };
+}
+
+function launchOutcome(status: number): string {
+  if (status >= 300 && status < 400) return 'redirected';
+  if (status >= 500) return 'failed';
+  return 'refused';
+}
 
 export function routeFamily(path: string): string {
   for (const [re, family] of FAMILIES) if (re.test(path)) return family;
@@ -83,16 +125,32 @@ export class Metrics {
     void pool;
   }
 
-  /** Times every request by route family. */
+  /**
+   * Times every request by route family; counts FHIR interactions and launches as they finish.
+   * Counting at the HTTP edge sees every outcome — refusals by the token check, 404s of unknown
+   * types, 503s — without each handler having to remember to count.
+   */
   middleware(): RequestHandler {
     return (req, res, next) => {
       const end = this.httpDuration.startTimer();
+      const path = req.originalUrl.split('?')[0] ?? '';
+      const family = routeFamily(path);
+      const fhir =
+        family === 'fhir_api' || family === 'fhir_metadata' ? fhirInteraction(req.method, path) : undefined;
+      const endFhir = fhir ? this.fhirDuration.startTimer({ interaction: fhir.interaction }) : undefined;
       res.once('finish', () => {
-        end({
-          family: routeFamily(req.originalUrl.split('?')[0] ?? ''),
-          method: req.method,
-          status: `${Math.floor(res.statusCode / 100)}xx`,
-        });
+        end({ family, method: req.method, status: `${Math.floor(res.statusCode / 100)}xx` });
+        if (fhir) {
+          endFhir?.();
+          this.fhirRequests.inc({
+            resource_type: fhir.resourceType,
+            interaction: fhir.interaction,
+            status: String(res.statusCode),
+          });
+        }
+        if (family === 'launch' && req.method === 'GET' && /^\/launch\/?$/.test(path)) {
+          this.launches.inc({ outcome: launchOutcome(res.statusCode) });
+        }
       });
       next();
     };

@@ -4,11 +4,13 @@
  *   PostgresRateLimitStore is its store: one fixed window per key, one upsert per request
  * - the window is computed from the database clock, so instances with skewed clocks agree
  * - when the database is down the store throws and the request gets 503, never a free pass
+ * - limitedRoutes() puts several limits in front of the routes they guard, each answering 429
+ *   in its endpoint's vocabulary (OAuth JSON, admin JSON, a page for people)
  */
 import type { Request, RequestHandler } from 'express';
 import { ipKeyGenerator, type Options, rateLimit, type Store } from 'express-rate-limit';
 import type { Database } from '../db/database.ts';
-import { HttpError } from './errors.ts';
+import { type ErrorFormat, HttpError } from './errors.ts';
 
 export class PostgresRateLimitStore implements Store {
   localKeys = false;
@@ -88,4 +90,39 @@ export function databaseRateLimit(db: Database, options: LimitOptions): RequestH
       );
     },
   });
+}
+
+export interface LimitedRoute {
+  /** Counter family: login, token, introspection, admin. */
+  name: string;
+  /** Only this method is counted (default: every method). */
+  method?: string;
+  /** Exact path (compared case-insensitively, trailing "/" ignored) or a pattern. */
+  path: string | RegExp;
+  /** Requests per client address per window; 0 switches the limit off. */
+  limit: number;
+  /** Error vocabulary of the endpoint, for the 429. */
+  format: ErrorFormat;
+}
+
+/** One middleware running, for each request, the limit of the route it is for (if any). */
+export function limitedRoutes(db: Database, windowSeconds: number, routes: LimitedRoute[]): RequestHandler {
+  const active = routes
+    .filter((r) => r.limit > 0)
+    .map((r) => ({
+      ...r,
+      path: typeof r.path === 'string' ? r.path.toLowerCase() : r.path,
+      handler: databaseRateLimit(db, { name: r.name, windowSeconds, limit: r.limit }),
+    }));
+  return (req, res, next) => {
+    const path = req.path.length > 1 ? req.path.replace(/\/+$/, '').toLowerCase() : req.path;
+    const route = active.find(
+      (r) =>
+        (!r.method || r.method === req.method) &&
+        (typeof r.path === 'string' ? r.path === path : r.path.test(path)),
+    );
+    if (!route) return next();
+    res.locals.errorFormat = route.format;
+    route.handler(req, res, next);
+  };
 }
