@@ -511,7 +511,7 @@ describe('token, refresh, introspection and revocation', () => {
         body: new URLSearchParams({ token: launched.body.access_token! }).toString(),
       });
       expect(anon.status).toBe(400);
-      expect((await anon.json()).error).toBe('invalid_request');
+      expect(((await anon.json()) as { error: string }).error).toBe('invalid_request');
     });
   });
 

@@ -12,8 +12,14 @@ describe('discovery: openid-configuration, smart-configuration, JWKS', () => {
   beforeAll(async () => {
     t = await createTestDatabase();
     s = await startTestServer(t.db);
-    oidc = await (await fetch(`${s.url}/fhir/.well-known/openid-configuration`)).json();
-    smart = await (await fetch(`${s.url}/fhir/.well-known/smart-configuration`)).json();
+    oidc = (await (await fetch(`${s.url}/fhir/.well-known/openid-configuration`)).json()) as Record<
+      string,
+      unknown
+    >;
+    smart = (await (await fetch(`${s.url}/fhir/.well-known/smart-configuration`)).json()) as Record<
+      string,
+      unknown
+    >;
   });
   afterAll(async () => {
     await s?.stop();
@@ -47,7 +53,7 @@ describe('discovery: openid-configuration, smart-configuration, JWKS', () => {
     // The token endpoint answers (an OAuth error for an empty request, not a 404).
     const tok = await fetch(String(smart.token_endpoint), { method: 'POST' });
     expect(tok.status).toBe(400);
-    expect((await tok.json()).error).toBe('invalid_request');
+    expect(((await tok.json()) as { error: string }).error).toBe('invalid_request');
   });
 
   it('lists every applicable SMART 2.2 field and capability', () => {
