@@ -96,7 +96,11 @@ const PEOPLE: { given: string; family: string; gender: 'male' | 'female' | 'othe
   { given: 'Elizabeth', family: 'Tremblay', gender: 'female', preferred: 'Beth' },
 ];
 
-const MIDDLE = ['Anne', 'James', 'Louise', 'Paul', 'Marie', 'Lee', 'Rose', 'John', 'Claire', 'Ray'];
+const MIDDLE = {
+  female: ['Anne', 'Louise', 'Marie', 'Rose', 'Claire', 'Jane'],
+  male: ['James', 'Paul', 'John', 'Lee', 'Ray', 'Pierre'],
+  other: ['Lee', 'Jordan', 'Sky'],
+};
 
 /** Real Ontario cities with a matching forward-sortation area and area codes. */
 const PLACES: { city: string; fsa: string[]; area: string[] }[] = [
@@ -252,7 +256,7 @@ export function demoPatients(count: number, today = new Date(), seed = 20_240_60
     const area = r.pick(place.area);
     const phone = () => `(${area}) 555-01${String(r.int(0, 99)).padStart(2, '0')}`;
     const postal = `${r.pick(place.fsa)} ${r.int(1, 9)}${r.pick([...LETTERS])}${r.int(0, 9)}`;
-    const middle = r.next() < 0.4 ? [r.pick(MIDDLE)] : [];
+    const middle = r.next() < 0.4 ? [r.pick(MIDDLE[person.gender])] : [];
     const emailName = `${person.given}.${person.family}`
       .normalize('NFD')
       .replace(/[\u0300-\u036f]/g, '')
