@@ -5,10 +5,10 @@
  *   Patient $everything
  * - rest.security: the SMART-on-FHIR service coding and the `oauth-uris` extension
  *   (https://hl7.org/fhir/smart-app-launch/1.0.0/conformance/index.html#declaring-support-for-oauth2-endpoints)
- *   whose URLs come from the authorization server's own smart-configuration, so the two never disagree
+ *   whose URLs come from src/smart/configuration.ts, the document the authorization server publishes
  */
-import type { Request } from 'express';
 import type { AppContext } from '../context.ts';
+import { smartConfiguration } from '../smart/configuration.ts';
 import { isCompartmentType, SUPPORTED_TYPES } from './resource-types.ts';
 import { INDEXED_TYPES } from './search-index.ts';
 
@@ -22,7 +22,6 @@ interface SmartEndpoints {
 }
 
 const SOFTWARE_VERSION = '0.1.0';
-const REFRESH_MS = 60_000;
 
 const param = (name: string, type: string, documentation: string) => ({ name, type, documentation });
 
@@ -74,34 +73,9 @@ function resourceEntry(type: string) {
 }
 
 export function capabilityStatement(ctx: AppContext) {
-  let cached: { at: number; endpoints: SmartEndpoints } | undefined;
-
-  /** The authorization server's endpoints, from the service it registers or its own discovery document. */
-  async function endpoints(req: Request): Promise<SmartEndpoints> {
-    if (cached && Date.now() - cached.at < REFRESH_MS) return cached.endpoints;
-    const provided = ctx.services.smartConfiguration as
-      | (() => SmartEndpoints | Promise<SmartEndpoints>)
-      | SmartEndpoints
-      | undefined;
-    let doc: SmartEndpoints | undefined;
-    if (typeof provided === 'function') doc = await provided();
-    else if (provided && typeof provided === 'object') doc = provided;
-    else {
-      // The provider answers on this same server: ask it over the loopback connection we were reached on.
-      const port = req.socket.localPort;
-      const r = await fetch(`http://127.0.0.1:${port}/fhir/.well-known/smart-configuration`, {
-        headers: { accept: 'application/json' },
-        signal: AbortSignal.timeout(2000),
-      }).catch(() => undefined);
-      if (r?.ok) doc = (await r.json().catch(() => undefined)) as SmartEndpoints | undefined;
-    }
-    const found = doc ?? {};
-    if (doc) cached = { at: Date.now(), endpoints: found };
-    return found;
-  }
-
-  return async function build(req: Request) {
-    const e = await endpoints(req);
+  // the authorization server's own smart-configuration: the same endpoints, by construction
+  const e: SmartEndpoints = smartConfiguration(ctx.config);
+  return function build() {
     const uris = (
       [
         ['authorize', e.authorization_endpoint],

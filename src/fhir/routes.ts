@@ -69,16 +69,12 @@ export function fhirRoutes(ctx: AppContext): Router {
   const fhir = Router();
   fhir.use(speaks('fhir'));
   fhir.options('/metadata', cors);
-  fhir.get(
-    '/metadata',
-    cors,
-    negotiate,
-    handle(async (req, res) => {
-      res.status(200).setHeader('Content-Type', FHIR_JSON);
-      res.setHeader('Cache-Control', 'public, max-age=60');
-      res.end(JSON.stringify(await metadata(req)));
-    }),
-  );
+  const metadataText = JSON.stringify(metadata());
+  fhir.get('/metadata', cors, negotiate, (_req, res) => {
+    res.status(200).setHeader('Content-Type', FHIR_JSON);
+    res.setHeader('Cache-Control', 'public, max-age=300');
+    res.end(metadataText);
+  });
   fhir.options(['/:type', '/:type/*rest'], knownType, cors);
   fhir.get('/Patient/:id/\\$everything', cors, negotiate, authenticate, handle(everythingHandler(ctx)));
   fhir.get('/:type', knownType, cors, negotiate, authenticate, handle(searchHandler(ctx)));

@@ -1,15 +1,13 @@
 /*
- * SMART scopes → what a token may do with which resource types.
- * - v1 (SMART 1.0): `patient/Observation.read`, `user/*.write`, `patient/*.*`
- *   read = read + search; write = create + update + delete; * = all
- * - v2 (SMART 2.0, https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html):
- *   `patient/Observation.rs`, letters c r u d s in that order, optionally `?param=value&…`
- *   restricting the grant to resources that match
- * - anything else (openid, fhirUser, launch, offline_access, malformed resource scopes) grants no
- *   resource access and is ignored; `system/` scopes grant nothing on this server (no backend clients)
+ * Granted SMART scopes → what a token may do with which resource types, for the access checks.
+ * - parsing (v1 `patient/Observation.read`, v2 `patient/Observation.rs?category=…`) is the
+ *   authorization server's own parser (src/smart/scopes.ts), so both sides read scopes alike
+ * - `system/` scopes grant nothing here (no backend clients); non-resource scopes are ignored
+ *   except `fhirUser`
  */
+import { type Permission, parseClinicalScope, splitScope } from '../smart/scopes.ts';
 
-export type Interaction = 'c' | 'r' | 'u' | 'd' | 's';
+export type Interaction = Permission;
 export type ScopeContext = 'patient' | 'user';
 
 export interface ResourceGrant {
@@ -27,42 +25,19 @@ export interface ParsedScopes {
   fhirUser: boolean;
 }
 
-const V1 = /^(patient|user|system)\/([A-Za-z]+|\*)\.(read|write|\*)$/;
-const V2 = /^(patient|user|system)\/([A-Za-z]+|\*)\.(c?r?u?d?s?)(\?.*)?$/;
-
 export function parseScopes(scope: string): ParsedScopes {
   const grants: ResourceGrant[] = [];
   let fhirUser = false;
-  for (const s of scope.split(' ')) {
+  for (const s of splitScope(scope)) {
     if (s === 'fhirUser') {
       fhirUser = true;
       continue;
     }
-    const v1 = V1.exec(s);
-    if (v1) {
-      if (v1[1] === 'system') continue;
-      const mode = v1[3];
-      const interactions = new Set<Interaction>(
-        mode === 'read' ? ['r', 's'] : mode === 'write' ? ['c', 'u', 'd'] : ['c', 'r', 'u', 'd', 's'],
-      );
-      grants.push({ context: v1[1] as ScopeContext, type: v1[2]!, interactions });
-      continue;
-    }
-    const v2 = V2.exec(s);
-    if (v2?.[3]) {
-      if (v2[1] === 'system') continue;
-      let restriction: [string, string][] | undefined;
-      if (v2[4]) {
-        restriction = [...new URLSearchParams(v2[4].slice(1)).entries()];
-        if (restriction.length === 0) continue;
-      }
-      grants.push({
-        context: v2[1] as ScopeContext,
-        type: v2[2]!,
-        interactions: new Set(v2[3].split('') as Interaction[]),
-        restriction,
-      });
-    }
+    const c = parseClinicalScope(s);
+    if (!c || c.level === 'system') continue;
+    const restriction = c.query ? [...c.query.entries()] : undefined;
+    if (restriction && restriction.length === 0) continue;
+    grants.push({ context: c.level, type: c.resourceType, interactions: c.permissions, restriction });
   }
   return { grants, fhirUser };
 }
