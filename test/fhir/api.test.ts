@@ -251,7 +251,7 @@ describe('read and vread', () => {
       body: '{"resourceType":"Patient","id":"pat-a"}',
     });
     expect(res.status).toBe(405);
-    expect((await res.json()).resourceType).toBe('OperationOutcome');
+    expect(((await res.json()) as { resourceType: string }).resourceType).toBe('OperationOutcome');
     expect((await get('/fhir/Spaceship/1', patientToken)).status).toBe(404);
   });
 });
