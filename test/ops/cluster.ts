@@ -15,7 +15,7 @@ import {
   type WorkingCopy,
   workingCopy,
 } from '../helpers/processes.ts';
-import { type Proxy, startProxy } from './proxy.ts';
+import { type LoadBalancer, startProxy } from './proxy.ts';
 
 export const DEMO_SITE = '1234';
 export const DEMO_CLINICIANS = [
@@ -26,7 +26,7 @@ export const DEMO_CLINICIANS = [
 export interface Cluster {
   publicUrl: string;
   fhirBase: string;
-  proxy: Proxy;
+  proxy: LoadBalancer;
   instances: ServerProcess[];
   adminToken: string;
   secretsKey: string;

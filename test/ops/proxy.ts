@@ -16,7 +16,7 @@ const HOP_BY_HOP = new Set([
   'trailer',
 ]);
 
-export interface Proxy {
+export interface LoadBalancer {
   url: string;
   port: number;
   /** Requests forwarded to each backend so far. */
@@ -24,7 +24,7 @@ export interface Proxy {
   close(): Promise<void>;
 }
 
-export async function startProxy(backendPorts: () => number[], port = 0): Promise<Proxy> {
+export async function startProxy(backendPorts: () => number[], port = 0): Promise<LoadBalancer> {
   let next = 0;
   const counts: number[] = [];
   const server: Server = createServer((req, res) => {
