@@ -383,3 +383,39 @@ export async function issueTokens(
     patientId,
   };
 }
+
+/** Follows a browser's GET redirects from `start` until it leaves `serverUrl` (or stops on a page). */
+export async function followRedirects(
+  serverUrl: string,
+  start: URL,
+  jar: CookieJar,
+): Promise<AuthorizeResult> {
+  let url = start;
+  const hops: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const res = await fetch(url, { redirect: 'manual', headers: { cookie: jar.header(url.pathname) } });
+    jar.store(res.headers.getSetCookie(), url.pathname);
+    const location = res.headers.get('location');
+    if (res.status < 300 || res.status >= 400 || !location) {
+      return {
+        location: url,
+        hops,
+        stoppedAt: { status: res.status, body: await res.text(), url: url.toString() },
+      };
+    }
+    await res.arrayBuffer();
+    url = new URL(location, url);
+    hops.push(url.toString());
+    if (url.origin !== new URL(serverUrl).origin) {
+      const q = url.searchParams;
+      return {
+        location: url,
+        hops,
+        ...(q.get('code') ? { code: q.get('code')! } : {}),
+        ...(q.get('state') ? { state: q.get('state')! } : {}),
+        ...(q.get('error') ? { error: q.get('error')! } : {}),
+      };
+    }
+  }
+  throw new Error('too many redirects');
+}
