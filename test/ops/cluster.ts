@@ -1,13 +1,15 @@
 /*
  * A small deployment for operations tests: N server processes, each from its own working copy
  * with its own KEYS_DIR, sharing one database and SECRETS_KEY, behind one PUBLIC_URL (./proxy.ts).
- * The first instance loads the demo data (users, 30 patients, the Ocean test client, site 1234).
+ * - PostgreSQL when a database URL is given; otherwise ONE instance on an embedded PGlite in a
+ *   temp DATA_DIR (kept across restarts of that instance)
+ * - the instances load the demo data (clinicians, the Ocean test client, site 1234); the test's
+ *   own patients (./fixtures.ts) go in through the real admin import
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { freePort } from '../helpers/private-postgres.ts';
 import {
   type ServerProcess,
@@ -15,6 +17,8 @@ import {
   type WorkingCopy,
   workingCopy,
 } from '../helpers/processes.ts';
+import { opsPatients, patientBundle } from './fixtures.ts';
+import { send } from './flow.ts';
 import { type LoadBalancer, startProxy } from './proxy.ts';
 
 export const DEMO_SITE = '1234';
@@ -33,18 +37,21 @@ export interface Cluster {
   /** The Ocean test client the demo data registered (public, PKCE off) and its registered redirect_uri. */
   clientId: string;
   redirectUri: string;
-  /** Demo patients' ids. */
+  /** Ids of the patients imported for the test. */
   patients: string[];
-  /** A connection to the shared database, for checks. */
-  sql: pg.Client;
+  /** Admin API call through the proxy. */
+  admin(method: string, path: string, body?: unknown, backend?: number): Promise<Response>;
   close(): Promise<void>;
 }
 
 export async function startCluster(options: {
-  databaseUrl: string;
+  /** PostgreSQL; unset = embedded PGlite (one instance only). */
+  databaseUrl?: string;
   instances: number;
   env?: Record<string, string>;
+  patients?: number;
 }): Promise<Cluster> {
+  if (!options.databaseUrl && options.instances !== 1) throw new Error('PGlite serves one instance');
   const ports = await Promise.all(Array.from({ length: options.instances }, () => freePort()));
   const proxy = await startProxy(() => ports);
   const adminToken = randomBytes(32).toString('hex');
@@ -52,11 +59,11 @@ export async function startCluster(options: {
   const copies: WorkingCopy[] = [];
   const keyDirs: string[] = [];
   const instances: ServerProcess[] = [];
-  const sql = new pg.Client({ connectionString: options.databaseUrl });
+  const dataDir = options.databaseUrl ? undefined : mkdtempSync(join(tmpdir(), 'ops-data-'));
+  if (dataDir) keyDirs.push(dataDir);
   const close = async () => {
     await Promise.all(instances.map((i) => i.stop().catch(() => null)));
     await proxy.close().catch(() => {});
-    await sql.end().catch(() => {});
     for (const c of copies) c.remove();
     for (const d of keyDirs) rmSync(d, { recursive: true, force: true });
   };
@@ -65,7 +72,7 @@ export async function startCluster(options: {
       const keysDir = mkdtempSync(join(tmpdir(), `keys-${i}-`));
       keyDirs.push(keysDir);
       return {
-        DATABASE_URL: options.databaseUrl,
+        ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : { DATA_DIR: dataDir! }),
         DATABASE_POOL_MAX: '5',
         PUBLIC_URL: proxy.url,
         SECRETS_KEY: secretsKey,
@@ -85,15 +92,27 @@ export async function startCluster(options: {
       copies.map((c, i) => startServerProcess({ cwd: c.dir, env: envFor(i), port: ports[i] })),
     );
     instances.push(...started);
-    await sql.connect();
-    const client = await sql.query<{ client_id: string; redirect_uris: string[] }>(
-      `SELECT client_id, metadata->'redirect_uris' AS redirect_uris FROM clients ORDER BY created_at LIMIT 1`,
-    );
-    const patients = await sql.query<{ id: string }>(
-      `SELECT id FROM fhir_resources WHERE resource_type = 'Patient' AND NOT deleted ORDER BY id`,
-    );
-    const row = client.rows[0];
-    if (!row) throw new Error('the demo data registered no client');
+    const admin = (method: string, path: string, body?: unknown, backend?: number) =>
+      send(
+        `${proxy.url}${path}`,
+        {
+          method,
+          headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        },
+        backend,
+      );
+    const listed = await admin('GET', '/admin/api/clients');
+    if (listed.status !== 200) throw new Error(`GET /admin/api/clients answered ${listed.status}`);
+    const { clients } = (await listed.json()) as {
+      clients: { client_id: string; redirect_uris: string[] }[];
+    };
+    const client = clients[0];
+    if (!client) throw new Error('the demo data registered no client');
+    const patients = opsPatients(options.patients ?? 12);
+    const imported = await admin('POST', '/admin/api/import', patientBundle(patients));
+    if (imported.status !== 200)
+      throw new Error(`import answered ${imported.status}: ${await imported.text()}`);
     return {
       publicUrl: proxy.url,
       fhirBase: `${proxy.url}/fhir`,
@@ -101,10 +120,10 @@ export async function startCluster(options: {
       instances,
       adminToken,
       secretsKey,
-      clientId: row.client_id,
-      redirectUri: row.redirect_uris[0]!,
-      patients: patients.rows.map((r) => r.id),
-      sql,
+      clientId: client.client_id,
+      redirectUri: client.redirect_uris[0]!,
+      patients: patients.map((p) => p.id),
+      admin,
       close,
     };
   } catch (err) {
