@@ -198,12 +198,12 @@ export async function findLaunchContextByGrant(
   return rows[0] ? toContext(rows[0]) : undefined;
 }
 
-/** Drops contexts that expired unused, and used ones once their day is over (the grant keeps what it needs). */
+/** Drops contexts that expired unused, and used ones whose grant has ended (revoked or expired). */
 export async function purgeLaunchContexts(ctx: AppContext): Promise<number> {
   const r = await ctx.db.query(
     `DELETE FROM launch_contexts
       WHERE (used_at IS NULL AND expires_at < now())
-         OR (used_at IS NOT NULL AND grant_id IS NOT NULL
+         OR (used_at IS NOT NULL AND grant_id IS NOT NULL AND used_at < now() - interval '10 minutes'
              AND NOT EXISTS (SELECT 1 FROM oidc_models m WHERE m.model = 'Grant' AND m.id = launch_contexts.grant_id))`,
   );
   return r.rowCount;
