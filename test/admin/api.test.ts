@@ -597,3 +597,38 @@ describe('audit of admin changes', () => {
     expect(Number(older.body.events[0].id)).toBeLessThan(Number(paged.body.events[1].id));
   });
 });
+
+describe('allowlist packet behind a load balancer', () => {
+  it('names PUBLIC_URL (https) in every value, without the server reaching PUBLIC_URL', async () => {
+    const db2 = await createTestDatabase();
+    // PUBLIC_URL points nowhere reachable: the packet must be built in-process.
+    const lb = await startTestServer(db2.db, { PUBLIC_URL: 'https://ehr.unreachable.invalid' });
+    try {
+      const res = await fetch(`${lb.url}/admin/api/clients`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify(OCEAN),
+      });
+      const { client_id } = (await res.json()) as { client_id: string };
+      const r = await fetch(`${lb.url}/admin/api/clients/${client_id}/allowlist`, {
+        headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` },
+      });
+      expect(r.status).toBe(200);
+      const p = (await r.json()) as Json;
+      const base = 'https://ehr.unreachable.invalid/fhir';
+      expect(p.server_url).toBe(base);
+      expect(p.token_issuer_url).toBe(base);
+      expect(p.openid_configuration.body.issuer).toBe(base);
+      expect(p.openid_configuration.url).toBe(`${base}/.well-known/openid-configuration`);
+      expect(p.smart_configuration.body.issuer).toBe(base);
+      for (const key of ['authorization_endpoint', 'token_endpoint', 'jwks_uri']) {
+        expect(p.openid_configuration.body[key], key).toMatch(/^https:\/\/ehr\.unreachable\.invalid\//);
+      }
+      expect(p.authorization_endpoint).toBe(p.smart_configuration.body.authorization_endpoint);
+      expect(p.token_endpoint).toBe(p.smart_configuration.body.token_endpoint);
+    } finally {
+      await lb.stop();
+      await db2.drop();
+    }
+  });
+});
