@@ -17,7 +17,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import type { Database, Queryable } from '../db/database.ts';
 import { HttpError } from '../http/errors.ts';
 import { BundleSyntaxError, readBundle } from './bundle-reader.ts';
-import { deleteResource, InvalidResourceError, putResource } from './repository.ts';
+import { deleteResource, InvalidResourceError, putResources, validate } from './repository.ts';
 import { isSupportedType, isValidId } from './resource-types.ts';
 
 /** A bundle the importer refuses: 400 with an OperationOutcome naming the entry. */
@@ -63,6 +63,8 @@ interface Plan {
 const UUID_URN = /^urn:uuid:([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$/;
 const CONDITIONAL = /^([A-Z][A-Za-z]+)\?identifier=([^&]*)$/;
 const BUNDLE_TYPES = new Set(['collection', 'batch', 'transaction']);
+/** Entries written per statement group: bounded memory, few round trips. */
+const BATCH_SIZE = 250;
 
 function entryObject(value: unknown, index: number): Record<string, unknown> {
   if (!value || typeof value !== 'object' || Array.isArray(value))
@@ -260,9 +262,9 @@ export async function importBundle(db: Database, source: BundleSource): Promise<
     throw new ImportError('the body must be a FHIR Bundle (resourceType "Bundle")');
   if (!bundleType) throw new ImportError('Bundle.type is missing (collection, batch or transaction)');
 
-  // ---- pass 2: one transaction ----
+  // ---- pass 2: one transaction, written in batches ----
   const summary = { created: 0, updated: 0, unchanged: 0, deleted: 0 };
-  const responses: string[] = [];
+  const responses: unknown[] = new Array(plans.length);
   await db.transaction(async (tx) => {
     const inBundle = new Map<string, string>(); // "Type|system|value" → id, for conditional creates and references
     const resolve = async (type: string, token: string) =>
@@ -276,6 +278,32 @@ export async function importBundle(db: Database, source: BundleSource): Promise<
           if (target === `${plan.type}/${plan.id}`) fullUrls.set(url, `${plan.type}/${plan.existing}`);
       }
     }
+
+    let batch: { index: number; resource: Resource }[] = [];
+    const batchKeys = new Set<string>();
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const results = await putResources(
+        tx,
+        batch.map((b) => b.resource),
+      );
+      results.forEach((result, k) => {
+        const { index, resource } = batch[k]!;
+        summary[result.outcome]++;
+        const v = result.stored.versionId;
+        responses[index] = {
+          response: {
+            status: result.outcome === 'created' ? '201 Created' : '200 OK',
+            location: `${resource.resourceType}/${resource.id}/_history/${v}`,
+            etag: `W/"${v}"`,
+            lastModified: result.stored.lastUpdated.toISOString(),
+          },
+        };
+      });
+      batch = [];
+      batchKeys.clear();
+    };
+
     let index = 0;
     for await (const part of readBundle(source.open())) {
       if (part.kind !== 'entry') continue;
@@ -286,9 +314,10 @@ export async function importBundle(db: Database, source: BundleSource): Promise<
       if (bundleType !== 'collection' && !entry.request)
         throw new ImportError(`a ${bundleType} entry needs a request`, i);
       if (plan.method === 'DELETE') {
+        await flush();
         const done = await deleteResource(tx, plan.type, plan.id);
         if (done) summary.deleted++;
-        responses.push(JSON.stringify({ response: { status: done ? '204 No Content' : '404 Not Found' } }));
+        responses[i] = { response: { status: done ? '204 No Content' : '404 Not Found' } };
         continue;
       }
       const resource = entry.resource as Record<string, unknown>;
@@ -298,38 +327,31 @@ export async function importBundle(db: Database, source: BundleSource): Promise<
           const fullUrl = entry.fullUrl;
           if (typeof fullUrl === 'string') fullUrls.set(fullUrl, `${plan.type}/${existing}`);
           summary.unchanged++;
-          responses.push(
-            JSON.stringify({ response: { status: '200 OK', location: `${plan.type}/${existing}` } }),
-          );
+          responses[i] = { response: { status: '200 OK', location: `${plan.type}/${existing}` } };
           continue;
         }
       }
       resource.id = plan.id;
       await rewriteReferences(resource, i, fullUrls, resolve);
-      let stored: Awaited<ReturnType<typeof putResource>>;
       try {
-        stored = await putResource(tx, resource as unknown as Resource);
+        validate(resource);
+        if (JSON.stringify(resource).includes('\\u0000'))
+          throw new InvalidResourceError('strings may not contain the NUL character');
       } catch (err) {
         if (err instanceof InvalidResourceError) throw new ImportError(err.message, i);
         throw err;
       }
+      const key = `${plan.type}/${plan.id}`;
+      if (batchKeys.has(key)) await flush(); // the same resource twice: the later one is a new version
+      batch.push({ index: i, resource: resource as unknown as Resource });
+      batchKeys.add(key);
       for (const token of identifiersOf(resource)) {
-        const key = `${plan.type}|${token}`;
-        if (!inBundle.has(key)) inBundle.set(key, plan.id);
+        const k = `${plan.type}|${token}`;
+        if (!inBundle.has(k)) inBundle.set(k, plan.id);
       }
-      summary[stored.outcome]++;
-      const v = stored.stored.versionId;
-      responses.push(
-        JSON.stringify({
-          response: {
-            status: stored.outcome === 'created' ? '201 Created' : '200 OK',
-            location: `${plan.type}/${plan.id}/_history/${v}`,
-            etag: `W/"${v}"`,
-            lastModified: stored.stored.lastUpdated.toISOString(),
-          },
-        }),
-      );
+      if (batch.length >= BATCH_SIZE) await flush();
     }
+    await flush();
     if (index !== plans.length) throw new ImportError('the bundle changed while it was imported');
   });
 
@@ -341,8 +363,7 @@ export async function importBundle(db: Database, source: BundleSource): Promise<
     response: {
       resourceType: 'Bundle',
       type: responseType,
-      // entries kept as compact JSON text; parsed once here for the caller
-      entry: responses.map((r) => JSON.parse(r)),
+      entry: responses,
     },
   };
 }

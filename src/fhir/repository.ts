@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Patient, Resource, ResourceType } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/database.ts';
-import { HttpError } from '../http/errors.ts';
+import { conflict, HttpError } from '../http/errors.ts';
 import { compartmentOf, isSupportedType, isValidId } from './resource-types.ts';
 import { extractIndexRows, INDEXED_TYPES, normalizeText } from './search-index.ts';
 
@@ -46,7 +46,8 @@ export class InvalidResourceError extends HttpError {
 const toDate = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)));
 const toInt = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
 
-function validate(resource: unknown): asserts resource is Resource & { id?: string } {
+/** Throws InvalidResourceError unless the server can store this resource. */
+export function validate(resource: unknown): asserts resource is Resource & { id?: string } {
   if (!resource || typeof resource !== 'object' || Array.isArray(resource)) {
     throw new InvalidResourceError('a resource must be a JSON object');
   }
@@ -224,6 +225,126 @@ export async function putResource<T extends Resource>(
     };
   }
   throw new Error('could not store resource after concurrent creates');
+}
+
+/**
+ * putResource for many resources at once (bulk import): the same outcomes, in a handful of
+ * statements per call instead of two per resource. Ids must be distinct within one call.
+ */
+export async function putResources(
+  q: Queryable,
+  resources: readonly Resource[],
+): Promise<{ outcome: PutOutcome; stored: StoredResource }[]> {
+  if (resources.length === 0) return [];
+  const keys = new Set<string>();
+  for (const r of resources) {
+    validate(r);
+    if (!r.id) throw new InvalidResourceError('an update needs the resource id');
+    const key = `${r.resourceType}/${r.id}`;
+    if (keys.has(key)) throw new Error(`putResources: ${key} given twice`);
+    keys.add(key);
+  }
+  const existing = await q.query<{
+    resource_type: string;
+    id: string;
+    version_id: unknown;
+    last_updated: unknown;
+    deleted: boolean;
+    resource: Resource;
+  }>(
+    `SELECT f.resource_type, f.id, f.version_id, f.last_updated, f.deleted, f.resource
+       FROM fhir_resources f
+       JOIN jsonb_to_recordset($1::jsonb) AS k(t text, i text) ON f.resource_type = k.t AND f.id = k.i
+        FOR UPDATE OF f`,
+    [JSON.stringify(resources.map((r) => ({ t: r.resourceType, i: r.id })))],
+  );
+  const current = new Map(existing.rows.map((row) => [`${row.resource_type}/${row.id}`, row]));
+  const now = new Date();
+  const iso = now.toISOString();
+  const results: { outcome: PutOutcome; stored: StoredResource }[] = [];
+  const inserts: { t: string; i: string; c: string | null; r: Resource }[] = [];
+  const updates: { t: string; i: string; v: number; c: string | null; r: Resource }[] = [];
+  for (const resource of resources) {
+    const id = resource.id!;
+    const row = current.get(`${resource.resourceType}/${id}`);
+    if (row && !row.deleted && canonical(row.resource) === canonical(resource)) {
+      results.push({
+        outcome: 'unchanged',
+        stored: {
+          resource: row.resource,
+          versionId: toInt(row.version_id),
+          lastUpdated: toDate(row.last_updated),
+          compartment: compartmentOf(row.resource),
+          deleted: false,
+        },
+      });
+      continue;
+    }
+    const versionId = row ? toInt(row.version_id) + 1 : 1;
+    const stored = withMeta(resource, id, versionId, iso);
+    const compartment = compartmentOf(stored);
+    serialise(stored);
+    if (row) updates.push({ t: stored.resourceType, i: id, v: versionId, c: compartment, r: stored });
+    else inserts.push({ t: stored.resourceType, i: id, c: compartment, r: stored });
+    results.push({
+      outcome: row ? 'updated' : 'created',
+      stored: { resource: stored, versionId, lastUpdated: now, compartment, deleted: false },
+    });
+  }
+  if (inserts.length > 0) {
+    const r = await q.query<{ id: string }>(
+      `WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(t text, i text, c text, r jsonb)),
+       cur AS (
+         INSERT INTO fhir_resources (resource_type, id, version_id, last_updated, compartment_patient, deleted, resource)
+         SELECT x.t, x.i, 1, $2::timestamptz, x.c, false, x.r FROM x
+         ON CONFLICT (resource_type, id) DO NOTHING
+         RETURNING resource_type, id, version_id, last_updated, deleted, resource
+       )
+       INSERT INTO fhir_resource_history (resource_type, id, version_id, last_updated, deleted, resource)
+       SELECT resource_type, id, version_id, last_updated, deleted, resource FROM cur
+       RETURNING id`,
+      [JSON.stringify(inserts), iso],
+    );
+    // created by someone else between our lock and our insert: give up the whole transaction
+    if (r.rows.length !== inserts.length)
+      throw conflict('resources were created concurrently with this import; nothing was written, retry it');
+  }
+  if (updates.length > 0) {
+    await q.query(
+      `WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(t text, i text, v integer, c text, r jsonb)),
+       cur AS (
+         UPDATE fhir_resources f
+            SET version_id = x.v, last_updated = $2::timestamptz, compartment_patient = x.c, deleted = false, resource = x.r
+           FROM x WHERE f.resource_type = x.t AND f.id = x.i
+         RETURNING f.resource_type, f.id, f.version_id, f.last_updated, f.deleted, f.resource
+       )
+       INSERT INTO fhir_resource_history (resource_type, id, version_id, last_updated, deleted, resource)
+       SELECT resource_type, id, version_id, last_updated, deleted, resource FROM cur`,
+      [JSON.stringify(updates), iso],
+    );
+    const reindex = updates.filter((u) => INDEXED_TYPES.has(u.t));
+    if (reindex.length > 0) {
+      await q.query(
+        `DELETE FROM fhir_search_index s USING jsonb_to_recordset($1::jsonb) AS k(t text, i text)
+          WHERE s.resource_type = k.t AND s.id = k.i`,
+        [JSON.stringify(reindex.map((u) => ({ t: u.t, i: u.i })))],
+      );
+    }
+  }
+  const indexRows: { t: string; i: string; p: string; v: string }[] = [];
+  for (const w of [...inserts, ...updates]) {
+    if (!INDEXED_TYPES.has(w.t)) continue;
+    for (const row of extractIndexRows(w.r as Resource & Record<string, unknown>))
+      indexRows.push({ t: w.t, i: w.i, p: row.param, v: row.value });
+  }
+  if (indexRows.length > 0) {
+    await q.query(
+      `INSERT INTO fhir_search_index (resource_type, id, param, value)
+       SELECT t, i, p, v FROM jsonb_to_recordset($1::jsonb) AS x(t text, i text, p text, v text)`,
+      [JSON.stringify(indexRows)],
+    );
+  }
+  return results;
 }
 
 /** Marks the resource deleted (a new version; reads answer 410). Returns false when it was absent or already deleted. */
