@@ -2,7 +2,8 @@
  * The `pg` driver behind the Database interface.
  * - one pool per instance, sized by DATABASE_POOL_MAX
  * - connection failures surface as DatabaseUnavailableError so callers answer 503, not 500
- * - an idle client's error (server restart) is logged by the pool owner and never crashes the process
+ * - a client's error (server restart), idle or in a transaction, is logged by the pool owner and
+ *   never crashes the process
  */
 import pg from 'pg';
 import {
@@ -100,6 +101,14 @@ export function createPostgresDatabase(
         throw wrap(err);
       }
       let broken = false;
+      // A checked-out client is not watched by the pool: without a listener, its connection dying
+      // mid-transaction (server stopped, network cut) is an unhandled 'error' event that ends the
+      // process. The failing query rejects on its own; this only keeps the process alive.
+      const onClientError = (err: Error) => {
+        broken = true;
+        options.onError?.(err);
+      };
+      client.on('error', onClientError);
       try {
         await client.query('BEGIN');
         const result = await fn(clientQueryable(client));
@@ -113,6 +122,7 @@ export function createPostgresDatabase(
         }
         throw wrap(err);
       } finally {
+        client.off('error', onClientError);
         client.release(broken);
       }
     },

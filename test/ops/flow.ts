@@ -19,7 +19,7 @@ export async function send(url: string | URL, init: RequestInit = {}, backend?: 
     ...init,
     headers,
     redirect: 'manual',
-    signal: init.signal ?? AbortSignal.timeout(30_000),
+    signal: init.signal ?? AbortSignal.timeout(180_000),
   });
 }
 
