@@ -11,8 +11,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createLocalJWKSet, type JWK, jwtVerify } from 'jose';
 import pg from 'pg';
@@ -213,6 +215,16 @@ async function drive(flow: Flow, jars: Jar[], seconds: number): Promise<Measured
   };
 }
 
+/** CPU seconds (user + system) a process has used so far (Linux /proc; 100 ticks a second). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 const pct = (xs: number[], p: number) => {
   if (xs.length === 0) return Number.NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -231,7 +243,10 @@ async function freePort(): Promise<number> {
 }
 
 function startChild(args: string[], env: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+  const profile = process.env.LAUNCH_BENCH_PROFILE
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.LAUNCH_BENCH_PROFILE}`]
+    : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -352,7 +367,9 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
       },
     };
     await drive(productFlow, jars, 2); // warm-up
+    const cpu0 = cpuSeconds(product.pid);
     const ours = await drive(productFlow, jars, seconds);
+    const oursCpuMs = ((cpuSeconds(product.pid) - cpu0) * 1000) / Math.max(1, ours.launches);
     await stopChild(product);
     children.length = 0;
 
@@ -374,7 +391,9 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
     };
     const bareJars = Array.from({ length: CONCURRENCY }, () => new Jar());
     await drive(bareFlow, bareJars, 2);
+    const bcpu0 = cpuSeconds(bare.pid);
     const base = await drive(bareFlow, bareJars, seconds);
+    const baseCpuMs = ((cpuSeconds(bare.pid) - bcpu0) * 1000) / Math.max(1, base.launches);
 
     const rate = (m: Measured) => m.launches / m.seconds;
     const f = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '—');
@@ -404,6 +423,18 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
         f(pct(base.tokenMs, 99)),
         `${(pct(ours.tokenMs, 99) / pct(base.tokenMs, 99)).toFixed(2)}×`,
       ],
+      [
+        'server CPU per launch (ms, Node process only)',
+        f(oursCpuMs),
+        f(baseCpuMs),
+        `${(oursCpuMs / baseCpuMs).toFixed(2)}×`,
+      ],
+      [
+        'launches/s per server core (1000 / CPU ms)',
+        f(1000 / oursCpuMs),
+        f(1000 / baseCpuMs),
+        `${(baseCpuMs / oursCpuMs).toFixed(2)}×`,
+      ],
       ['errors', String(ours.errors), String(base.errors), ''],
     ];
     return [
@@ -415,6 +446,12 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
       '| measure | product (PostgreSQL) | bare oidc-provider (memory) | ratio |',
       '| --- | ---: | ---: | ---: |',
       ...rows.map((r) => `| ${r.join(' | ')} |`),
+      '',
+      `Machine load average while measuring: ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(
+          ' / ',
+        )} (1/5/15 min). Wall-clock rates fall with other work on the box; CPU per launch does not.`,
       ...(ours.firstError ? ['', `first product error: ${ours.firstError}`] : []),
       ...(base.firstError ? ['', `first baseline error: ${base.firstError}`] : []),
     ].join('\n');
