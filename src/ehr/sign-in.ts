@@ -18,6 +18,11 @@ import { LoginThrottle } from './throttle.ts';
 import { type User, verifyPassword } from './users.ts';
 
 const INCORRECT = 'The username or password is incorrect.';
+/**
+ * The sign-in form's CSRF token lives in a session row made before anyone signs in; such rows
+ * expire after an hour rather than a clinic day, so a flood of GET /login leaves little behind.
+ */
+const ANONYMOUS_SESSION_MS = 60 * 60 * 1000;
 
 interface FormState {
   status?: number;
@@ -29,6 +34,7 @@ interface FormState {
 
 function renderForm(req: Request, res: Response, state: FormState): void {
   res.setHeader('Cache-Control', 'no-store');
+  if (!req.session.userId) req.session.cookie.maxAge = ANONYMOUS_SESSION_MS;
   res.status(state.status ?? 200).render('ehr/login', {
     title: 'Sign in',
     csrfToken: csrfToken(req),

@@ -51,6 +51,22 @@ describe('EHR sign-in', () => {
     expect(cookie).toMatch(/SameSite=Lax/i);
   });
 
+  it('keeps the pre-sign-in session (the form token) for an hour, the signed-in one for SESSION_TTL', async () => {
+    const b = new BrowserSession(s.url);
+    await b.get('/login');
+    const lifetime = async () => {
+      const sid = decodeURIComponent(b.cookies.get(SESSION_COOKIE)!).slice(2).split('.')[0]!;
+      const r = await t.db.query<{ secs: number }>(
+        "SELECT (data->'cookie'->>'originalMaxAge')::bigint / 1000 AS secs FROM ehr_sessions WHERE sid = $1",
+        [sid],
+      );
+      return Number(r.rows[0]?.secs);
+    };
+    expect(await lifetime()).toBe(3600);
+    await b.signIn('alice', PASSWORD);
+    expect(await lifetime()).toBe(s.config.ttl.session);
+  });
+
   it('signs in, regenerates the session id and stores userId and authTime', async () => {
     const b = new BrowserSession(s.url);
     await b.get('/login');
