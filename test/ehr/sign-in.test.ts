@@ -265,6 +265,24 @@ describe('EHR sign-in', () => {
   });
 });
 
+describe('EHR session cookie behind an https proxy', () => {
+  it('is Secure, HttpOnly and SameSite=Lax when PUBLIC_URL is https', async () => {
+    const t = await createTestDatabase();
+    const s = await startTestServer(t.db, { PUBLIC_URL: 'https://ehr.example.org', TRUST_PROXY: 'loopback' });
+    try {
+      const res = await fetch(`${s.url}/login`, { headers: { 'x-forwarded-proto': 'https' } });
+      expect(res.status).toBe(200);
+      const cookie = res.headers.getSetCookie().find((c) => c.startsWith(`${SESSION_COOKIE}=`));
+      expect(cookie).toMatch(/; Secure/i);
+      expect(cookie).toMatch(/HttpOnly/i);
+      expect(cookie).toMatch(/SameSite=Lax/i);
+    } finally {
+      await s.stop();
+      await t.drop();
+    }
+  });
+});
+
 describe('EHR sessions across a restart', () => {
   it('keeps a signed-in session when the server restarts on the same database', async () => {
     const t = await createTestDatabase();
