@@ -134,12 +134,19 @@ describe.skipIf(!usingPostgres)(
 
     it('40 concurrent launches spread over both instances all succeed with the right patient', async () => {
       const before = [...c.proxy.counts];
-      const results = await Promise.all(
+      // 40 clinicians' browsers, each signed in (round-robin: on either instance)…
+      const clinicians = await Promise.all(
         Array.from({ length: 40 }, async (_, i) => {
           const who = DEMO_CLINICIANS[i % DEMO_CLINICIANS.length]!;
-          const patient = c.patients[i % c.patients.length]!;
           const clinician = new Clinician(c.publicUrl);
           await clinician.signIn(who.username, who.password);
+          return clinician;
+        }),
+      );
+      // …launch at once, each its own patient, every request landing wherever the balancer sends it.
+      const results = await Promise.all(
+        clinicians.map(async (clinician, i) => {
+          const patient = c.patients[i % c.patients.length]!;
           const launch = await clinician.launch(patient, DEMO_SITE, 'viewMap');
           const { code } = await clinician.authorize(discovery, {
             clientId: c.clientId,
