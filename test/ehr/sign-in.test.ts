@@ -265,6 +265,32 @@ describe('EHR sign-in', () => {
   });
 });
 
+describe('EHR sign-in throttling per address', () => {
+  it('refuses an address after its failures, whichever usernames it tried, and tells the person', async () => {
+    const t = await createTestDatabase();
+    const s = await startTestServer(t.db, {
+      LOGIN_MAX_FAILURES_PER_ADDRESS: '4',
+      LOGIN_MAX_FAILURES_PER_ACCOUNT: '100',
+    });
+    try {
+      await createUser(s.ctx, { username: 'victim', password: PASSWORD, given_name: 'V', family_name: 'T' });
+      const b = new BrowserSession(s.url);
+      for (const u of ['a1', 'b2', 'c3', 'victim'])
+        expect((await b.signIn(u, 'guess-guess-guess')).status).toBe(401);
+      const blocked = await b.signIn('victim', PASSWORD);
+      expect(blocked.status).toBe(429);
+      expect(await blocked.text()).toContain('try again in 15 minutes');
+      const audit = await t.db.query(
+        "SELECT 1 FROM audit_events WHERE action = 'ehr.signin' AND outcome = 'failure' AND detail->>'reason' = 'throttled'",
+      );
+      expect(audit.rowCount).toBeGreaterThan(0);
+    } finally {
+      await s.stop();
+      await t.drop();
+    }
+  });
+});
+
 describe('EHR session cookie behind an https proxy', () => {
   it('is Secure, HttpOnly and SameSite=Lax when PUBLIC_URL is https', async () => {
     const t = await createTestDatabase();
