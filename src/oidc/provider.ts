@@ -152,7 +152,12 @@ export function buildProvider(ctx: AppContext): Provider {
     extraTokenClaims: async (kctx, token) => {
       if (!('grantId' in token) || !token.grantId) return undefined;
       const context = await contextForGrant(ctx, kctx, token.grantId);
-      return context?.accessTokenClaims;
+      if (context) return context.accessTokenClaims;
+      // No launch (no patient in context): the token still names its user's Practitioner.
+      const account =
+        'accountId' in token && token.accountId ? await loadAccount(ctx, token.accountId) : undefined;
+      const fhirUser = (await account?.claims('id_token', 'fhirUser', {}, []))?.fhirUser;
+      return typeof fhirUser === 'string' ? { fhirUser } : undefined;
     },
     ttl: {
       AccessToken: config.ttl.accessToken,

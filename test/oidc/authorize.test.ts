@@ -356,6 +356,63 @@ describe('authorization endpoint and interaction', () => {
     expect(res.status).toBeLessThan(500);
   });
 
+  it('without a launch: no patient context, patient scopes dropped, the token still names fhirUser', async () => {
+    const p = pkce();
+    const r = await authorize(
+      s.url,
+      {
+        response_type: 'code',
+        client_id: client.clientId,
+        redirect_uri: client.client.redirect_uris[0],
+        scope: 'openid fhirUser launch patient/*.read user/*.read',
+        state: 'no-launch',
+        aud: s.ctx.config.fhirBaseUrl,
+        code_challenge: p.challenge,
+        code_challenge_method: 'S256',
+      },
+      jar,
+    );
+    expect(r.code).toBeTruthy();
+    const tok = await redeem(r.code!, p.verifier);
+    expect(tok.status).toBe(200);
+    expect(tok.body.scope).toBe('openid fhirUser user/*.read');
+    expect(tok.body).not.toHaveProperty('patient');
+    expect(tok.body).not.toHaveProperty('oceanSharedEncryptionKey');
+    const at = decodeJwt(String(tok.body.access_token));
+    expect(at.patient).toBeUndefined();
+    expect(at.fhirUser).toBe(`${s.ctx.config.fhirBaseUrl}/Practitioner/${user.practitionerId}`);
+  });
+
+  it('odd requests get clear errors, never a crash or a stack trace', async () => {
+    const resume = await fetch(`${s.url}/fhir/auth/not-a-real-interaction`, { redirect: 'manual' });
+    expect(resume.status).toBeGreaterThanOrEqual(400);
+    expect(resume.status).toBeLessThan(500);
+    const getToken = await fetch(`${s.url}/fhir/token`);
+    expect(getToken.status).toBeGreaterThanOrEqual(400);
+    expect(getToken.status).toBeLessThan(500);
+    const noClient = await fetch(`${s.url}/fhir/auth?response_type=code`, { redirect: 'manual' });
+    expect(noClient.status).toBe(400);
+    const unknownClient = await fetch(`${s.url}/fhir/auth?response_type=code&client_id=nobody-at-all`, {
+      redirect: 'manual',
+    });
+    expect(unknownClient.status).toBe(400);
+    const dupes = await fetch(
+      `${s.url}/fhir/auth?response_type=code&client_id=${client.clientId}&client_id=${client.clientId}`,
+      { redirect: 'manual' },
+    );
+    expect(dupes.status).toBe(400);
+    const jsonPost = await fetch(`${s.url}/fhir/auth`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/json' },
+      body: '{"client_id":',
+    });
+    expect(jsonPost.status).toBe(400);
+    for (const r of [resume, getToken, noClient, unknownClient, dupes, jsonPost]) {
+      expect(await r.text()).not.toMatch(/at .*\.(js|ts):\d+/);
+    }
+  });
+
   it('an unknown or finished interaction is a clear page, not a crash', async () => {
     const res = await fetch(`${s.url}/interaction/does-not-exist`, {
       headers: { cookie: jar.header('/interaction/x') },
