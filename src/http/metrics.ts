@@ -62,8 +62,10 @@ export function fhirInteraction(
   return { resourceType, interaction };
 }
 
+/** launched: 302 to Ocean; sign_in: sent to /login first; refused: 4xx page; failed: 5xx. */
 function launchOutcome(status: number): string {
-  if (status >= 300 && status < 400) return 'redirected';
+  if (status === 302) return 'launched';
+  if (status >= 300 && status < 400) return 'sign_in';
   if (status >= 500) return 'failed';
   return 'refused';
 }

@@ -92,27 +92,7 @@ export async function startCluster(options: {
       copies.map((c, i) => startServerProcess({ cwd: c.dir, env: envFor(i), port: ports[i] })),
     );
     instances.push(...started);
-    const admin = (method: string, path: string, body?: unknown, backend?: number) =>
-      send(
-        `${proxy.url}${path}`,
-        {
-          method,
-          headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        },
-        backend,
-      );
-    const listed = await admin('GET', '/admin/api/clients');
-    if (listed.status !== 200) throw new Error(`GET /admin/api/clients answered ${listed.status}`);
-    const { clients } = (await listed.json()) as {
-      clients: { client_id: string; redirect_uris: string[] }[];
-    };
-    const client = clients[0];
-    if (!client) throw new Error('the demo data registered no client');
-    const patients = opsPatients(options.patients ?? 12);
-    const imported = await admin('POST', '/admin/api/import', patientBundle(patients));
-    if (imported.status !== 200)
-      throw new Error(`import answered ${imported.status}: ${await imported.text()}`);
+    const setup = await prepareDeployment(proxy.url, adminToken, options.patients ?? 12);
     return {
       publicUrl: proxy.url,
       fhirBase: `${proxy.url}/fhir`,
@@ -120,14 +100,51 @@ export async function startCluster(options: {
       instances,
       adminToken,
       secretsKey,
-      clientId: client.client_id,
-      redirectUri: client.redirect_uris[0]!,
-      patients: patients.map((p) => p.id),
-      admin,
+      ...setup,
       close,
     };
   } catch (err) {
     await close();
     throw err;
   }
+}
+
+export interface DeploymentSetup {
+  clientId: string;
+  redirectUri: string;
+  patients: string[];
+  admin(method: string, path: string, body?: unknown, backend?: number): Promise<Response>;
+}
+
+/** The demo client (from the admin API) and the test's patients (through the admin import). */
+export async function prepareDeployment(
+  publicUrl: string,
+  adminToken: string,
+  patientCount: number,
+): Promise<DeploymentSetup> {
+  const admin = (method: string, path: string, body?: unknown, backend?: number) =>
+    send(
+      `${publicUrl}${path}`,
+      {
+        method,
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      },
+      backend,
+    );
+  const listed = await admin('GET', '/admin/api/clients');
+  if (listed.status !== 200) throw new Error(`GET /admin/api/clients answered ${listed.status}`);
+  const { clients } = (await listed.json()) as { clients: { client_id: string; redirect_uris: string[] }[] };
+  const client = clients[0];
+  if (!client) throw new Error('the demo data registered no client');
+  const patients = opsPatients(patientCount);
+  const imported = await admin('POST', '/admin/api/import', patientBundle(patients));
+  if (imported.status !== 200)
+    throw new Error(`import answered ${imported.status}: ${await imported.text()}`);
+  return {
+    clientId: client.client_id,
+    redirectUri: client.redirect_uris[0]!,
+    patients: patients.map((p) => p.id),
+    admin,
+  };
 }
