@@ -477,6 +477,32 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
     }),
   );
   router.post(
+    '/users/:userId/practitioner',
+    handle(async (req, res) => {
+      const id = param(req, 'userId');
+      await orInvalid(
+        async () => {
+          const user = await ops.updateUser(actorOf(req, res), id, {
+            practitioner: String(req.body.practitioner ?? '').trim(),
+          });
+          redirectWith(
+            req,
+            res,
+            '/admin/users',
+            `${user.username} is now linked to Practitioner/${user.practitionerId}.`,
+          );
+        },
+        async (errors) =>
+          redirectWith(
+            req,
+            res,
+            '/admin/users',
+            `Practitioner not changed: ${Object.values(errors).join(' ')}`,
+          ),
+      );
+    }),
+  );
+  router.post(
     '/users/:userId/roles',
     handle(async (req, res) => {
       const id = param(req, 'userId');

@@ -35,6 +35,7 @@ import {
 } from '../oidc/clients-store.ts';
 import { NotFoundError, parseInput } from '../oidc/store-errors.ts';
 import { replaceSiteActions } from './sites.ts';
+import { linkPractitioner } from './users.ts';
 
 /** Who is acting: an admin user of the console, or whoever holds the admin token. */
 export interface Actor {
@@ -152,8 +153,17 @@ export const userUpdateSchema = z
         message: 'roles must be a list',
       })
       .optional(),
+    /** Links the user to another, existing Practitioner (e.g. one imported with the chart data). */
+    practitioner: z
+      .string({ message: 'practitioner must be a reference such as Practitioner/123' })
+      .regex(/^Practitioner\/[A-Za-z0-9\-.]{1,64}$/, {
+        message: 'practitioner must be a reference such as Practitioner/123',
+      })
+      .optional(),
   })
-  .refine((v) => v.active !== undefined || v.roles !== undefined, { message: 'give active or roles' });
+  .refine((v) => v.active !== undefined || v.roles !== undefined || v.practitioner !== undefined, {
+    message: 'give active, roles or practitioner',
+  });
 
 /** Field names of a client input, for the audit trail (values may be long; none is secret, but keep it small). */
 const fieldNames = (input: unknown): string =>
@@ -312,22 +322,25 @@ export class AdminOperations {
 
   async updateUser(actor: Actor, id: string, input: unknown): Promise<User> {
     const v = parseInput(userUpdateSchema, input);
-    // Roles and active state change together or not at all (setActive also ends sessions).
-    const user = await this.ctx.db.transaction(async (tx) => {
+    // Roles, active state and Practitioner change together or not at all (setActive also ends sessions).
+    await this.ctx.db.transaction(async (tx) => {
       const inTx = {
         db: { query: tx.query.bind(tx), transaction: <T>(fn: (q: typeof tx) => Promise<T>) => fn(tx) },
       };
-      let u: User | undefined;
-      if (v.roles !== undefined) u = await ehrSetRoles(inTx as never, id, v.roles);
-      if (v.active !== undefined) u = await ehrSetActive(inTx as never, id, v.active);
-      return u!;
+      const exists = await tx.query('SELECT 1 FROM users WHERE id = $1 FOR UPDATE', [id]);
+      if (exists.rowCount === 0) throw new NotFoundError('no such user');
+      if (v.practitioner !== undefined) await linkPractitioner(tx, id, v.practitioner);
+      if (v.roles !== undefined) await ehrSetRoles(inTx as never, id, v.roles);
+      if (v.active !== undefined) await ehrSetActive(inTx as never, id, v.active);
     });
+    const user = await this.getUser(id);
     await this.audit(actor, {
       action: 'admin.user.update',
       entity: `user/${id}`,
       detail: {
         ...(v.roles !== undefined ? { roles: user.roles.join(',') } : {}),
         ...(v.active !== undefined ? { active: user.active } : {}),
+        ...(v.practitioner !== undefined ? { practitioner: v.practitioner } : {}),
       },
     });
     return user;

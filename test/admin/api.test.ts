@@ -632,3 +632,35 @@ describe('allowlist packet behind a load balancer', () => {
     }
   });
 });
+
+describe('linking a user to an existing Practitioner', () => {
+  it('relinks to a Practitioner that exists, refuses one that does not (400, nothing changed)', async () => {
+    const u = await api('POST', '/users', {
+      username: 'relink.me',
+      password: 'relink password 1',
+      given_name: 'Re',
+      family_name: 'Link',
+    });
+    const other = await api('POST', '/users', {
+      username: 'other.one',
+      password: 'relink password 2',
+      given_name: 'Ot',
+      family_name: 'Her',
+    });
+    const bad = await api('PATCH', `/users/${u.body.id}`, {
+      practitioner: 'Practitioner/does-not-exist',
+      roles: ['admin'],
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error_description).toContain('practitioner');
+    const unchanged = await api('GET', `/users/${u.body.id}`);
+    expect(unchanged.body.practitioner).toBe(u.body.practitioner);
+    expect(unchanged.body.roles).toEqual(['clinician']);
+    const malformed = await api('PATCH', `/users/${u.body.id}`, { practitioner: 'Patient/1' });
+    expect(malformed.status).toBe(400);
+    const r = await api('PATCH', `/users/${u.body.id}`, { practitioner: other.body.practitioner });
+    expect(r.status).toBe(200);
+    expect(r.body.practitioner).toBe(other.body.practitioner);
+    expect(r.body.id).toBe(u.body.id);
+  });
+});

@@ -325,6 +325,34 @@ describe('users, keys and audit through the console', () => {
       [joy.id],
     );
     expect(after.rows[0]).toEqual({ roles: ['admin', 'clinician'], active: false });
+    const adminPractitioner = (
+      await tdb.db.query<{ p: string }>('SELECT practitioner_id AS p FROM users WHERE id = $1', [adminId])
+    ).rows[0]!.p;
+    csrf = csrfOf((await page(admin, '/admin/users')).html);
+    expect(
+      (
+        await admin.postForm(`/admin/users/${joy.id}/practitioner`, {
+          _csrf: csrf,
+          practitioner: 'Practitioner/nope',
+        })
+      ).status,
+    ).toBe(303);
+    expect((await page(admin, '/admin/users')).html).toContain(
+      'Practitioner not changed: Practitioner/nope does not exist',
+    );
+    csrf = csrfOf((await page(admin, '/admin/users')).html);
+    expect(
+      (
+        await admin.postForm(`/admin/users/${joy.id}/practitioner`, {
+          _csrf: csrf,
+          practitioner: `Practitioner/${adminPractitioner}`,
+        })
+      ).status,
+    ).toBe(303);
+    const linked = await tdb.db.query<{ p: string }>('SELECT practitioner_id AS p FROM users WHERE id = $1', [
+      joy.id,
+    ]);
+    expect(linked.rows[0]!.p).toBe(adminPractitioner);
   });
 
   it('will not let an admin remove their own admin role or deactivate themselves', async () => {
