@@ -54,6 +54,14 @@ describe('EHR screens (demo data)', () => {
     const html = await (await b.get('/patients?q=TREMBLAY')).text();
     const expected = patients.filter((p) => p.name?.[0]?.family === 'Tremblay').map((p) => p.id);
     expect(rowsOf(html).sort()).toEqual(expected.sort());
+    const marie = patients.filter(
+      (p) => p.name?.[0]?.family === 'Tremblay' && p.name[0].given?.[0] === 'Marie',
+    );
+    for (const q of ['Tremblay, Marie', 'marie trem']) {
+      expect(rowsOf(await (await b.get(`/patients?q=${encodeURIComponent(q)}`)).text())).toEqual(
+        marie.map((p) => p.id),
+      );
+    }
     const levesque = await (await b.get('/patients?q=levesque')).text();
     expect(rowsOf(levesque)).toHaveLength(1);
     expect(levesque).toContain('Lévesque');
