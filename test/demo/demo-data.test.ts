@@ -132,6 +132,25 @@ describe('demo data', () => {
     expect(await count('SELECT count(*) AS n FROM clients')).toBe(1);
   });
 
+  it('loads one copy when two instances start on one empty database at once', async () => {
+    const t2 = await createTestDatabase();
+    const a = await startTestServer(t2.db);
+    try {
+      const other = await t2.connectAnother();
+      const results = await Promise.all([loadDemoData(a.ctx), loadDemoData({ ...a.ctx, db: other })]);
+      expect(results.filter((r) => r.loaded)).toHaveLength(1);
+      const n = async (sql: string) => Number((await t2.db.query<{ n: unknown }>(sql)).rows[0]!.n);
+      expect(await n('SELECT count(*) AS n FROM users')).toBe(DEMO_USERS.length);
+      expect(await n("SELECT count(*) AS n FROM fhir_resources WHERE resource_type = 'Patient'")).toBe(
+        DEMO_PATIENT_COUNT,
+      );
+      expect(await n('SELECT count(*) AS n FROM clients')).toBe(1);
+    } finally {
+      await a.stop();
+      await t2.drop();
+    }
+  });
+
   it('loads nothing into a database that already has users', async () => {
     const t2 = await createTestDatabase();
     try {
