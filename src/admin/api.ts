@@ -28,8 +28,15 @@ const actorOf = (req: Request): Actor => ({
 
 const param = (req: Request, name: string): string => String(req.params[name] ?? '');
 
+const hasBody = (req: Request): boolean =>
+  Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+
 /** State-changing requests carry a JSON object (express.json ran before this). */
 export const requireJsonBody: RequestHandler = (req, _res, next) => {
+  if (!hasBody(req)) {
+    next(new HttpError(400, 'invalid_request', 'the request body is empty: send a JSON object'));
+    return;
+  }
   if (!req.is(['application/json', 'application/*+json'])) {
     next(new HttpError(415, 'unsupported_media_type', 'send the body as application/json'));
     return;
@@ -43,9 +50,7 @@ export const requireJsonBody: RequestHandler = (req, _res, next) => {
 
 /** For POSTs that take no body: refuse one that is there but not JSON rather than ignore it silently. */
 export const optionalJsonBody: RequestHandler = (req, _res, next) => {
-  const hasBody =
-    Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-  if (hasBody && !req.is(['application/json', 'application/*+json'])) {
+  if (hasBody(req) && !req.is(['application/json', 'application/*+json'])) {
     next(new HttpError(415, 'unsupported_media_type', 'send the body as application/json, or none'));
     return;
   }

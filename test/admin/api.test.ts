@@ -156,6 +156,9 @@ describe('clients', () => {
     expect(form.status).toBe(415);
     const array = await api('POST', '/clients', undefined, { raw: '[1,2]' });
     expect(array.status).toBe(400);
+    const empty = await api('POST', '/clients', undefined, { raw: '' });
+    expect(empty.status).toBe(400);
+    expect(empty.body.error_description).toContain('empty');
   });
 
   it('names each bad field: wrong types, unknown alg, redirect_uris not absolute URLs, unknown fields', async () => {
