@@ -594,6 +594,37 @@ describe('audit of admin changes', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.error_description).toContain('from');
     expect(bad.body.error_description).toContain('limit');
+    const clientId = (await api('POST', '/clients', OCEAN)).body.client_id as string;
+    const byClient = await api('GET', `/audit?client=${clientId}`);
+    expect(byClient.body.events.map((e: { action: string }) => e.action)).toEqual(['admin.client.create']);
+    await server.ctx.audit.record({
+      action: 'fhir.read',
+      patientId: 'pat-audit-1',
+      entity: 'Patient/pat-audit-1',
+    });
+    const byPatient = await api('GET', '/audit?patient=pat-audit-1');
+    expect(byPatient.body.events).toHaveLength(1);
+    expect(byPatient.body.events[0].entity).toBe('Patient/pat-audit-1');
+    const user = (
+      await api('POST', '/users', {
+        username: 'audit.user',
+        password: 'audit user password',
+        given_name: 'Au',
+        family_name: 'Dit',
+      })
+    ).body;
+    await server.ctx.audit.record({ action: 'ehr.chart.view', userId: user.id, patientId: 'pat-audit-1' });
+    const byUsername = await api('GET', '/audit?user=audit.user');
+    expect(
+      byUsername.body.events.map((e: { action: string; username: string }) => [e.action, e.username]),
+    ).toEqual([['ehr.chart.view', 'audit.user']]);
+    expect((await api('GET', `/audit?user=${user.id}`)).body.events).toHaveLength(1);
+    // Dates: a day long past has nothing; a range that covers every plausible "now" has it all.
+    expect((await api('GET', '/audit?from=2000-01-01&to=2000-01-02')).body.events).toHaveLength(0);
+    expect(
+      (await api('GET', `/audit?client=${clientId}&from=2000-01-01&to=2999-12-31`)).body.events,
+    ).toHaveLength(1);
+    expect((await api('GET', '/audit?action=admin.%25')).body.events).toHaveLength(0); // % is literal, not a wildcard
     const paged = await api('GET', '/audit?limit=2');
     expect(paged.body.events).toHaveLength(2);
     const older = await api('GET', `/audit?limit=2&before=${paged.body.next_before}`);
