@@ -112,7 +112,7 @@ beforeAll(async () => {
   labOnlyToken = (await launch('openid launch patient/Patient.rs patient/Observation.rs?category=laboratory'))
     .access_token!;
   userToken = (await launch('openid fhirUser launch user/*.read')).access_token!;
-}, 60_000);
+}, 180_000);
 
 afterAll(async () => {
   await server?.stop();

@@ -1,0 +1,137 @@
+/*
+ * Child process of bench/fhir.bench.ts: one HTTP server on 127.0.0.1, either
+ * - "product": the real application (buildServer) on the bench database, or
+ * - "bare": node:http + pg reading the same rows with the same SQL a minimal server would use
+ * It reports its own memory (peak RSS sampled every 20 ms) over IPC, so the parent measures
+ * the server, not itself. The product child can also mint an access token through the real
+ * launch → authorize → token flow.
+ */
+import { createServer } from 'node:http';
+import pg from 'pg';
+
+const mode = process.argv[2];
+const databaseUrl = process.env.DATABASE_URL!;
+
+let peak = 0;
+setInterval(() => {
+  peak = Math.max(peak, process.memoryUsage().rss);
+}, 20).unref();
+
+function send(message: unknown) {
+  process.send?.(message);
+}
+
+async function bare() {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
+  const server = createServer(async (req, res) => {
+    try {
+      const url = new URL(req.url ?? '/', 'http://x');
+      const read = /^\/Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(url.pathname);
+      if (read) {
+        const r = await pool.query(
+          `SELECT resource::text AS body FROM fhir_resources WHERE resource_type = 'Patient' AND id = $1`,
+          [read[1]],
+        );
+        if (!r.rows[0]) {
+          res.writeHead(404).end();
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/fhir+json' }).end(r.rows[0].body);
+        return;
+      }
+      const all = /^\/everything\/([A-Za-z0-9\-.]{1,64})$/.exec(url.pathname);
+      if (all) {
+        // the same rows, streamed in keyset pages of 1000 on one response
+        res.writeHead(200, { 'content-type': 'application/fhir+json' });
+        const patient = await pool.query(
+          `SELECT resource::text AS body FROM fhir_resources WHERE resource_type = 'Patient' AND id = $1`,
+          [all[1]],
+        );
+        res.write(
+          `{"resourceType":"Bundle","type":"searchset","entry":[{"resource":${patient.rows[0]?.body ?? 'null'}}`,
+        );
+        let after = 0;
+        for (;;) {
+          const r = await pool.query(
+            `SELECT seq, resource::text AS body FROM fhir_resources
+              WHERE compartment_patient = $1 AND seq > $2 AND resource_type <> 'Patient' AND NOT deleted
+              ORDER BY seq LIMIT 1000`,
+            [all[1], after],
+          );
+          for (const row of r.rows) res.write(`,{"resource":${row.body}}`);
+          if (r.rows.length < 1000) break;
+          after = Number(r.rows[r.rows.length - 1].seq);
+        }
+        res.end(']}');
+        return;
+      }
+      res.writeHead(404).end();
+    } catch {
+      res.writeHead(500).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${address.port}` };
+}
+
+async function product() {
+  const { loadConfig } = await import('../src/config.ts');
+  const { buildServer } = await import('../src/server.ts');
+  const { createLogger } = await import('../src/http/logger.ts');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as { port: number };
+  const url = `http://127.0.0.1:${address.port}`;
+  const config = loadConfig({
+    ...process.env,
+    PUBLIC_URL: url,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    DEMO_DATA: 'false',
+    NODE_ENV: 'test',
+  });
+  const built = await buildServer(config, { logger: createLogger('silent') });
+  server.on('request', built.app);
+  process.on('message', async (m: { cmd: string; patientId?: string }) => {
+    if (m.cmd !== 'token') return;
+    try {
+      const { createTestUser, issueTokens } = await import('../test/helpers/oidc.ts');
+      const { putResource } = await import('../src/fhir/repository.ts');
+      const user = await createTestUser(built.ctx);
+      await putResource(built.ctx.db, {
+        resourceType: 'Practitioner',
+        id: user.practitionerId,
+        name: [{ family: user.familyName }],
+      });
+      const tokens = await issueTokens({ url, ctx: built.ctx } as never, {
+        user,
+        patientId: m.patientId,
+        scope: 'openid fhirUser launch patient/*.read',
+      });
+      send({ token: tokens.body.access_token });
+    } catch (err) {
+      send({ error: (err as Error).message });
+    }
+  });
+  return { url };
+}
+
+const { url } = mode === 'bare' ? await bare() : await product();
+process.on('message', (m: { cmd: string }) => {
+  if (m.cmd === 'mem-reset') {
+    global.gc?.();
+    peak = process.memoryUsage().rss;
+    send({ rss: peak });
+  } else if (m.cmd === 'cpu') {
+    const u = process.cpuUsage();
+    send({ cpu: (u.user + u.system) / 1000 });
+  } else if (m.cmd === 'exit') {
+    process.exit(0);
+  } else if (m.cmd === 'mem-peak') {
+    peak = Math.max(peak, process.memoryUsage().rss);
+    send({ peak });
+  }
+});
+send({ ready: true, url });

@@ -1,0 +1,192 @@
+/*
+ * FHIR API benchmark, side by side in one run on one PostgreSQL, everything on 127.0.0.1:
+ * - Patient read through the product (bearer token from the real launch flow, access check,
+ *   audit) vs a bare node:http + pg server reading the same row: throughput and p99
+ * - Patient/$everything of a 5,001-resource chart, every page (_count=1000), vs the bare server
+ *   streaming the same rows; the server process's peak RSS growth while serving it
+ * - import time of that 5,001-entry Synthea-shaped transaction bundle (and of re-importing it)
+ * Each server runs in its own child process (bench/fhir-servers.ts) so memory is the server's.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { patientBundle } from '../test/fhir/synthea.ts';
+import type { BenchArgs } from './run.ts';
+
+const CHILD = fileURLToPath(new URL('./fhir-servers.ts', import.meta.url));
+const CONNECTIONS = 10;
+
+interface Child {
+  proc: ChildProcess;
+  url: string;
+  ask<T>(cmd: Record<string, unknown>): Promise<T>;
+}
+
+function start(mode: 'product' | 'bare', env: Record<string, string>): Promise<Child> {
+  return new Promise((resolve, reject) => {
+    const proc = fork(CHILD, [mode], {
+      execArgv: ['--import', 'tsx', '--expose-gc'],
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    const timer = setTimeout(() => reject(new Error(`${mode} server did not start`)), 60_000);
+    proc.once('error', reject);
+    proc.once('exit', (code) => reject(new Error(`${mode} server exited (${code})`)));
+    proc.once('message', (m: { ready?: boolean; url?: string }) => {
+      clearTimeout(timer);
+      const ask = <T>(cmd: Record<string, unknown>) =>
+        new Promise<T>((res) => {
+          proc.once('message', (reply) => res(reply as T));
+          proc.send(cmd);
+        });
+      resolve({ proc, url: m.url!, ask });
+    });
+  });
+}
+
+async function cannon(url: string, headers: Record<string, string>, duration: number) {
+  const r = await autocannon({ url, connections: CONNECTIONS, duration, headers });
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+  return { rps: r.requests.average, p99: r.latency.p99, p50: r.latency.p50 };
+}
+
+async function fetchAllPages(first: string, headers: Record<string, string>) {
+  let url: string | undefined = first;
+  let resources = 0;
+  let pages = 0;
+  while (url) {
+    const res = await fetch(url, { headers });
+    if (!res.ok) throw new Error(`${url}: ${res.status}`);
+    const bundle = (await res.json()) as { entry?: unknown[]; link?: { relation: string; url: string }[] };
+    resources += bundle.entry?.length ?? 0;
+    pages++;
+    url = bundle.link?.find((l) => l.relation === 'next')?.url;
+  }
+  return { resources, pages };
+}
+
+/** Repeats fn for about `seconds` (at least 3 times, at most 50); median duration in ms. */
+async function timed(seconds: number, fn: () => Promise<unknown>) {
+  const times: number[] = [];
+  const until = Date.now() + seconds * 1000;
+  while (times.length < 3 || (Date.now() < until && times.length < 50)) {
+    const t0 = performance.now();
+    await fn();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return { median: times[Math.floor(times.length / 2)]!, runs: times.length };
+}
+
+const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+
+export default async function fhirBench(args: BenchArgs): Promise<string> {
+  const name = `bench_fhir_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: args.databaseUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  const url = new URL(args.databaseUrl);
+  url.pathname = `/${name}`;
+  const adminToken = randomBytes(32).toString('hex');
+  const env = {
+    DATABASE_URL: url.toString(),
+    ADMIN_TOKEN: adminToken,
+    SECRETS_KEY: randomBytes(32).toString('base64'),
+    KEYS_DIR: `/tmp/${name}-keys`,
+    DATABASE_POOL_MAX: '10',
+  };
+  const children: Child[] = [];
+  try {
+    const product = await start('product', env);
+    children.push(product);
+
+    // ---- import ----
+    const { patientId, bundle } = patientBundle({ others: 5000 });
+    const body = JSON.stringify(bundle);
+    const importOnce = async () => {
+      const t0 = performance.now();
+      const res = await fetch(`${product.url}/admin/api/import`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/fhir+json' },
+        body,
+      });
+      if (res.status !== 200) throw new Error(`import: ${res.status} ${(await res.text()).slice(0, 300)}`);
+      await res.arrayBuffer();
+      return performance.now() - t0;
+    };
+    const importMs = await importOnce();
+    const reimportMs = await importOnce();
+
+    const { token, error } = await product.ask<{ token?: string; error?: string }>({
+      cmd: 'token',
+      patientId,
+    });
+    if (!token) throw new Error(`no token: ${error}`);
+    const auth = { authorization: `Bearer ${token}` };
+    const bare = await start('bare', env);
+    children.push(bare);
+
+    // ---- Patient read: warm up, then alternate bare / product halves to even out drift ----
+    await cannon(`${bare.url}/Patient/${patientId}`, {}, 2);
+    await cannon(`${product.url}/fhir/Patient/${patientId}`, auth, 2);
+    const half = Math.max(1, Math.round(args.duration / 2));
+    const b1 = await cannon(`${bare.url}/Patient/${patientId}`, {}, half);
+    const p1 = await cannon(`${product.url}/fhir/Patient/${patientId}`, auth, half);
+    const b2 = await cannon(`${bare.url}/Patient/${patientId}`, {}, half);
+    const p2 = await cannon(`${product.url}/fhir/Patient/${patientId}`, auth, half);
+    const bareRead = {
+      rps: (b1.rps + b2.rps) / 2,
+      p99: Math.max(b1.p99, b2.p99),
+      p50: (b1.p50 + b2.p50) / 2,
+    };
+    const prodRead = {
+      rps: (p1.rps + p2.rps) / 2,
+      p99: Math.max(p1.p99, p2.p99),
+      p50: (p1.p50 + p2.p50) / 2,
+    };
+
+    // ---- $everything, all pages ----
+    const first = `${product.url}/fhir/Patient/${patientId}/$everything?_count=1000`;
+    const check = await fetchAllPages(first, auth);
+    if (check.resources !== 5001)
+      throw new Error(`$everything returned ${check.resources} resources, expected 5001`);
+    const bareCheck = await fetch(`${bare.url}/everything/${patientId}`).then(
+      (r) => r.json() as Promise<{ entry: unknown[] }>,
+    );
+    if (bareCheck.entry.length !== 5001) throw new Error(`bare returned ${bareCheck.entry.length}`);
+
+    await product.ask({ cmd: 'mem-reset' });
+    const { rss: prodBase } = await product.ask<{ rss: number }>({ cmd: 'mem-reset' });
+    const prodAll = await timed(args.duration, () => fetchAllPages(first, auth));
+    const { peak: prodPeak } = await product.ask<{ peak: number }>({ cmd: 'mem-peak' });
+    const { rss: bareBase } = await bare.ask<{ rss: number }>({ cmd: 'mem-reset' });
+    const bareAll = await timed(args.duration, () =>
+      fetch(`${bare.url}/everything/${patientId}`).then((r) => r.json()),
+    );
+    const { peak: barePeak } = await bare.ask<{ peak: number }>({ cmd: 'mem-peak' });
+
+    const readRatio = prodRead.rps / bareRead.rps;
+    const everythingRatio = bareAll.median / prodAll.median;
+    return [
+      '## FHIR API (`bench/fhir.bench.ts`)',
+      '',
+      `One PostgreSQL (${args.databaseUrl.replace(/\/\/[^@]*@/, '//')}), product and bare server each in its own process, ${CONNECTIONS} connections, 127.0.0.1.`,
+      '',
+      '| measure | product | bare node:http + pg | ratio (target) |',
+      '| --- | --- | --- | --- |',
+      `| \`GET /fhir/Patient/{id}\` throughput | ${prodRead.rps.toFixed(0)} req/s | ${bareRead.rps.toFixed(0)} req/s | **${readRatio.toFixed(2)}** (≥ 0.6) |`,
+      `| \`GET /fhir/Patient/{id}\` latency p50 / p99 | ${prodRead.p50.toFixed(1)} / ${prodRead.p99.toFixed(1)} ms | ${bareRead.p50.toFixed(1)} / ${bareRead.p99.toFixed(1)} ms | |`,
+      `| \`$everything\` of 5,001 resources, all ${check.pages} pages (median of ${prodAll.runs} / ${bareAll.runs}) | ${prodAll.median.toFixed(0)} ms | ${bareAll.median.toFixed(0)} ms (one streamed response) | **${everythingRatio.toFixed(2)}** (≥ 0.5) |`,
+      `| server peak RSS growth while serving \`$everything\` | ${mb(prodPeak - prodBase)} MB | ${mb(barePeak - bareBase)} MB | (< 100 MB) |`,
+      `| import of the 5,001-entry Synthea-shaped transaction bundle | ${(importMs / 1000).toFixed(2)} s | | |`,
+      `| re-import of the same bundle (idempotent: nothing written) | ${(reimportMs / 1000).toFixed(2)} s | | |`,
+    ].join('\n');
+  } finally {
+    for (const c of children) c.proc.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
+    await admin.end();
+  }
+}
