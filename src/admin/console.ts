@@ -18,7 +18,7 @@ import type { AppContext } from '../context.ts';
 import { noStore, requireUser } from '../ehr/current-user.ts';
 import { csrfProtection, isCsrfError } from '../ehr/session.ts';
 import { importRoute } from '../fhir/import-route.ts';
-import { HttpError } from '../http/errors.ts';
+import { HttpError, loggableError } from '../http/errors.ts';
 import { AUTH_METHODS, type ClientRecord, ID_TOKEN_ALGS } from '../oidc/clients-store.ts';
 import { ValidationError } from '../oidc/store-errors.ts';
 import { allowlistPacket, allowlistText } from './allowlist.ts';
@@ -157,25 +157,32 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
     next();
   });
   // Every state-changing request carries the CSRF token (forms: _csrf; the upload: X-CSRF-Token).
-  router.post('/import', csrfGuard, (req, res, next) => {
-    const started = res.locals.currentUser;
-    res.on('finish', () => {
-      if (res.statusCode >= 200 && res.statusCode < 300) {
-        // The import route audits the bundle's counts; this names the admin who sent it.
+  router.post(
+    '/import',
+    (_req, res, next) => {
+      res.locals.errorFormat = 'fhir'; // the upload page reads an OperationOutcome, even for a CSRF refusal
+      next();
+    },
+    csrfGuard,
+    (req, res, next) => {
+      const started = res.locals.currentUser;
+      res.on('finish', () => {
+        // The import route audits a loaded bundle's counts; this names the admin who sent it, and
+        // records refused uploads too.
         void ctx.audit
           .record({
             action: 'admin.import.console',
+            outcome: res.statusCode < 300 ? 'success' : 'failure',
             userId: started?.id ?? null,
             requestId: req.id != null ? String(req.id) : null,
             ip: req.ip ?? null,
-            detail: { via: 'console' },
+            detail: { via: 'console', status: res.statusCode },
           })
-          .catch(() => {});
-      }
-    });
-    res.locals.errorFormat = 'fhir';
-    importBundle(req, res).catch(next);
-  });
+          .catch((err) => ctx.logger.warn({ err: loggableError(err) }, 'audit of a console import failed'));
+      });
+      importBundle(req, res).catch(next);
+    },
+  );
   router.post(/.*/, form, csrfGuard);
 
   // ---- overview

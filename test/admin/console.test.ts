@@ -409,6 +409,7 @@ describe('import through the console', () => {
       body: JSON.stringify(bundle),
     });
     expect(denied.status).toBe(403);
+    expect(((await denied.json()) as { resourceType: string }).resourceType).toBe('OperationOutcome');
     const csrf = csrfOf((await page(admin, '/admin/import')).html);
     const r = await admin.request('/admin/import', {
       method: 'POST',
@@ -426,9 +427,17 @@ describe('import through the console', () => {
     });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { resourceType: string }).resourceType).toBe('OperationOutcome');
-    const { rows } = await tdb.db.query<{ user_id: string }>(
-      `SELECT user_id FROM audit_events WHERE action = 'admin.import.console'`,
-    );
-    expect(rows.map((r) => r.user_id)).toEqual([adminId]);
+    // Written when each answer has been sent: wait for both rows.
+    await expect
+      .poll(async () => {
+        const { rows } = await tdb.db.query<{ user_id: string; outcome: string }>(
+          `SELECT user_id, outcome FROM audit_events WHERE action = 'admin.import.console' ORDER BY id`,
+        );
+        return rows.map((r) => [r.user_id, r.outcome]);
+      })
+      .toEqual([
+        [adminId, 'success'],
+        [adminId, 'failure'],
+      ]);
   });
 });
