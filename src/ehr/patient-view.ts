@@ -269,15 +269,20 @@ export function firstAttachment(d: DocumentReference): Attachment | undefined {
   return d.content?.[0]?.attachment;
 }
 
-export function documentItem(d: DocumentReference): DocumentItem {
+/** `stored` tells about inline bytes the caller left out of `d` (the chart never loads them). */
+export function documentItem(
+  d: DocumentReference,
+  stored?: { hasData: boolean; dataBytes?: number },
+): DocumentItem {
   const a = firstAttachment(d);
-  const bytes = a?.size ?? (a?.data ? Math.floor((a.data.replace(/=+$/, '').length * 3) / 4) : undefined);
+  const inlineBytes = a?.data ? Math.floor((a.data.replace(/=+$/, '').length * 3) / 4) : undefined;
+  const bytes = a?.size ?? stored?.dataBytes ?? inlineBytes;
   return {
     id: d.id ?? '',
     title: d.description ?? a?.title ?? conceptText(d.type),
     detail: d.type ? conceptText(d.type) : undefined,
     date: d.date ?? a?.creation,
-    viewable: Boolean(a?.data),
+    viewable: stored?.hasData ?? Boolean(a?.data),
     contentType: a?.contentType,
     size: sizeText(bytes),
   };

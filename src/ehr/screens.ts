@@ -18,15 +18,16 @@ import type {
 } from '@medplum/fhirtypes';
 import type { Request, RequestHandler } from 'express';
 import type { AppContext } from '../context.ts';
-import { listCompartment, readResource, searchPatients } from '../fhir/repository.ts';
+import { readResource, searchPatients } from '../fhir/repository.ts';
 import { isValidId } from '../fhir/resource-types.ts';
 import { badRequest, notFound } from '../http/errors.ts';
+import { recentDocuments, recentInCompartment } from './chart-data.ts';
 import { oceanButtons } from './ocean-buttons.ts';
 import * as view from './patient-view.ts';
 
 export const PAGE_SIZE = 20;
 const MAX_PAGE = 10_000;
-/** How much of each list the chart reads; a chart longer than this says so. */
+/** How much of each list the chart shows (newest first); a longer list says so. */
 const CHART_LIMIT = 200;
 const RECENT_OBSERVATIONS = 15;
 
@@ -131,16 +132,16 @@ export function screenRoutes(ctx: AppContext) {
     if (!stored)
       throw notFound('There is no patient with that chart number. They may have been merged or removed.');
     const patient = stored.resource;
-    const listOf = async <T extends Resource>(types: string[]) => {
-      const page = await listCompartment(ctx.db, id, { types, count: CHART_LIMIT });
-      return { items: page.resources as T[], more: Boolean(page.nextCursor) };
+    const listOf = async <T extends Resource>(types: string[], limit = CHART_LIMIT) => {
+      const list = await recentInCompartment<T>(ctx.db, id, types, limit);
+      return { items: list.items, total: list.total, more: list.total > list.items.length };
     };
     const [allergies, medications, conditions, observations, documents, buttons] = await Promise.all([
       listOf<AllergyIntolerance>(['AllergyIntolerance']),
       listOf<MedicationStatement | MedicationRequest>(['MedicationStatement', 'MedicationRequest']),
       listOf<Condition>(['Condition']),
-      listOf<Observation>(['Observation']),
-      listOf<DocumentReference>(['DocumentReference']),
+      listOf<Observation>(['Observation'], RECENT_OBSERVATIONS),
+      recentDocuments(ctx.db, id, CHART_LIMIT),
       oceanButtons(ctx, id),
     ]);
     await ctx.audit.record({
@@ -149,10 +150,7 @@ export function screenRoutes(ctx: AppContext) {
       patientId: id,
       entity: `Patient/${id}`,
     });
-    const byDateDesc = <T>(items: T[], date: (x: T) => string | undefined) =>
-      [...items].sort((a, b) => (date(b) ?? '').localeCompare(date(a) ?? ''));
     const card = view.healthCard(patient);
-    const recentObs = byDateDesc(observations.items, view.observationDate).slice(0, RECENT_OBSERVATIONS);
     res.render('ehr/chart', {
       title: view.fullName(patient),
       patient: {
@@ -173,16 +171,16 @@ export function screenRoutes(ctx: AppContext) {
         deceased: Boolean(patient.deceasedBoolean || patient.deceasedDateTime),
       },
       oceanSites: buttons,
-      allergies: byDateDesc(allergies.items.map(view.allergyItem), (i) => i.date),
+      allergies: allergies.items.map(view.allergyItem),
       allergiesMore: allergies.more,
-      medications: byDateDesc(medications.items.map(view.medicationItem), (i) => i.date),
+      medications: medications.items.map(view.medicationItem),
       medicationsMore: medications.more,
-      conditions: byDateDesc(conditions.items.map(view.conditionItem), (i) => i.date),
+      conditions: conditions.items.map(view.conditionItem),
       conditionsMore: conditions.more,
-      observations: recentObs.map(view.observationItem),
-      observationsTotal: observations.items.length,
-      documents: byDateDesc(documents.items.map(view.documentItem), (i) => i.date),
-      documentsMore: documents.more,
+      observations: observations.items.map(view.observationItem),
+      observationsTotal: observations.total,
+      documents: documents.items.map((d) => view.documentItem(d.resource as DocumentReference, d)),
+      documentsMore: documents.total > documents.items.length,
       formatDate: view.formatDate,
     });
   };

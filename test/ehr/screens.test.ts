@@ -2,6 +2,7 @@ import type { Patient } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_PATIENT_COUNT } from '../../src/demo/index.ts';
 import { parseSearch } from '../../src/ehr/screens.ts';
+import { putResource } from '../../src/fhir/repository.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { BrowserSession } from './browser-session.ts';
@@ -142,6 +143,40 @@ describe('EHR screens (demo data)', () => {
       [p.id],
     );
     expect(audit.rowCount).toBeGreaterThan(0);
+  });
+
+  it('shows the newest observations of a long chart, whatever order they were stored in', async () => {
+    const id = 'long-chart';
+    await putResource(t.db, {
+      resourceType: 'Patient',
+      id,
+      name: [{ family: 'Longchart', given: ['Lena'] }],
+    });
+    // The newest first, then 249 older ones: storage order is the opposite of clinical order.
+    const obs = (n: number, date: string) => ({
+      resourceType: 'Observation' as const,
+      id: `${id}-obs-${n}`,
+      status: 'final' as const,
+      code: { text: n === 0 ? 'Newest glucose' : `Old reading ${n}` },
+      subject: { reference: `Patient/${id}` },
+      effectiveDateTime: date,
+      valueQuantity: { value: n, unit: 'mmol/L' },
+    });
+    await t.db.transaction(async (tx) => {
+      await putResource(tx, obs(0, '2026-01-15T09:00:00Z'));
+      for (let n = 1; n < 250; n++) {
+        await putResource(
+          tx,
+          obs(n, `20${String(10 + Math.floor(n / 20)).padStart(2, '0')}-01-01T00:00:00Z`),
+        );
+      }
+    });
+    const html = await (await b.get(`/patients/${id}`)).text();
+    expect(html).toContain('Newest glucose');
+    expect(html).toContain('The 15 most recent of 250 shown.');
+    const rows = [...html.matchAll(/<tr><td class="nowrap">([^<]+)<\/td><td>([^<]+)<\/td>/g)];
+    expect(rows).toHaveLength(15);
+    expect(rows[0]![2]).toBe('Newest glucose');
   });
 
   it('serves a chart document as a PDF from its own chart only', async () => {
