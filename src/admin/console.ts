@@ -92,8 +92,14 @@ function takeNotice(req: Request): string | undefined {
   return notice;
 }
 
-function redirectWith(req: Request, res: Response, to: string, notice: string): void {
+/**
+ * Post/Redirect/Get with a notice. The session is saved BEFORE the redirect is sent: express-session
+ * would otherwise save it while the 303's headers are already out, and a browser following them at
+ * once could load the page without the notice.
+ */
+async function redirectWith(req: Request, res: Response, to: string, notice: string): Promise<void> {
   req.session.adminNotice = notice;
+  await new Promise<void>((resolve, reject) => req.session.save((err) => (err ? reject(err) : resolve())));
   res.redirect(303, to);
 }
 
@@ -302,7 +308,7 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
             });
             return;
           }
-          redirectWith(req, res, `/admin/clients/${enc(id)}`, 'Client saved.');
+          await redirectWith(req, res, `/admin/clients/${enc(id)}`, 'Client saved.');
         },
         (errors) => clientPage(req, res, { values: clientFormValues(input), errors }, 400),
       );
@@ -314,7 +320,7 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
       const id = param(req, 'clientId');
       const client = await ops.getClient(id);
       await ops.deleteClient(actorOf(req, res), id);
-      redirectWith(req, res, '/admin/clients', `Client "${client.name}" and its sites were deleted.`);
+      await redirectWith(req, res, '/admin/clients', `Client "${client.name}" and its sites were deleted.`);
     }),
   );
   router.post(
@@ -328,7 +334,7 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
           render(req, res, 'client-secret', { title: 'New client secret', client, secret, what: 'reset' });
         },
         async (errors) =>
-          redirectWith(req, res, `/admin/clients/${enc(id)}`, Object.values(errors).join(' ')),
+          await redirectWith(req, res, `/admin/clients/${enc(id)}`, Object.values(errors).join(' ')),
       );
     }),
   );
@@ -342,7 +348,7 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
       await orInvalid(
         async () => {
           const site = await ops.addSite(actorOf(req, res), id, input);
-          redirectWith(
+          await redirectWith(
             req,
             res,
             `/admin/clients/${enc(id)}#site-${site.siteNum}`,
@@ -367,7 +373,7 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
       await orInvalid(
         async () => {
           await ops.updateSite(actorOf(req, res), id, siteNum, siteUpdateFromForm(req.body));
-          redirectWith(req, res, `/admin/clients/${enc(id)}#site-${siteNum}`, `Site ${siteNum} saved.`);
+          await redirectWith(req, res, `/admin/clients/${enc(id)}#site-${siteNum}`, `Site ${siteNum} saved.`);
         },
         (errors) =>
           clientPage(
@@ -385,7 +391,7 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
       const id = param(req, 'clientId');
       const siteNum = param(req, 'siteNum');
       await ops.deleteSite(actorOf(req, res), id, siteNum);
-      redirectWith(req, res, `/admin/clients/${enc(id)}`, `Site ${siteNum} deleted.`);
+      await redirectWith(req, res, `/admin/clients/${enc(id)}`, `Site ${siteNum} deleted.`);
     }),
   );
 
@@ -436,7 +442,7 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
       await orInvalid(
         async () => {
           const user = await ops.createUser(actorOf(req, res), input);
-          redirectWith(
+          await redirectWith(
             req,
             res,
             '/admin/users',
@@ -471,7 +477,7 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
         async () => {
           await ops.resetPassword(actorOf(req, res), id, { password: String(req.body.password ?? '') });
           const user = await ops.getUser(id);
-          redirectWith(
+          await redirectWith(
             req,
             res,
             '/admin/users',
@@ -479,7 +485,12 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
           );
         },
         async (errors) =>
-          redirectWith(req, res, '/admin/users', `Password not changed: ${Object.values(errors).join(' ')}`),
+          await redirectWith(
+            req,
+            res,
+            '/admin/users',
+            `Password not changed: ${Object.values(errors).join(' ')}`,
+          ),
       );
     }),
   );
@@ -492,7 +503,7 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
           const user = await ops.updateUser(actorOf(req, res), id, {
             practitioner: String(req.body.practitioner ?? '').trim(),
           });
-          redirectWith(
+          await redirectWith(
             req,
             res,
             '/admin/users',
@@ -500,7 +511,7 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
           );
         },
         async (errors) =>
-          redirectWith(
+          await redirectWith(
             req,
             res,
             '/admin/users',
@@ -514,7 +525,7 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
     handle(async (req, res) => {
       const id = param(req, 'userId');
       if (id === res.locals.currentUser?.id && !rolesFromForm(req.body).includes('admin')) {
-        redirectWith(
+        await redirectWith(
           req,
           res,
           '/admin/users',
@@ -523,7 +534,7 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
         return;
       }
       const user = await ops.updateUser(actorOf(req, res), id, { roles: rolesFromForm(req.body) });
-      redirectWith(req, res, '/admin/users', `Roles of ${user.username} saved.`);
+      await redirectWith(req, res, '/admin/users', `Roles of ${user.username} saved.`);
     }),
   );
   router.post(
@@ -532,11 +543,11 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
       const id = param(req, 'userId');
       const active = req.body.active === 'true';
       if (id === res.locals.currentUser?.id && !active) {
-        redirectWith(req, res, '/admin/users', 'You cannot deactivate yourself.');
+        await redirectWith(req, res, '/admin/users', 'You cannot deactivate yourself.');
         return;
       }
       const user = await ops.updateUser(actorOf(req, res), id, { active });
-      redirectWith(
+      await redirectWith(
         req,
         res,
         '/admin/users',
@@ -560,7 +571,7 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
         .filter((k) => k.state === 'active')
         .map((k) => `${k.alg} ${k.kid}`)
         .join(', ');
-      redirectWith(req, res, '/admin/keys', `Keys rotated. Now signing with ${active}.`);
+      await redirectWith(req, res, '/admin/keys', `Keys rotated. Now signing with ${active}.`);
     }),
   );
 
