@@ -54,6 +54,32 @@ export class DatabaseUnavailableError extends Error {
   }
 }
 
+/**
+ * A value from the request that PostgreSQL cannot take (SQLSTATE class 22, "data exception": a
+ * NUL character in text, an unpaired surrogate in JSON, a number out of range …): the client's
+ * fault, so 400, not 500. Shaped for oidc-provider too (`400 invalid_request`), like
+ * DatabaseUnavailableError. The driver's message is kept out of it: it can quote the value.
+ */
+export class InvalidInputError extends Error {
+  readonly status = 400;
+  readonly statusCode = 400;
+  readonly expose = true;
+  readonly error = 'invalid_request';
+  readonly error_description =
+    'the request contains a value that cannot be processed (such as a NUL character)';
+
+  constructor(readonly sqlState: string) {
+    super('invalid_request');
+    this.name = 'InvalidInputError';
+  }
+}
+
+/** Turns a driver error caused by the data (SQLSTATE class 22) into an InvalidInputError. */
+export function asInputError(err: unknown): unknown {
+  const code = sqlState(err);
+  return code?.startsWith('22') ? new InvalidInputError(code) : err;
+}
+
 /** PostgreSQL SQLSTATE of a driver error, when there is one. */
 export function sqlState(err: unknown): string | undefined {
   const code = (err as { code?: unknown })?.code;

@@ -3,10 +3,11 @@
  * - a real PostgreSQL (WebAssembly) in this process: one connection, so transactions are
  *   serialised by PGlite's own mutex; plain queries wait for an open transaction to finish
  * - DATA_DIR on disk, or "memory://" for tests
+ * - values the server cannot take (SQLSTATE class 22) surface as InvalidInputError, 400
  */
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
-import type { Database, Queryable, QueryResult, Row } from './database.ts';
+import { asInputError, type Database, type Queryable, type QueryResult, type Row } from './database.ts';
 
 export async function createPgliteDatabase(dataDir: string): Promise<Database> {
   if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
@@ -15,11 +16,19 @@ export async function createPgliteDatabase(dataDir: string): Promise<Database> {
 
   const asQueryable = (q: Pick<PGlite, 'query' | 'exec'>): Queryable => ({
     async query<R = Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
-      const r = await q.query<R>(sql, params as unknown[] | undefined);
-      return { rows: r.rows, rowCount: r.affectedRows || r.rows.length };
+      try {
+        const r = await q.query<R>(sql, params as unknown[] | undefined);
+        return { rows: r.rows, rowCount: r.affectedRows || r.rows.length };
+      } catch (err) {
+        throw asInputError(err);
+      }
     },
     async exec(sql: string): Promise<void> {
-      await q.exec(sql);
+      try {
+        await q.exec(sql);
+      } catch (err) {
+        throw asInputError(err);
+      }
     },
   });
   const top = asQueryable(db);

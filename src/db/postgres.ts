@@ -1,12 +1,14 @@
 /*
  * The `pg` driver behind the Database interface.
  * - one pool per instance, sized by DATABASE_POOL_MAX
- * - connection failures surface as DatabaseUnavailableError so callers answer 503, not 500
+ * - connection failures surface as DatabaseUnavailableError so callers answer 503, not 500;
+ *   values the server cannot take (SQLSTATE class 22) as InvalidInputError, 400
  * - a client's error (server restart), idle or in a transaction, is logged by the pool owner and
  *   never crashes the process
  */
 import pg from 'pg';
 import {
+  asInputError,
   type Database,
   DatabaseUnavailableError,
   type Queryable,
@@ -42,7 +44,7 @@ function isConnectionError(err: unknown): boolean {
 }
 
 function wrap(err: unknown): unknown {
-  return isConnectionError(err) ? new DatabaseUnavailableError(err) : err;
+  return isConnectionError(err) ? new DatabaseUnavailableError(err) : asInputError(err);
 }
 
 export function createPostgresDatabase(

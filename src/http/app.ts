@@ -18,9 +18,10 @@ import { requestContext } from './request-context.ts';
 const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url));
 const PUBLIC_DIR = fileURLToPath(new URL('../../public/', import.meta.url));
 const OAUTH_PATH = new RegExp(
-  `^/fhir(${[ROUTES.authorization, ROUTES.token, ROUTES.introspection, ROUTES.revocation].join('|')})(/|$)`,
+  `^/fhir(${[ROUTES.token, ROUTES.introspection, ROUTES.revocation].join('|')})/?$`,
   'i',
 );
+const AUTHORIZE_PATH = new RegExp(`^/fhir${ROUTES.authorization}(/|$)`, 'i');
 /** The one route that takes big bodies (a FHIR Bundle); it enforces IMPORT_BODY_LIMIT itself. */
 const IMPORT_PATH = /^\/admin\/api\/import\/?$/i;
 
@@ -60,9 +61,13 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
   app.use(ctx.metrics.routes(ctx.config.metricsToken));
   app.use('/static', express.static(PUBLIC_DIR, { index: false, maxAge: '1h', fallthrough: true }));
 
-  // The provider's endpoints live under the FHIR base but speak OAuth, refusals from here on included.
+  // Paths whose vocabulary the path alone does not tell, for refusals made before their router runs:
+  // the provider's endpoints live under the FHIR base but speak OAuth (authorize: to people),
+  // and the import under /admin/api speaks FHIR.
   app.use((req, res, next) => {
-    if (OAUTH_PATH.test(req.path)) res.locals.errorFormat = 'oauth';
+    if (AUTHORIZE_PATH.test(req.path)) res.locals.errorFormat = 'html';
+    else if (OAUTH_PATH.test(req.path)) res.locals.errorFormat = 'oauth';
+    else if (IMPORT_PATH.test(req.path)) res.locals.errorFormat = 'fhir';
     next();
   });
   app.use(bodySizeGuard(ctx.config));

@@ -6,7 +6,7 @@
  * - never a stack trace to the client; 5xx are logged with a scrubbed error shape
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { DatabaseUnavailableError } from '../db/database.ts';
+import { DatabaseUnavailableError, InvalidInputError } from '../db/database.ts';
 
 export type ErrorFormat = 'fhir' | 'oauth' | 'json' | 'html';
 
@@ -104,6 +104,7 @@ export function toHttpError(err: unknown): HttpError {
       'Retry-After': '5',
     });
   }
+  if (err instanceof InvalidInputError) return badRequest(err.error_description);
   const e = err as {
     type?: string;
     status?: number;

@@ -1,0 +1,758 @@
+/*
+ * The bad-input sweep: every endpoint family gets malformed JSON and forms, wrong content types,
+ * oversized bodies, huge headers, unicode and control characters, SQL metacharacters, path
+ * tricks and duplicated parameters — from a signed-in clinician, an administrator and a client
+ * holding a valid token, so the input reaches the handlers rather than the sign-in wall.
+ * Every answer must be a clear 4xx (exactly 413 for an oversized body, 431 for oversized
+ * headers) in the endpoint's own vocabulary, never a 5xx or a stack trace, and the database
+ * must be unchanged afterwards (a digest of every table, minus the bookkeeping that is supposed
+ * to move: rate-limit counters, sign-in failure counts, the audit trail, session expiry).
+ */
+import { request as httpRequest } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../helpers/server.ts';
+import { DEMO_CLINICIANS, DEMO_SITE, type DeploymentSetup, prepareDeployment } from './cluster.ts';
+import { Clinician, discover, redeemCode } from './flow.ts';
+
+/** Tables whose rows move by design when refused requests arrive. */
+const BOOKKEEPING = new Set([
+  'rate_limit_hits',
+  'login_failures',
+  'audit_events',
+  'ehr_sessions',
+  'schema_migrations',
+]);
+
+type Vocabulary = 'fhir' | 'oauth' | 'json' | 'html' | 'any';
+
+interface Answer {
+  status: number;
+  type: string;
+  body: string;
+}
+
+/** Raw HTTP: the path goes out byte for byte (fetch would normalise "..", "//" and %2e). */
+function raw(
+  base: string,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string | Buffer,
+): Promise<Answer> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: url.hostname,
+        port: url.port,
+        method,
+        path,
+        headers: {
+          ...headers,
+          ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            type: String(res.headers['content-type'] ?? ''),
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+const STACK = /\n\s+at .+[:(]\d+:\d+|node_modules|\.ts:\d+:\d+|\.js:\d+:\d+|\/work\//;
+
+function checkVocabulary(answer: Answer, vocabulary: Vocabulary, what: string) {
+  switch (vocabulary) {
+    case 'fhir': {
+      expect(answer.type, what).toMatch(/application\/fhir\+json/);
+      expect(JSON.parse(answer.body).resourceType, what).toBe('OperationOutcome');
+      break;
+    }
+    case 'oauth':
+    case 'json': {
+      expect(answer.type, what).toMatch(/application\/json/);
+      expect(typeof JSON.parse(answer.body).error, what).toBe('string');
+      break;
+    }
+    case 'html':
+      expect(answer.type, what).toMatch(/text\/html/);
+      break;
+    case 'any':
+      break;
+  }
+}
+
+describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4xx, nothing changed', () => {
+  let t: TestDatabase;
+  let s: TestServer;
+  let setup: DeploymentSetup;
+  let clinician: Clinician;
+  let admin: Clinician;
+  let accessToken: string;
+  let cookie: string;
+  let adminCookie: string;
+  let csrf: string;
+  let adminCsrf: string;
+
+  async function digest(): Promise<Record<string, string>> {
+    const { rows } = await t.db.query<{ table_name: string }>(
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1`,
+    );
+    const out: Record<string, string> = {};
+    for (const { table_name } of rows) {
+      if (BOOKKEEPING.has(table_name)) continue;
+      if (table_name === 'oidc_models') {
+        // Per model, so a failure says which one moved.
+        const r = await t.db.query<{ model: string; d: string; n: number }>(
+          `SELECT model, md5(string_agg(x::text, '|' ORDER BY x::text)) AS d, count(*)::int AS n FROM oidc_models x GROUP BY model`,
+        );
+        // oidc-provider's browser Session row is touched by every authorization request (its
+        // expiry slides, like an EHR session's): bookkeeping. Every other model must stay put.
+        for (const row of r.rows)
+          if (row.model !== 'Session') out[`oidc_models:${row.model}`] = `${row.n}:${row.d}`;
+        continue;
+      }
+      const r = await t.db.query<{ d: string | null; n: number }>(
+        `SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) AS d, count(*)::int AS n FROM "${table_name}" x`,
+      );
+      out[table_name] = `${r.rows[0]!.n}:${r.rows[0]!.d}`;
+    }
+    return out;
+  }
+
+  beforeAll(async () => {
+    t = await createTestDatabase();
+    s = await startTestServer(t.db, {
+      DEMO_DATA: 'true',
+      BODY_LIMIT: '100kb',
+      IMPORT_BODY_LIMIT: '1mb',
+      RATE_LIMIT_LOGIN: '0',
+      RATE_LIMIT_TOKEN: '0',
+      RATE_LIMIT_INTROSPECTION: '0',
+      RATE_LIMIT_ADMIN: '0',
+      LOGIN_MAX_FAILURES_PER_ACCOUNT: '1000',
+      LOGIN_MAX_FAILURES_PER_ADDRESS: '100000',
+    });
+    setup = await prepareDeployment(s.url, TEST_ADMIN_TOKEN, 2);
+    const discovery = await discover(`${s.url}/fhir`);
+    clinician = new Clinician(s.url);
+    await clinician.signIn(DEMO_CLINICIANS[0]!.username, DEMO_CLINICIANS[0]!.password);
+    const launch = await clinician.launch(setup.patients[0]!, DEMO_SITE, 'viewMap');
+    const { code } = await clinician.authorize(discovery, {
+      clientId: setup.clientId,
+      redirectUri: setup.redirectUri,
+      launch: launch.get('launch')!,
+      pkce: false,
+    });
+    accessToken = (
+      await redeemCode(discovery, { code, clientId: setup.clientId, redirectUri: setup.redirectUri })
+    ).body.access_token;
+    cookie = clinician.jar.header('/');
+    csrf =
+      /name="_csrf" value="([^"]+)"/.exec(await (await clinician.request('/patients')).text())?.[1] ?? '';
+    admin = new Clinician(s.url);
+    await admin.signIn('admin', 'demo-administrator');
+    adminCookie = admin.jar.header('/admin');
+    adminCsrf =
+      /name="_csrf" value="([^"]+)"/.exec(await (await admin.request('/admin/users')).text())?.[1] ?? '';
+    expect(csrf).not.toBe('');
+    expect(adminCsrf).not.toBe('');
+  });
+  afterAll(async () => {
+    await s?.stop();
+    await t?.drop();
+  });
+
+  it('answers every probe with a clear 4xx in its vocabulary, no stack trace, and changes nothing', async () => {
+    const before = await digest();
+    const P = setup.patients[0]!;
+    const C = encodeURIComponent(setup.clientId);
+    const bearer = { authorization: `Bearer ${accessToken}` };
+    const adminAuth = { authorization: `Bearer ${TEST_ADMIN_TOKEN}` };
+    const asClinician = { cookie };
+    const asAdmin = { cookie: adminCookie };
+    const json = { 'content-type': 'application/json' };
+    const formType = { 'content-type': 'application/x-www-form-urlencoded' };
+    const big = (n: number) => `{"x":"${'a'.repeat(n)}"}`;
+    const bigForm = (n: number) => `username=${'a'.repeat(n)}`;
+    const SQL = ["' OR '1'='1", "'; DROP TABLE users; --", '1) UNION SELECT * FROM users--', '%_\\'];
+    const WEIRD = ['\u0000', '\u202e\u0007', '🩺💉', 'a\r\nSet-Cookie: x=1', 'ǅ\uFFFF\uD800'];
+    // Percent-encodes the UTF-8 bytes (a lone surrogate becomes U+FFFD, as a browser would send it).
+    const enc = (x: string) =>
+      [...Buffer.from(x, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
+
+    type Probe = [
+      label: string,
+      method: string,
+      path: string,
+      headers: Record<string, string>,
+      body: string | undefined,
+      vocabulary: Vocabulary,
+      expected?: number | 'not5xx',
+    ];
+    const probes: Probe[] = [];
+    const add = (...p: Probe) => probes.push(p);
+
+    // — JSON endpoints: admin API (and the import) —
+    const adminJsonEndpoints: [string, string][] = [
+      ['POST', '/admin/api/clients'],
+      ['PATCH', `/admin/api/clients/${C}`],
+      ['POST', `/admin/api/clients/${C}/sites`],
+      ['POST', '/admin/api/users'],
+      ['POST', '/admin/api/keys/rotate'],
+    ];
+    for (const [m, p] of adminJsonEndpoints) {
+      add('malformed JSON', m, p, { ...adminAuth, ...json }, '{"name": "x",', 'json');
+      if (!p.endsWith('/rotate')) {
+        // (rotation takes no input: a well-formed body is ignored, not refused)
+        add('JSON array', m, p, { ...adminAuth, ...json }, '[1,2,3]', 'json');
+        add('JSON scalar', m, p, { ...adminAuth, ...json }, '"just a string"', 'json');
+      }
+      add('form body', m, p, { ...adminAuth, ...formType }, 'name=x&redirect_uris=y', 'json');
+      add('text/plain', m, p, { ...adminAuth, 'content-type': 'text/plain' }, '{"name":"x"}', 'json');
+      add('xml', m, p, { ...adminAuth, 'content-type': 'application/xml' }, '<client/>', 'json');
+      add('oversized', m, p, { ...adminAuth, ...json }, big(200 * 1024), 'json', 413);
+      add('no token', m, p, json, '{}', 'json', 401);
+    }
+    add(
+      'wrong types',
+      'POST',
+      '/admin/api/clients',
+      { ...adminAuth, ...json },
+      '{"name": 5, "redirect_uris": "x", "launch_url": []}',
+      'json',
+    );
+    add(
+      'proto pollution',
+      'POST',
+      '/admin/api/clients',
+      { ...adminAuth, ...json },
+      '{"__proto__": {"admin": true}, "constructor": {"prototype": {"x": 1}}}',
+      'json',
+    );
+    add('SQL in client id', 'GET', `/admin/api/clients/${enc(SQL[1]!)}`, adminAuth, undefined, 'json');
+    add(
+      'SQL in site',
+      'POST',
+      `/admin/api/clients/${C}/sites`,
+      { ...adminAuth, ...json },
+      JSON.stringify({ site_num: SQL[0], shared_encryption_key: '' }),
+      'json',
+    );
+    add(
+      'control chars in user',
+      'POST',
+      '/admin/api/users',
+      { ...adminAuth, ...json },
+      JSON.stringify({ username: WEIRD[0], password: 'x', given_name: WEIRD[3], family_name: WEIRD[4] }),
+      'json',
+    );
+    add(
+      'duplicate keys',
+      'POST',
+      '/admin/api/users',
+      { ...adminAuth, ...json },
+      '{"username":"a","username":"b"}',
+      'json',
+    );
+    add(
+      'deep nesting',
+      'POST',
+      '/admin/api/clients',
+      { ...adminAuth, ...json },
+      `${'['.repeat(5000)}${']'.repeat(5000)}`,
+      'json',
+    );
+    add(
+      'import: malformed',
+      'POST',
+      '/admin/api/import',
+      { ...adminAuth, ...json },
+      '{"resourceType":"Bundle","entry":[{',
+      'fhir',
+    );
+    add(
+      'import: not a bundle',
+      'POST',
+      '/admin/api/import',
+      { ...adminAuth, ...json },
+      '{"resourceType":"Patient"}',
+      'fhir',
+    );
+    add(
+      'import: wrong type',
+      'POST',
+      '/admin/api/import',
+      { ...adminAuth, 'content-type': 'text/csv' },
+      'a,b',
+      'fhir',
+    );
+    add(
+      'import: oversized',
+      'POST',
+      '/admin/api/import',
+      { ...adminAuth, ...json },
+      big(1100 * 1024),
+      'fhir',
+      413,
+    );
+    add(
+      'import: SQL id',
+      'POST',
+      '/admin/api/import',
+      { ...adminAuth, ...json },
+      JSON.stringify({
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            resource: { resourceType: 'Patient', id: SQL[1] },
+            request: { method: 'PUT', url: `Patient/${SQL[1]}` },
+          },
+        ],
+      }),
+      'fhir',
+    );
+    add(
+      'import: half-bad bundle',
+      'POST',
+      '/admin/api/import',
+      { ...adminAuth, ...json },
+      JSON.stringify({
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            resource: { resourceType: 'Patient', id: 'fine-one' },
+            request: { method: 'PUT', url: 'Patient/fine-one' },
+          },
+          {
+            resource: { resourceType: 'Patient', id: 'bad id!' },
+            request: { method: 'PUT', url: 'Patient/bad id!' },
+          },
+        ],
+      }),
+      'fhir',
+    );
+
+    // — OAuth endpoints (oidc-provider) —
+    for (const p of ['/fhir/token', '/fhir/token/introspection', '/fhir/token/revocation']) {
+      add('malformed form', 'POST', p, formType, '%zz=%&&==&client_id=%E0%A4%A', 'oauth');
+      add('JSON body', 'POST', p, json, '{"grant_type":"authorization_code"}', 'oauth');
+      add('text/plain', 'POST', p, { 'content-type': 'text/plain' }, 'grant_type=x', 'oauth');
+      add('oversized', 'POST', p, formType, bigForm(200 * 1024), 'oauth', 413);
+      add(
+        'duplicated parameters',
+        'POST',
+        p,
+        formType,
+        `client_id=${C}&client_id=other&token=a&token=b&grant_type=refresh_token&grant_type=authorization_code`,
+        'oauth',
+      );
+      add(
+        'SQL metacharacters',
+        'POST',
+        p,
+        formType,
+        `client_id=${enc(SQL[0]!)}&token=${enc(SQL[1]!)}&grant_type=authorization_code&code=${enc(SQL[2]!)}`,
+        'oauth',
+      );
+      add(
+        'control characters',
+        'POST',
+        p,
+        formType,
+        `client_id=${enc(WEIRD[0]!)}&token=${enc(WEIRD[1]!)}&code=${enc(WEIRD[3]!)}&grant_type=refresh_token&refresh_token=${enc(WEIRD[4]!)}`,
+        'oauth',
+      );
+    }
+    add('GET token', 'GET', '/fhir/token', {}, undefined, 'any');
+    add(
+      'basic auth garbage',
+      'POST',
+      '/fhir/token',
+      { ...formType, authorization: 'Basic %%%not-base64' },
+      'grant_type=authorization_code&code=x',
+      'oauth',
+    );
+
+    // — authorization endpoint (people: a page, or an error back at a registered redirect_uri) —
+    const authz = (q: string) => `/fhir/auth?${q}`;
+    add('no parameters', 'GET', authz(''), asClinician, undefined, 'html');
+    add(
+      'unknown client',
+      'GET',
+      authz(`response_type=code&client_id=${enc(SQL[0]!)}&redirect_uri=https://evil.example/&scope=openid`),
+      asClinician,
+      undefined,
+      'html',
+    );
+    add(
+      'unregistered redirect_uri',
+      'GET',
+      authz(`response_type=code&client_id=${C}&redirect_uri=https://evil.example/cb&scope=openid`),
+      asClinician,
+      undefined,
+      'html',
+    );
+    add(
+      'duplicated client_id',
+      'GET',
+      authz(
+        `response_type=code&client_id=${C}&client_id=${C}&redirect_uri=${enc(setup.redirectUri)}&scope=openid`,
+      ),
+      asClinician,
+      undefined,
+      'html',
+    );
+    add(
+      'control chars',
+      'GET',
+      authz(`response_type=code&client_id=${enc(WEIRD[3]!)}&scope=${enc(WEIRD[0]!)}`),
+      asClinician,
+      undefined,
+      'html',
+    );
+    add('POST JSON', 'POST', '/fhir/auth', { ...asClinician, ...json }, '{"client_id":"x"}', 'html');
+    add(
+      'POST malformed form',
+      'POST',
+      '/fhir/auth',
+      { ...asClinician, ...formType },
+      '%zz&client_id=%',
+      'html',
+    );
+    add(
+      'POST oversized',
+      'POST',
+      '/fhir/auth',
+      { ...asClinician, ...formType },
+      bigForm(200 * 1024),
+      'html',
+      413,
+    );
+    add('interaction unknown', 'GET', `/interaction/${enc(SQL[1]!)}`, asClinician, undefined, 'html');
+    add(
+      'interaction confirm forged',
+      'POST',
+      '/interaction/nope/confirm',
+      { ...asClinician, ...formType },
+      `_csrf=${enc(csrf)}&x=1`,
+      'html',
+    );
+
+    // — FHIR API —
+    const fhirPaths = [
+      `/fhir/Patient/${enc(SQL[1]!)}`,
+      `/fhir/Patient/${enc(WEIRD[0]!)}`,
+      `/fhir/Patient/${enc(WEIRD[2]!)}`,
+      `/fhir/Patient/${'a'.repeat(5000)}`,
+      `/fhir/Patient/${P}/..%2F..%2Fadmin`,
+      `/fhir/Patient/${P}/%2e%2e/%2e%2e/admin/api/clients`,
+      `/fhir/Observation/${enc("x' OR 1=1--")}`,
+      `/fhir/Patient/${P}/_history/${enc(SQL[0]!)}`,
+      `/fhir/Patient/${P}/$everything?_count=${enc(SQL[2]!)}`,
+      `/fhir/Patient/${P}/$everything?_count=-1&_count=99999999999999999999`,
+      `/fhir/Patient/${P}/$everything?_cursor=${enc(SQL[1]!)}`,
+      `/fhir/Patient/${P}/$nosuchop`,
+      `/fhir/Condition?patient=${enc(SQL[0]!)}&patient=${P}`,
+      `/fhir/Condition?patient=${P}&_count=abc`,
+      `/fhir/Patient?name=${enc(SQL[3]!)}&_sort=${enc(SQL[1]!)}`,
+      '/fhir/patient/x',
+      `/fhir/${enc(SQL[1]!)}`,
+      '/fhir/Patient/%',
+    ];
+    for (const p of fhirPaths)
+      add(
+        'FHIR read',
+        'GET',
+        p,
+        bearer,
+        undefined,
+        'fhir',
+        p.includes('name=') || p.includes('patient=') ? 'not5xx' : undefined,
+      );
+    add(
+      'FHIR write refused',
+      'POST',
+      '/fhir/Patient',
+      { ...bearer, 'content-type': 'application/fhir+json' },
+      '{"resourceType":"Patient"',
+      'fhir',
+    );
+    add(
+      'FHIR PUT refused',
+      'PUT',
+      `/fhir/Patient/${P}`,
+      { ...bearer, 'content-type': 'application/fhir+json' },
+      '{"resourceType":"Patient","id":"x"}',
+      'fhir',
+    );
+    add('FHIR DELETE refused', 'DELETE', `/fhir/Patient/${P}`, bearer, undefined, 'fhir');
+    add(
+      'FHIR oversized',
+      'POST',
+      '/fhir/Patient',
+      { ...bearer, 'content-type': 'application/fhir+json' },
+      big(200 * 1024),
+      'fhir',
+      413,
+    );
+    add(
+      'FHIR xml accept',
+      'GET',
+      `/fhir/Patient/${P}?_format=${enc(SQL[0]!)}`,
+      { ...bearer, accept: 'application/fhir+xml' },
+      undefined,
+      'fhir',
+      'not5xx',
+    );
+    add(
+      'FHIR garbage token',
+      'GET',
+      `/fhir/Patient/${P}`,
+      { authorization: `Bearer ${SQL[1]}.x.y` },
+      undefined,
+      'fhir',
+      401,
+    );
+    add(
+      'FHIR two tokens',
+      'GET',
+      `/fhir/Patient/${P}`,
+      { authorization: `Bearer ${accessToken}, Bearer ${accessToken}` },
+      undefined,
+      'fhir',
+      401,
+    );
+    add(
+      'FHIR alg none token',
+      'GET',
+      `/fhir/Patient/${P}`,
+      {
+        authorization: `Bearer ${Buffer.from('{"alg":"none","typ":"at+jwt"}').toString('base64url')}.${accessToken.split('.')[1]}.`,
+      },
+      undefined,
+      'fhir',
+      401,
+    );
+
+    // — EHR screens and sign-in (people) —
+    add('login JSON', 'POST', '/login', { ...asClinician, ...json }, '{"username":"a"}', 'html');
+    add(
+      'login malformed form',
+      'POST',
+      '/login',
+      { ...asClinician, ...formType },
+      '%zz&username=%&password',
+      'html',
+    );
+    add('login oversized', 'POST', '/login', formType, bigForm(200 * 1024), 'html', 413);
+    add(
+      'login SQL',
+      'POST',
+      '/login',
+      { ...asClinician, ...formType },
+      `username=${enc(SQL[0]!)}&password=${enc(SQL[1]!)}&_csrf=${enc(csrf)}`,
+      'html',
+    );
+    add(
+      'login duplicated',
+      'POST',
+      '/login',
+      { ...asClinician, ...formType },
+      `username=a&username=b&password=x&password=y&_csrf=${enc(csrf)}&_csrf=x`,
+      'html',
+    );
+    add(
+      'login control chars',
+      'POST',
+      '/login',
+      { ...asClinician, ...formType },
+      `username=${enc(WEIRD[0]!)}&password=${enc(WEIRD[4]!)}&_csrf=${enc(csrf)}`,
+      'html',
+    );
+    add('login no CSRF', 'POST', '/login', formType, 'username=dr.patel&password=demo-clinician-1', 'html');
+    add('logout no CSRF', 'POST', '/logout', { ...asClinician, ...formType }, '', 'html');
+    add(
+      'launch SQL patient',
+      'GET',
+      `/launch?patient=${enc(SQL[0]!)}&site=${DEMO_SITE}&action=viewMap`,
+      asClinician,
+      undefined,
+      'html',
+    );
+    add(
+      'launch duplicated',
+      'GET',
+      `/launch?patient=${P}&patient=${setup.patients[1]}&site=${DEMO_SITE}&action=viewMap`,
+      asClinician,
+      undefined,
+      'html',
+    );
+    add(
+      'launch control chars',
+      'GET',
+      `/launch?patient=${P}&site=${enc(WEIRD[1]!)}&action=${enc(WEIRD[3]!)}`,
+      asClinician,
+      undefined,
+      'html',
+    );
+    add(
+      'launch unknown action',
+      'GET',
+      `/launch?patient=${P}&site=${DEMO_SITE}&action=${enc('<script>alert(1)</script>')}`,
+      asClinician,
+      undefined,
+      'html',
+    );
+    add(
+      'launch SQL site',
+      'GET',
+      `/launch?patient=${P}&site=${enc(SQL[1]!)}&action=viewMap`,
+      asClinician,
+      undefined,
+      'html',
+    );
+    add('chart SQL', 'GET', `/patients/${enc(SQL[1]!)}`, asClinician, undefined, 'html');
+    add('chart traversal', 'GET', '/patients/..%2F..%2Fetc%2Fpasswd', asClinician, undefined, 'html');
+    add(
+      'document traversal',
+      'GET',
+      `/patients/${P}/documents/..%2F..%2F..%2Fetc%2Fpasswd`,
+      asClinician,
+      undefined,
+      'html',
+    );
+    add(
+      'patient search SQL',
+      'GET',
+      `/patients?q=${enc(SQL[0]!)}&q=${enc(SQL[1]!)}&page=${enc(SQL[2]!)}`,
+      asClinician,
+      undefined,
+      'html',
+      'not5xx',
+    );
+    add(
+      'patient search control',
+      'GET',
+      `/patients?q=${enc(WEIRD.join(''))}&page=-5`,
+      asClinician,
+      undefined,
+      'html',
+      'not5xx',
+    );
+    add('static traversal', 'GET', '/static/..%2F..%2Fpackage.json', {}, undefined, 'any');
+    add('static dotdot', 'GET', '/static/../../package.json', {}, undefined, 'any');
+    add('double slash', 'GET', '//admin/api/clients', {}, undefined, 'any');
+    add('encoded admin', 'GET', '/%61dmin/api/clients', {}, undefined, 'any');
+    add('long path', 'GET', `/${'x/'.repeat(4000)}`, {}, undefined, 'html');
+    add('bad percent', 'GET', '/patients/%E0%A4%A', asClinician, undefined, 'html');
+    add('invalid UTF-8', 'GET', `/fhir/Patient/%C0%AF%FF%FE`, bearer, undefined, 'fhir');
+    add('invalid UTF-8 search', 'GET', `/patients?q=%C0%AF%FF%FE`, asClinician, undefined, 'html', 'not5xx');
+
+    // — admin console (people, CSRF) —
+    add('console no CSRF', 'POST', '/admin/clients', { ...asAdmin, ...formType }, 'name=x', 'html');
+    add(
+      'console SQL',
+      'POST',
+      '/admin/clients',
+      { ...asAdmin, ...formType },
+      `_csrf=${enc(adminCsrf)}&name=${enc(SQL[1]!)}&redirect_uris=${enc(SQL[0]!)}&launch_url=${enc(WEIRD[3]!)}`,
+      'html',
+    );
+    add('console JSON', 'POST', '/admin/users', { ...asAdmin, ...json }, '{"username":"x"}', 'html');
+    add(
+      'console oversized',
+      'POST',
+      '/admin/users',
+      { ...asAdmin, ...formType },
+      bigForm(200 * 1024),
+      'html',
+      413,
+    );
+    add(
+      'console duplicated',
+      'POST',
+      '/admin/users',
+      { ...asAdmin, ...formType },
+      `_csrf=${enc(adminCsrf)}&_csrf=x&username=a&username=b&password=p`,
+      'html',
+    );
+    add(
+      'console traversal',
+      'GET',
+      `/admin/clients/${enc('../../../etc/passwd')}`,
+      asAdmin,
+      undefined,
+      'html',
+    );
+    add('console not admin', 'GET', '/admin/users', asClinician, undefined, 'html');
+
+    const failures: string[] = [];
+    for (const [label, method, path, headers, body, vocabulary, expected] of probes) {
+      const what = `${label}: ${method} ${path.slice(0, 120)}`;
+      let answer: Answer;
+      try {
+        answer = await raw(s.url, method, path, headers, body);
+      } catch (err) {
+        failures.push(`${what} → connection error ${(err as Error).message}`);
+        continue;
+      }
+      const okStatus =
+        expected === 'not5xx'
+          ? answer.status < 500
+          : typeof expected === 'number'
+            ? answer.status === expected
+            : answer.status >= 400 && answer.status < 500;
+      // A 303 to sign-in or an OAuth error sent back to the client's registered redirect_uri is a clear refusal too.
+      const refusedByRedirect =
+        expected === undefined && answer.status >= 300 && answer.status < 400 && vocabulary === 'html';
+      if (!okStatus && !refusedByRedirect) {
+        failures.push(`${what} → ${answer.status} ${answer.body.slice(0, 160).replace(/\s+/g, ' ')}`);
+        continue;
+      }
+      if (STACK.test(answer.body)) failures.push(`${what} → stack trace or path in body`);
+      if (answer.status >= 400 && answer.status < 500 && answer.body.length > 0) {
+        try {
+          checkVocabulary(answer, vocabulary, what);
+        } catch (err) {
+          failures.push(
+            `${what} → wrong vocabulary (${answer.type}): ${(err as Error).message.split('\n')[0]}`,
+          );
+        }
+      }
+    }
+
+    // Huge headers: Node refuses them before any of our code runs.
+    const huge = await raw(s.url, 'GET', '/fhir/metadata', { 'x-filler': 'h'.repeat(64 * 1024) });
+    expect(huge.status).toBe(431);
+    const manyCookies = await raw(s.url, 'GET', '/patients', {
+      cookie: Array.from({ length: 3000 }, (_, i) => `c${i}=v`).join('; '),
+    });
+    expect(manyCookies.status).toBe(431);
+    // A bad header value is still a clear 4xx.
+    const badHost = await raw(s.url, 'GET', '/fhir/metadata', { host: "'; DROP TABLE users; --" });
+    expect(badHost.status).toBeLessThan(500);
+
+    expect(failures).toEqual([]);
+    expect(probes.length).toBeGreaterThan(100);
+
+    // Nothing changed: same rows in every table.
+    expect(await digest()).toEqual(before);
+    // And the server still works.
+    expect((await raw(s.url, 'GET', `/fhir/Patient/${P}`, bearer)).status).toBe(200);
+  });
+});
