@@ -92,8 +92,10 @@ export async function createOidc(ctx: AppContext): Promise<Capability> {
     res.set('Cache-Control', 'public, max-age=60');
     res.type('application/jwk-set+json').send(JSON.stringify(ctx.keys.publicJwks()));
   });
+  // The EHR session is read at the authorization endpoint too: single sign-on without an interaction.
   fhir.post(
     ROUTES.authorization,
+    ctx.sessions.middleware,
     express.urlencoded({ extended: false, limit: ctx.config.bodyLimit }),
     (req, _res, next) => {
       prepareAuthorizationRequest(req, FHIR_MOUNT);
@@ -103,6 +105,7 @@ export async function createOidc(ctx: AppContext): Promise<Capability> {
   );
   fhir.get(
     ROUTES.authorization,
+    ctx.sessions.middleware,
     (req, _res, next) => {
       prepareAuthorizationRequest(req, FHIR_MOUNT);
       next();

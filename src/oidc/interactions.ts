@@ -12,9 +12,8 @@ import type Provider from 'oidc-provider';
 import type { AppContext } from '../context.ts';
 import { csrfProtection, csrfToken } from '../ehr/session.ts';
 import { HttpError } from '../http/errors.ts';
-import { consumeLaunchContext, type LaunchContext } from '../launch/launch-contexts.ts';
-import { describeScope, grantScopes, isOidcScope, splitScope } from '../smart/scopes.ts';
-import { loadAccount } from './accounts.ts';
+import { describeScope, grantScopes, splitScope } from '../smart/scopes.ts';
+import { makeLaunchGrant } from './launch-grant.ts';
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
 
@@ -120,11 +119,6 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
 
   async function complete(req: Request, res: Response, details: Details, client: ClientInfo, userId: string) {
     const provider = getProvider();
-    const account = await loadAccount(ctx, userId);
-    if (!account) {
-      await finish(req, res, { error: 'access_denied', error_description: 'the EHR user is not active' });
-      return;
-    }
 
     // Another user signed into this browser since the last launch: forget the old provider session,
     // or oidc-provider would ask to log it out first.
@@ -134,55 +128,27 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
       await details.save(Math.max(1, (details.exp ?? 0) - Math.floor(Date.now() / 1000)));
     }
 
-    const grant = new provider.Grant({ accountId: userId, clientId: client.clientId });
-    const grantId = (grant as unknown as { generateTokenId(): string }).generateTokenId();
-    grant.jti = grantId;
-
-    let context: LaunchContext | undefined;
-    const launchId = details.params.launch;
-    if (typeof launchId === 'string') {
-      context = await consumeLaunchContext(ctx, {
-        launchId,
-        clientId: client.clientId,
+    // A grant already made for this very authorization (single sign-on, then a prompt) is kept.
+    const existing = details.grantId ? await provider.Grant.find(details.grantId) : undefined;
+    let grantId: string;
+    if (existing && existing.accountId === userId && existing.clientId === client.clientId) {
+      grantId = details.grantId!;
+    } else {
+      const result = await makeLaunchGrant(ctx, provider, {
         userId,
-        grantId,
+        clientId: client.clientId,
+        allowedScope: client.allowed_scope,
+        scope: details.params.scope as string | undefined,
+        launchId: details.params.launch,
         ehrSessionId: req.sessionID,
-      });
-      if (!context) {
-        await finish(req, res, {
-          error: 'invalid_request',
-          error_description: 'launch is unknown, expired, already used, or not for the signed-in user',
-        });
-        return;
-      }
-    }
-
-    const { granted, dropped } = grantScopes({
-      requested: splitScope(details.params.scope as string | undefined),
-      hasLaunchContext: !!context,
-      ...(client.allowed_scope ? { clientAllowed: new Set(splitScope(client.allowed_scope)) } : {}),
-    });
-    const oidcGranted = granted.filter(isOidcScope);
-    const oidcDropped = dropped.filter(isOidcScope);
-    if (oidcGranted.length > 0) grant.addOIDCScope(oidcGranted.join(' '));
-    if (oidcDropped.length > 0) grant.rejectOIDCScope(oidcDropped.join(' '));
-    // Every granted scope, identity ones included, is a scope of the FHIR resource: so the access
-    // token's `scope`, the token response's and introspection's are one string.
-    if (granted.length > 0) grant.addResourceScope(ctx.config.fhirBaseUrl, granted.join(' '));
-    if (dropped.length > 0) grant.rejectResourceScope(ctx.config.fhirBaseUrl, dropped.join(' '));
-    await grant.save();
-
-    if (context) {
-      await ctx.audit.record({
-        action: 'launch.consumed',
-        userId,
-        clientId: client.clientId,
-        patientId: context.patientId,
-        entity: `Patient/${context.patientId}`,
         requestId: (req as { id?: string }).id ?? null,
         ip: req.ip ?? null,
-        detail: { site: context.siteNum, action: context.action },
       });
+      if ('error' in result) {
+        await finish(req, res, { error: result.error, error_description: result.error_description });
+        return;
+      }
+      grantId = result.grant.jti;
     }
 
     const authTime =

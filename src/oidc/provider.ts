@@ -14,6 +14,7 @@ import { OIDC_SCOPES, splitScope } from '../smart/scopes.ts';
 import { CLAIMS_BY_SCOPE, loadAccount } from './accounts.ts';
 import { postgresAdapter } from './adapter.ts';
 import { CLIENT_SECRET_PURPOSE } from './clients-store.ts';
+import { ssoGrant } from './launch-grant.ts';
 import { contextForGrant, installTokenHooks } from './token-hooks.ts';
 
 /** Provider routes, relative to the issuer (= FHIR base). Discovery, smart-configuration and our router use these. */
@@ -107,10 +108,12 @@ export function buildProvider(ctx: AppContext): Provider {
     interactions: {
       url: (_kctx, interaction) => `${config.publicUrl}${INTERACTION_PATH}/${interaction.uid}`,
     },
-    // One grant per launch: only the grant made by this very interaction is ever loaded.
+    // One grant per launch: the grant made by this very interaction, or made now for single sign-on
+    // (./launch-grant.ts) — never one from an earlier authorization.
     loadExistingGrant: async (kctx) => {
       const grantId = kctx.oidc.result?.consent?.grantId;
-      return grantId ? ((await kctx.oidc.provider.Grant.find(grantId)) as Grant | undefined) : undefined;
+      if (grantId) return (await kctx.oidc.provider.Grant.find(grantId)) as Grant | undefined;
+      return ssoGrant(ctx, kctx);
     },
     features: {
       devInteractions: { enabled: false },

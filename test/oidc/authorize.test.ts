@@ -132,6 +132,41 @@ describe('authorization endpoint and interaction', () => {
     expect(new Set(grants.rows.map((r) => r.grant_id)).size).toBe(2);
   });
 
+  it('single sign-on: once the browser has signed in, a launch needs no interaction page at all', async () => {
+    const browser = new CookieJar((await signIn(s.ctx, user.id)).cookie);
+    const first = params(await newLaunch('pat-sso-1'));
+    const r1 = await authorize(s.url, first.params, browser);
+    expect(r1.code).toBeTruthy();
+    expect(r1.hops.some((h) => h.includes('/interaction/'))).toBe(true);
+    const second = params(await newLaunch('pat-sso-2'));
+    const r2 = await authorize(s.url, second.params, browser);
+    expect(r2.code).toBeTruthy();
+    expect(r2.hops).toHaveLength(1);
+    expect(r2.state).toBe(second.params.state);
+    const tok = await redeem(r2.code!, second.verifier);
+    expect(tok.body.patient).toBe('pat-sso-2');
+    // A bad launch on that path is still an error redirect with state and no code.
+    const bad = params(randomBytes(32).toString('base64url'));
+    const r3 = await authorize(s.url, bad.params, browser);
+    expect(r3.code).toBeUndefined();
+    expect(r3.error).toBe('invalid_request');
+    expect(r3.state).toBe(bad.params.state);
+    // An explicit prompt goes through the interaction, and the launch is consumed once.
+    const prompted = params(await newLaunch('pat-sso-3'), { prompt: 'login' });
+    const r4 = await authorize(s.url, prompted.params, browser);
+    expect(r4.code).toBeTruthy();
+    expect(r4.hops.some((h) => h.includes('/interaction/'))).toBe(true);
+    expect((await redeem(r4.code!, prompted.verifier)).body.patient).toBe('pat-sso-3');
+    // Signed out of the EHR: back to the sign-in page, whatever the provider's cookie says.
+    const signedOut = new CookieJar();
+    for (const part of browser.header('/fhir/auth').split('; ')) {
+      if (!part.startsWith('ehr.sid=')) signedOut.store([`${part}; Path=/`], '/');
+    }
+    const r5 = await authorize(s.url, params(await newLaunch('pat-sso-4')).params, signedOut);
+    expect(r5.code).toBeUndefined();
+    expect(r5.hops.some((h) => new URL(h).pathname === '/login')).toBe(true);
+  });
+
   it('another clinician signing into the same browser gets their own identity', async () => {
     const browser = new CookieJar((await signIn(s.ctx, user.id)).cookie);
     const first = await issueTokens(s, { client, siteNum, user, jar: browser, patientId: 'pat-x' });

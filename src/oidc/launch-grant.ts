@@ -1,0 +1,133 @@
+/*
+ * The grant of one launch: made once per authorization, never reused (one grant per launch).
+ * - consumes the launch context for this client and this EHR user, binding the grant and the EHR
+ *   session to it, before anything is granted; no context, no grant
+ * - grants the SMART scopes that apply (./../smart/scopes.ts) and rejects the rest, so oidc-provider
+ *   neither refuses the request nor asks again for what was dropped
+ * - ssoGrant: when the browser already has a provider session for the signed-in EHR user and the
+ *   client is pre-authorized, the grant is made during the authorization request itself (no
+ *   interaction round trip); anything unusual (an explicit prompt, another user, consent needed)
+ *   goes through the interaction instead
+ */
+import type { Request } from 'express';
+import type Provider from 'oidc-provider';
+import { errors, type Grant, type KoaContextWithOIDC } from 'oidc-provider';
+import type { AppContext } from '../context.ts';
+import { consumeLaunchContext, type LaunchContext } from '../launch/launch-contexts.ts';
+import { grantScopes, isOidcScope, splitScope } from '../smart/scopes.ts';
+import { loadAccount } from './accounts.ts';
+
+export interface LaunchGrantInput {
+  userId: string;
+  clientId: string;
+  allowedScope?: string | undefined;
+  scope: string | undefined;
+  launchId: unknown;
+  ehrSessionId: string;
+  requestId: string | null;
+  ip: string | null;
+}
+
+export type LaunchGrantResult =
+  | { grant: Grant; context?: LaunchContext }
+  | { error: string; error_description: string };
+
+export async function makeLaunchGrant(
+  ctx: AppContext,
+  provider: Provider,
+  input: LaunchGrantInput,
+): Promise<LaunchGrantResult> {
+  if (!(await loadAccount(ctx, input.userId))) {
+    return { error: 'access_denied', error_description: 'the EHR user is not active' };
+  }
+  const grant = new provider.Grant({ accountId: input.userId, clientId: input.clientId });
+  const grantId = (grant as unknown as { generateTokenId(): string }).generateTokenId();
+  grant.jti = grantId;
+
+  let context: LaunchContext | undefined;
+  if (input.launchId !== undefined) {
+    context =
+      typeof input.launchId === 'string'
+        ? await consumeLaunchContext(ctx, {
+            launchId: input.launchId,
+            clientId: input.clientId,
+            userId: input.userId,
+            grantId,
+            ehrSessionId: input.ehrSessionId,
+          })
+        : undefined;
+    if (!context) {
+      return {
+        error: 'invalid_request',
+        error_description: 'launch is unknown, expired, already used, or not for the signed-in user',
+      };
+    }
+  }
+
+  const { granted, dropped } = grantScopes({
+    requested: splitScope(input.scope),
+    hasLaunchContext: !!context,
+    ...(input.allowedScope ? { clientAllowed: new Set(splitScope(input.allowedScope)) } : {}),
+  });
+  const oidcGranted = granted.filter(isOidcScope);
+  const oidcDropped = dropped.filter(isOidcScope);
+  if (oidcGranted.length > 0) grant.addOIDCScope(oidcGranted.join(' '));
+  if (oidcDropped.length > 0) grant.rejectOIDCScope(oidcDropped.join(' '));
+  // Every granted scope, identity ones included, is a scope of the FHIR resource: so the access
+  // token's `scope`, the token response's and introspection's are one string.
+  if (granted.length > 0) grant.addResourceScope(ctx.config.fhirBaseUrl, granted.join(' '));
+  if (dropped.length > 0) grant.rejectResourceScope(ctx.config.fhirBaseUrl, dropped.join(' '));
+  await grant.save();
+
+  if (context) {
+    await ctx.audit.record({
+      action: 'launch.consumed',
+      userId: input.userId,
+      clientId: input.clientId,
+      patientId: context.patientId,
+      entity: `Patient/${context.patientId}`,
+      requestId: input.requestId,
+      ip: input.ip,
+      detail: { site: context.siteNum, action: context.action },
+    });
+  }
+  return { grant, ...(context ? { context } : {}) };
+}
+
+/** The per-launch grant made without an interaction, when single sign-on needs no page at all. */
+export async function ssoGrant(ctx: AppContext, kctx: KoaContextWithOIDC): Promise<Grant | undefined> {
+  if (kctx.oidc.route !== 'authorization') return undefined;
+  const req = kctx.req as unknown as Request;
+  const userId = req.session?.userId;
+  const client = kctx.oidc.client as
+    | (typeof kctx.oidc.client & { pre_authorized?: boolean; allowed_scope?: string })
+    | undefined;
+  const params = kctx.oidc.params ?? {};
+  if (
+    !userId ||
+    !client ||
+    client.pre_authorized === false ||
+    kctx.oidc.session?.accountId !== userId ||
+    params.prompt !== undefined ||
+    params.max_age !== undefined ||
+    params.id_token_hint !== undefined
+  ) {
+    return undefined;
+  }
+  const result = await makeLaunchGrant(ctx, kctx.oidc.provider, {
+    userId,
+    clientId: client.clientId,
+    allowedScope: client.allowed_scope,
+    scope: params.scope as string | undefined,
+    launchId: params.launch,
+    ehrSessionId: req.sessionID,
+    requestId: (req as { id?: string }).id ?? null,
+    ip: kctx.ip ?? null,
+  });
+  if ('error' in result) {
+    throw result.error === 'access_denied'
+      ? new errors.AccessDenied(result.error_description)
+      : new errors.InvalidRequest(result.error_description);
+  }
+  return result.grant;
+}
