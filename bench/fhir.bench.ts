@@ -46,10 +46,18 @@ function start(mode: 'product' | 'bare', env: Record<string, string>): Promise<C
   });
 }
 
-async function cannon(url: string, headers: Record<string, string>, duration: number) {
-  const r = await autocannon({ url, connections: CONNECTIONS, duration, headers });
-  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`);
-  return { rps: r.requests.average, p99: r.latency.p99, p50: r.latency.p50 };
+/** Load for `duration` s; also the server process's CPU time per request (independent of machine load). */
+async function cannon(server: Child, path: string, headers: Record<string, string>, duration: number) {
+  const { cpu: before } = await server.ask<{ cpu: number }>({ cmd: 'cpu' });
+  const r = await autocannon({ url: `${server.url}${path}`, connections: CONNECTIONS, duration, headers });
+  const { cpu: after } = await server.ask<{ cpu: number }>({ cmd: 'cpu' });
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${path}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+  return {
+    rps: r.requests.average,
+    p99: r.latency.p99,
+    p50: r.latency.p50,
+    cpu: (after - before) / Math.max(1, r.requests.total),
+  };
 }
 
 async function fetchAllPages(first: string, headers: Record<string, string>) {
@@ -129,22 +137,27 @@ export default async function fhirBench(args: BenchArgs): Promise<string> {
     children.push(bare);
 
     // ---- Patient read: warm up, then alternate bare / product halves to even out drift ----
-    await cannon(`${bare.url}/Patient/${patientId}`, {}, 2);
-    await cannon(`${product.url}/fhir/Patient/${patientId}`, auth, 2);
+    await cannon(bare, `/Patient/${patientId}`, {}, 2);
+    await cannon(product, `/fhir/Patient/${patientId}`, auth, 2);
     const half = Math.max(1, Math.round(args.duration / 2));
-    const b1 = await cannon(`${bare.url}/Patient/${patientId}`, {}, half);
-    const p1 = await cannon(`${product.url}/fhir/Patient/${patientId}`, auth, half);
-    const b2 = await cannon(`${bare.url}/Patient/${patientId}`, {}, half);
-    const p2 = await cannon(`${product.url}/fhir/Patient/${patientId}`, auth, half);
+    const b1 = await cannon(bare, `/Patient/${patientId}`, {}, half);
+    const p1 = await cannon(product, `/fhir/Patient/${patientId}`, auth, half);
+    const b2 = await cannon(bare, `/Patient/${patientId}`, {}, half);
+    const p2 = await cannon(product, `/fhir/Patient/${patientId}`, auth, half);
+    // the same product's /healthz: what the shared middleware stack (helmet, request logging,
+    // routing) costs before any FHIR code runs, for reading the ratio above
+    const health = await cannon(product, '/healthz', {}, half);
     const bareRead = {
       rps: (b1.rps + b2.rps) / 2,
       p99: Math.max(b1.p99, b2.p99),
       p50: (b1.p50 + b2.p50) / 2,
+      cpu: (b1.cpu + b2.cpu) / 2,
     };
     const prodRead = {
       rps: (p1.rps + p2.rps) / 2,
       p99: Math.max(p1.p99, p2.p99),
       p50: (p1.p50 + p2.p50) / 2,
+      cpu: (p1.cpu + p2.cpu) / 2,
     };
 
     // ---- $everything, all pages ----
@@ -177,6 +190,8 @@ export default async function fhirBench(args: BenchArgs): Promise<string> {
       '| measure | product | bare node:http + pg | ratio (target) |',
       '| --- | --- | --- | --- |',
       `| \`GET /fhir/Patient/{id}\` throughput | ${prodRead.rps.toFixed(0)} req/s | ${bareRead.rps.toFixed(0)} req/s | **${readRatio.toFixed(2)}** (≥ 0.6) |`,
+      `| server CPU time per \`Patient\` read (independent of machine load) | ${prodRead.cpu.toFixed(3)} ms | ${bareRead.cpu.toFixed(3)} ms | ${(bareRead.cpu / prodRead.cpu).toFixed(2)} |`,
+      `| product \`GET /healthz\` (middleware stack only, no FHIR code, no database) | ${health.rps.toFixed(0)} req/s, ${health.cpu.toFixed(3)} ms CPU | | ${(health.rps / bareRead.rps).toFixed(2)} |`,
       `| \`GET /fhir/Patient/{id}\` latency p50 / p99 | ${prodRead.p50.toFixed(1)} / ${prodRead.p99.toFixed(1)} ms | ${bareRead.p50.toFixed(1)} / ${bareRead.p99.toFixed(1)} ms | |`,
       `| \`$everything\` of 5,001 resources, all ${check.pages} pages (median of ${prodAll.runs} / ${bareAll.runs}) | ${prodAll.median.toFixed(0)} ms | ${bareAll.median.toFixed(0)} ms (one streamed response) | **${everythingRatio.toFixed(2)}** (≥ 0.5) |`,
       `| server peak RSS growth while serving \`$everything\` | ${mb(prodPeak - prodBase)} MB | ${mb(barePeak - bareBase)} MB | (< 100 MB) |`,

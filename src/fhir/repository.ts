@@ -396,6 +396,44 @@ export async function readRaw(q: Queryable, type: string, id: string): Promise<R
   };
 }
 
+/**
+ * readRaw plus whether `userId` is an active EHR user, in one round trip (the FHIR read hot path
+ * checks that a token's user has not been deactivated since it was issued).
+ */
+export async function readRawAsUser(
+  q: Queryable,
+  type: string,
+  id: string,
+  userId: string,
+): Promise<{ raw: RawResource | undefined; userActive: boolean }> {
+  const r = await q.query<{
+    body: string | null;
+    version_id: unknown;
+    last_updated: unknown;
+    compartment_patient: string | null;
+    deleted: boolean | null;
+    active: boolean | null;
+  }>(
+    `SELECT f.resource::text AS body, f.version_id, f.last_updated, f.compartment_patient, f.deleted, u.active
+       FROM (SELECT 1) AS one
+       LEFT JOIN fhir_resources f ON f.resource_type = $1 AND f.id = $2
+       LEFT JOIN users u ON u.id = $3`,
+    [type, id, userId],
+  );
+  const row = r.rows[0];
+  const raw =
+    row && row.body !== null
+      ? {
+          body: row.body,
+          versionId: toInt(row.version_id),
+          lastUpdated: toDate(row.last_updated),
+          compartment: row.compartment_patient,
+          deleted: Boolean(row.deleted),
+        }
+      : undefined;
+  return { raw, userActive: row?.active === true };
+}
+
 /** The current version, or undefined when absent or deleted. */
 export async function readResource<T extends ResourceType>(
   q: Queryable,

@@ -331,6 +331,28 @@ describe('access', () => {
     expect((await get('/fhir/Practitioner/other-doctor', userToken)).status).toBe(200);
   });
 
+  it('stops honouring the tokens of a user deactivated after they were issued', async () => {
+    const other = await createTestUser(server.ctx);
+    const issued = await issueTokens(server, {
+      user: other,
+      patientId: 'pat-a',
+      scope: 'openid launch patient/*.read',
+    });
+    const token = issued.body.access_token!;
+    expect((await get('/fhir/Patient/pat-a', token)).status).toBe(200);
+    await server.ctx.db.query('UPDATE users SET active = false WHERE id = $1', [other.id]);
+    for (const path of [
+      '/fhir/Patient/pat-a',
+      '/fhir/Observation?patient=pat-a',
+      '/fhir/Patient/pat-a/$everything',
+      '/fhir/Patient/pat-a/_history',
+    ]) {
+      const r = await get(path, token);
+      expect(r.status, path).toBe(401);
+      expect(r.headers.get('www-authenticate'), path).toMatch(/^Bearer .*invalid_token/);
+    }
+  });
+
   it('audits every read, search and $everything with user, client and patient but no bodies', async () => {
     await get('/fhir/Patient/pat-a', patientToken);
     await get('/fhir/Patient?family=tremblay', patientToken);
