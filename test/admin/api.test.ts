@@ -698,3 +698,28 @@ describe('linking a user to an existing Practitioner', () => {
     expect(r.body.id).toBe(u.body.id);
   });
 });
+
+describe('client secrets at the authorization server', () => {
+  it('the secret shown at creation authenticates; after a reset only the new one does', async () => {
+    const created = await api('POST', '/clients', {
+      ...OCEAN,
+      token_endpoint_auth_method: 'client_secret_basic',
+    });
+    const id: string = created.body.client_id;
+    const introspect = (secret: string) =>
+      fetch(`${server.url}/fhir/token/introspection`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: 'token=not-a-real-token',
+      });
+    expect((await introspect(created.body.client_secret)).status).toBe(200);
+    const reset = await api('POST', `/clients/${id}/secret`);
+    expect((await introspect(created.body.client_secret)).status).toBe(401);
+    const fresh = await introspect(reset.body.client_secret);
+    expect(fresh.status).toBe(200);
+    expect(await fresh.json()).toEqual({ active: false });
+  });
+});
