@@ -27,6 +27,7 @@
  *
  * Admin console — HTML under /admin for EHR users with the admin role, CSRF on every form (./console.ts)
  */
+import { join } from 'node:path';
 import express, { Router } from 'express';
 import type { AppContext, Capability } from '../context.ts';
 import { notFound, speaks } from '../http/errors.ts';
@@ -82,5 +83,30 @@ export async function createAdmin(ctx: AppContext): Promise<Capability> {
   const router = Router();
   router.use(ADMIN_API, api);
   router.use('/admin', consoleRouter(ctx, ops));
-  return { name: 'admin', router };
+  return {
+    name: 'admin',
+    router,
+    async start() {
+      // Started after the EHR capability: add the admin entry points to its start-up banner.
+      // Where the token is, never the token itself.
+      const previous = ctx.services.startupBanner as (() => string[]) | undefined;
+      const tokenFrom = ctx.config.adminToken
+        ? 'the ADMIN_TOKEN setting'
+        : join(ctx.config.keysDir, 'admin-token');
+      const admins = await ctx.db.query(`SELECT 1 FROM users WHERE active AND 'admin' = ANY (roles) LIMIT 1`);
+      ctx.services.startupBanner = () => [
+        ...(previous?.() ?? []),
+        '',
+        `admin console ${ctx.config.publicUrl}/admin  (EHR users with the admin role)`,
+        `admin API     ${ctx.config.publicUrl}${ADMIN_API}  (Authorization: Bearer <token from ${tokenFrom}>)`,
+        ...(admins.rowCount === 0
+          ? [
+              'no administrator yet: create the first one through the admin API, e.g.',
+              `  curl -X POST ${ctx.config.publicUrl}${ADMIN_API}/users -H "Authorization: Bearer $TOKEN" \\`,
+              `    -H 'Content-Type: application/json' -d '{"username":"…","password":"…","given_name":"…","family_name":"…","roles":["admin","clinician"]}'`,
+            ]
+          : []),
+      ];
+    },
+  };
 }
