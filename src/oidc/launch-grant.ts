@@ -26,6 +26,8 @@ export interface LaunchGrantInput {
   ehrSessionId: string;
   requestId: string | null;
   ip: string | null;
+  /** The caller has just loaded this user as an active account. */
+  accountLoaded?: boolean;
 }
 
 export type LaunchGrantResult =
@@ -37,7 +39,7 @@ export async function makeLaunchGrant(
   provider: Provider,
   input: LaunchGrantInput,
 ): Promise<LaunchGrantResult> {
-  if (!(await loadAccount(ctx, input.userId))) {
+  if (!input.accountLoaded && !(await loadAccount(ctx, input.userId))) {
     return { error: 'access_denied', error_description: 'the EHR user is not active' };
   }
   const grant = new provider.Grant({ accountId: input.userId, clientId: input.clientId });
@@ -123,6 +125,8 @@ export async function ssoGrant(ctx: AppContext, kctx: KoaContextWithOIDC): Promi
     ehrSessionId: req.sessionID,
     requestId: (req as { id?: string }).id ?? null,
     ip: kctx.ip ?? null,
+    // oidc-provider loaded the session's account (findAccount: active users only) just before.
+    accountLoaded: kctx.oidc.account?.accountId === userId,
   });
   if ('error' in result) {
     throw result.error === 'access_denied'

@@ -7,7 +7,13 @@
  * - SMART specifics that oidc-provider does not do by itself live in ./token-hooks.ts
  */
 import { timingSafeEqual } from 'node:crypto';
-import Provider, { type Configuration, errors, type Grant, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, {
+  type Configuration,
+  errors,
+  type Grant,
+  interactionPolicy,
+  type KoaContextWithOIDC,
+} from 'oidc-provider';
 import type { AppContext } from '../context.ts';
 import { isLaunchUsable } from '../launch/launch-contexts.ts';
 import { OIDC_SCOPES, splitScope } from '../smart/scopes.ts';
@@ -106,6 +112,7 @@ export function buildProvider(ctx: AppContext): Provider {
     },
     routes: { ...ROUTES },
     interactions: {
+      policy: interactionPolicyWithInactiveAccounts(),
       url: (_kctx, interaction) => `${config.publicUrl}${INTERACTION_PATH}/${interaction.uid}`,
     },
     // One grant per launch: the grant made by this very interaction, or made now for single sign-on
@@ -195,6 +202,25 @@ export function buildProvider(ctx: AppContext): Provider {
 
   installTokenHooks(ctx, provider);
   return provider;
+}
+
+/**
+ * oidc-provider's default prompts, plus: a provider session whose account is gone (user deactivated
+ * or deleted) needs the login prompt again. Without it the session looks signed in, no grant is
+ * loaded, and the consent checks fail with a server error.
+ */
+function interactionPolicyWithInactiveAccounts() {
+  const policy = interactionPolicy.base();
+  policy
+    .get('login')!
+    .checks.add(
+      new interactionPolicy.Check('account_inactive', 'the signed-in account is no longer active', (kctx) =>
+        kctx.oidc.session?.accountId && !kctx.oidc.account
+          ? interactionPolicy.Check.REQUEST_PROMPT
+          : interactionPolicy.Check.NO_NEED_TO_PROMPT,
+      ),
+    );
+  return policy;
 }
 
 /** Every scope string of this request, its code or refresh token, and its grant. */

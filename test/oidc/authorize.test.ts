@@ -167,6 +167,17 @@ describe('authorization endpoint and interaction', () => {
     expect(r5.hops.some((h) => new URL(h).pathname === '/login')).toBe(true);
   });
 
+  it('a deactivated clinician gets no code, even with a live browser session', async () => {
+    const leaving = await createTestUser(s.ctx);
+    const browser = new CookieJar((await signIn(s.ctx, leaving.id)).cookie);
+    await issueTokens(s, { client, siteNum, user: leaving, jar: browser, patientId: 'pat-before' });
+    const launch = await newLaunch('pat-after', leaving);
+    await t.db.query('UPDATE users SET active = false WHERE id = $1', [leaving.id]);
+    const r = await authorize(s.url, params(launch).params, browser);
+    expect(r.code).toBeUndefined();
+    expect(r.error).toBe('access_denied');
+  });
+
   it('another clinician signing into the same browser gets their own identity', async () => {
     const browser = new CookieJar((await signIn(s.ctx, user.id)).cookie);
     const first = await issueTokens(s, { client, siteNum, user, jar: browser, patientId: 'pat-x' });
