@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import pg from 'pg';
 import { DEMO_CLINICIANS, DEMO_SITE, startCluster } from '../test/ops/cluster.ts';
-import { Clinician, type Discovery, discover, fhirGet, redeemCode, send } from '../test/ops/flow.ts';
+import { Clinician, type Discovery, discover, fhirGet, redeemCode, send, sent } from '../test/ops/flow.ts';
 import { startProxy } from '../test/ops/proxy.ts';
 import type { BenchArgs } from './run.ts';
 
@@ -82,7 +82,8 @@ export default async function soak(args: BenchArgs): Promise<string> {
     const latencies = Object.fromEntries(STEPS.map((s) => [s, [] as number[]])) as Record<Step, number[]>;
     const errors: string[] = [];
     let launches = 0;
-    const requestsBefore = cluster.proxy.counts.reduce((a, b) => a + (b ?? 0), 0);
+    const requestsBefore = sent.count;
+    const balancedBefore = [...cluster.proxy.counts];
     const timed = async <T>(step: Step, fn: () => Promise<T>): Promise<T> => {
       const t0 = performance.now();
       const v = await fn();
@@ -130,7 +131,8 @@ export default async function soak(args: BenchArgs): Promise<string> {
       }),
     );
     const elapsed = (Date.now() - started) / 1000;
-    const requests = cluster.proxy.counts.reduce((a, b) => a + (b ?? 0), 0) - requestsBefore;
+    const requests = sent.count - requestsBefore;
+    const perInstance = cluster.proxy.counts.map((n, i) => n - (balancedBefore[i] ?? 0));
     const serverErrors = cluster.instances.flatMap((i) =>
       i.logLines().filter((l) => Number(l.level) >= 50 && !String(l.msg).includes('shutting')),
     );
@@ -147,8 +149,8 @@ export default async function soak(args: BenchArgs): Promise<string> {
       '| --- | --- |',
       `| complete launches (launch → authorize → token → read → $everything) | ${launches} |`,
       `| launches per second | ${(launches / elapsed).toFixed(1)} |`,
-      `| HTTP requests per second (all steps, through the balancer) | ${rps.toFixed(0)} |`,
-      `| requests per instance | ${cluster.proxy.counts.join(' / ')} |`,
+      `| HTTP requests (${requests}) per second, all steps, through the balancer | ${rps.toFixed(0)} |`,
+      `| requests per instance (counted by the balancer) | ${perInstance.join(' / ')} |`,
       `| client-side errors | ${errors.length} |`,
       `| server error log lines | ${serverErrors.length} |`,
       `| bare baseline: requests per second, same balancer, same ${CLINICIANS} loops | ${base.rps.toFixed(0)} |`,

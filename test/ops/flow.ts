@@ -11,8 +11,12 @@ import { CookieJar } from '../helpers/oidc.ts';
 
 export type Backend = number | undefined;
 
+/** Requests sent through send() so far (benchmarks count HTTP requests with it). */
+export const sent = { count: 0 };
+
 /** fetch without following redirects, pinned to a backend when asked. */
 export async function send(url: string | URL, init: RequestInit = {}, backend?: Backend): Promise<Response> {
+  sent.count++;
   const headers = new Headers(init.headers);
   if (backend !== undefined) headers.set('x-ops-backend', String(backend));
   return fetch(url, {
