@@ -451,7 +451,7 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
         .map((l) => l.toFixed(1))
         .join(
           ' / ',
-        )} (1/5/15 min). Wall-clock rates fall with other work on the box; CPU per launch does not.`,
+        )} (1/5/15 min). Wall-clock rates fall with other work on the box; CPU per launch much less so.`,
       ...(ours.firstError ? ['', `first product error: ${ours.firstError}`] : []),
       ...(base.firstError ? ['', `first baseline error: ${base.firstError}`] : []),
     ].join('\n');
