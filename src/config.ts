@@ -33,7 +33,7 @@ export const settings = {
   PUBLIC_URL: {
     schema: z.url({ message: 'must be an absolute http(s) URL such as https://ehr.example.org' }),
     default: undefined,
-    why: 'external base URL; the FHIR base and OIDC issuer are PUBLIC_URL + "/fhir" and must never change once Ocean is live (default http://localhost:PORT)',
+    why: 'external origin (scheme, host, port; no path); the FHIR base and OIDC issuer are PUBLIC_URL + "/fhir" and must never change once Ocean is live (default http://localhost:PORT)',
   },
   DATABASE_URL: {
     schema: z
@@ -251,6 +251,13 @@ export function loadConfig(env: Env = process.env): Config {
   const publicUrl = String(values.PUBLIC_URL ?? `http://localhost:${port}`).replace(/\/+$/, '');
   const url = new URL(publicUrl);
   if (url.search || url.hash) problems.push('PUBLIC_URL: must not carry a query or fragment');
+  // oidc-provider builds its endpoint URLs from the request's origin and mount point, so a proxy
+  // that strips a path prefix would make discovery name endpoints without it while the issuer
+  // keeps it — a mismatch strict relying parties (Ocean) refuse. Serve the server at a host's root.
+  if (url.pathname !== '/' && url.pathname !== '')
+    problems.push(
+      'PUBLIC_URL: must be an origin without a path (https://ehr.example.org); give the server its own host name',
+    );
   if (!['http:', 'https:'].includes(url.protocol)) problems.push('PUBLIC_URL: must be http or https');
 
   const isProduction = nodeEnv === 'production';

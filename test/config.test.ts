@@ -28,9 +28,15 @@ describe('configuration', () => {
   });
 
   it('derives the issuer from PUBLIC_URL without a trailing slash', () => {
-    const c = loadConfig({ PUBLIC_URL: 'https://ehr.example.org/base/' });
-    expect(c.fhirBaseUrl).toBe('https://ehr.example.org/base/fhir');
+    const c = loadConfig({ PUBLIC_URL: 'https://ehr.example.org/' });
+    expect(c.fhirBaseUrl).toBe('https://ehr.example.org/fhir');
     expect(c.secureCookies).toBe(true);
+  });
+
+  it('refuses a PUBLIC_URL with a path, which would split the issuer from the discovered endpoints', () => {
+    expect(problems({ PUBLIC_URL: 'https://ehr.example.org/clinic' })).toEqual([
+      expect.stringMatching(/^PUBLIC_URL: must be an origin/),
+    ]);
   });
 
   it.each([
