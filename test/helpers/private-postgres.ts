@@ -69,7 +69,8 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   const bin = postgresBinDir();
   if (!bin) throw new Error('no PostgreSQL server binaries under /usr/lib/postgresql');
   const asRoot = process.getuid?.() === 0;
-  const dir = mkdtempSync(join(tmpdir(), 'private-pg-'));
+  // /tmp rather than $TMPDIR: the postgres account must be able to reach the directory.
+  const dir = mkdtempSync(join(existsSync('/tmp') ? '/tmp' : tmpdir(), 'private-pg-'));
   if (asRoot) {
     const { stdout } = await run('id', ['-u', 'postgres']);
     const { stdout: gid } = await run('id', ['-g', 'postgres']);

@@ -7,6 +7,7 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/http/logger.ts';
+import { fhirInteraction } from '../../src/http/metrics.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../helpers/server.ts';
 import { DEMO_CLINICIANS, DEMO_SITE, type DeploymentSetup, prepareDeployment } from './cluster.ts';
@@ -128,6 +129,46 @@ describe('observability: /metrics and request ids', () => {
     for (const line of logged) expect(line.reqId, JSON.stringify(line)).toMatch(/^[\w.-]{8,64}$/);
     // Including the lines the capabilities write themselves, not just the access log.
     expect(logged.some((l) => l.msg !== 'request completed' && l.msg !== 'request errored')).toBe(true);
+  });
+
+  it('names FHIR interactions from method and path, with bounded labels', () => {
+    expect(fhirInteraction('GET', '/fhir/metadata')).toEqual({
+      resourceType: 'CapabilityStatement',
+      interaction: 'capabilities',
+    });
+    expect(fhirInteraction('GET', '/fhir/Patient/1')).toEqual({
+      resourceType: 'Patient',
+      interaction: 'read',
+    });
+    expect(fhirInteraction('GET', '/fhir/Observation')).toEqual({
+      resourceType: 'Observation',
+      interaction: 'search-type',
+    });
+    expect(fhirInteraction('POST', '/fhir/Observation/_search')).toEqual({
+      resourceType: 'Observation',
+      interaction: 'search-type',
+    });
+    expect(fhirInteraction('GET', '/fhir/Patient/1/$everything')).toEqual({
+      resourceType: 'Patient',
+      interaction: 'everything',
+    });
+    expect(fhirInteraction('GET', '/fhir/Patient/1/_history/2')).toEqual({
+      resourceType: 'Patient',
+      interaction: 'vread',
+    });
+    expect(fhirInteraction('DELETE', '/fhir/Patient/1')).toEqual({
+      resourceType: 'Patient',
+      interaction: 'delete',
+    });
+    // Whatever a client puts in the path, the label set stays small.
+    expect(fhirInteraction('GET', "/fhir/Robert'); DROP TABLE--/1")).toEqual({
+      resourceType: 'other',
+      interaction: 'read',
+    });
+    expect(fhirInteraction('GET', '/fhir/Patient/1/$anything-at-all')).toEqual({
+      resourceType: 'Patient',
+      interaction: 'other',
+    });
   });
 
   it('honours a well-formed X-Request-Id from the load balancer and answers with it', async () => {
