@@ -13,6 +13,7 @@ import { decodeJwt, jwtVerify } from 'jose';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { AppContext } from '../context.ts';
+import { DatabaseUnavailableError } from '../db/database.ts';
 import { loggableError } from '../http/errors.ts';
 import {
   findLaunchContextByGrant,
@@ -123,6 +124,12 @@ export function installTokenHooks(ctx: AppContext, provider: Provider): void {
       else if (route === 'introspection') await afterIntrospection(kctx);
       else if (route === 'revocation') await afterRevocation(kctx);
     } catch (err) {
+      // The database went away between oidc-provider's work and ours: 503, like every endpoint in an outage.
+      if (err instanceof DatabaseUnavailableError) {
+        kctx.status = 503;
+        kctx.body = { error: err.error, error_description: err.error_description };
+        return;
+      }
       kctx.oidc?.provider?.emit?.('server_error', kctx, err);
       ctx.logger.error({ err: loggableError(err), route }, 'token hook failed');
       kctx.status = 500;
