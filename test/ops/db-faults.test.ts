@@ -11,7 +11,7 @@
  */
 
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { usingPostgres } from '../helpers/database.ts';
 import {
   type PrivatePostgres,
@@ -29,6 +29,9 @@ import {
   send,
   type TokenResponse,
 } from './flow.ts';
+
+// Real processes and a loaded 2-core CI machine: generous limits; nothing asserts on time.
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
 const skip = !usingPostgres || Boolean(privatePostgresUnavailable());
 

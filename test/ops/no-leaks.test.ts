@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../helpers/database.ts';
 import {
   type ServerProcess,
@@ -25,6 +25,9 @@ import {
 } from '../helpers/processes.ts';
 import { opsPatients, patientBundle } from './fixtures.ts';
 import { Clinician, discover, fhirGet, redeemCode, refresh, send } from './flow.ts';
+
+// Real processes and a loaded 2-core CI machine: generous limits; nothing asserts on time.
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
 const REDIRECT_URI = 'https://ocean.example.test/sso/smart/callback';
 

@@ -5,13 +5,16 @@
  * use — and names no patient. Every log line written while serving a request carries its id.
  */
 import { Writable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/http/logger.ts';
 import { fhirInteraction } from '../../src/http/metrics.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../helpers/server.ts';
 import { DEMO_CLINICIANS, DEMO_SITE, type DeploymentSetup, prepareDeployment } from './cluster.ts';
 import { Clinician, discover, fhirGet, redeemCode, refresh } from './flow.ts';
+
+// Real processes and a loaded 2-core CI machine: generous limits; nothing asserts on time.
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
 function metricValue(text: string, name: string, labels: Record<string, string>): number {
   for (const line of text.split('\n')) {

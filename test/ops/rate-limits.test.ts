@@ -4,10 +4,13 @@
  * the database so that every instance spends the same budget; over it, 429 with Retry-After in
  * the endpoint's own vocabulary. Other endpoints are not limited.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../helpers/server.ts';
+
+// Real processes and a loaded 2-core CI machine: generous limits; nothing asserts on time.
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
 const BUDGET = 3;
 const LIMITS = {

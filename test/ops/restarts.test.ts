@@ -4,10 +4,13 @@
  * embedded pass, PostgreSQL in the other) is restarted between authorize and token — once
  * gracefully (SIGTERM), once as a crash (SIGKILL) — and everything issued before still works.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../helpers/database.ts';
 import { type Cluster, DEMO_CLINICIANS, DEMO_SITE, startCluster } from './cluster.ts';
 import { Clinician, type Discovery, discover, fhirGet, jwtPayload, redeemCode, refresh } from './flow.ts';
+
+// Real processes and a loaded 2-core CI machine: generous limits; nothing asserts on time.
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
 describe(`restarts (${usingPostgres ? 'PostgreSQL' : 'PGlite on disk'})`, () => {
   let t: TestDatabase | undefined;

@@ -7,10 +7,13 @@
  * Needs PostgreSQL: runs in the PostgreSQL pass (DATABASE_URL set), skipped otherwise.
  */
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase, usingPostgres } from '../helpers/database.ts';
 import { type Cluster, DEMO_CLINICIANS, DEMO_SITE, startCluster } from './cluster.ts';
 import { Clinician, type Discovery, discover, fhirGet, jwtPayload, redeemCode, send } from './flow.ts';
+
+// Real processes and a loaded 2-core CI machine: generous limits; nothing asserts on time.
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
 const KEY_REFRESH_INTERVAL = 2;
 
