@@ -27,7 +27,15 @@ interface Child {
 function start(mode: 'product' | 'bare', env: Record<string, string>): Promise<Child> {
   return new Promise((resolve, reject) => {
     const proc = fork(CHILD, [mode], {
-      execArgv: ['--import', 'tsx', '--expose-gc'],
+      execArgv: [
+        '--import',
+        'tsx',
+        '--expose-gc',
+        // BENCH_PROFILE=dir writes a V8 CPU profile of the product server there.
+        ...(process.env.BENCH_PROFILE && mode === 'product'
+          ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]
+          : []),
+      ],
       env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
@@ -199,8 +207,10 @@ export default async function fhirBench(args: BenchArgs): Promise<string> {
       `| re-import of the same bundle (idempotent: nothing written) | ${(reimportMs / 1000).toFixed(2)} s | | |`,
     ].join('\n');
   } finally {
+    // A clean exit first, so a CPU profile (BENCH_PROFILE) gets written; then make sure.
+    for (const c of children) if (c.proc.connected) c.proc.send({ cmd: 'exit' });
+    await new Promise((r) => setTimeout(r, 1500));
     for (const c of children) c.proc.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
     await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
     await admin.end();
   }
