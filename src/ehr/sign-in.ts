@@ -11,7 +11,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { Passport } from 'passport';
 import { Strategy as LocalStrategy } from 'passport-local';
 import type { AppContext } from '../context.ts';
-import { loggableError } from '../http/errors.ts';
+import { loggableError, sendError, toHttpError } from '../http/errors.ts';
 import { safeReturnTo } from './current-user.ts';
 import { csrfProtection, csrfToken, isCsrfError, SESSION_COOKIE } from './session.ts';
 import { LoginThrottle } from './throttle.ts';
@@ -35,13 +35,22 @@ interface FormState {
 function renderForm(req: Request, res: Response, state: FormState): void {
   res.setHeader('Cache-Control', 'no-store');
   if (!req.session.userId) req.session.cookie.maxAge = ANONYMOUS_SESSION_MS;
-  res.status(state.status ?? 200).render('ehr/login', {
-    title: 'Sign in',
-    csrfToken: csrfToken(req),
-    username: state.username ?? '',
-    returnTo: state.returnTo ?? '',
-    error: state.error,
-    notice: state.notice,
+  const token = csrfToken(req);
+  // Save before showing the form: a form whose CSRF token was never stored (database down)
+  // could not be submitted, so the person gets the 503 page now instead of a failure later.
+  req.session.save((err) => {
+    if (err) {
+      sendError(req, res, toHttpError(err));
+      return;
+    }
+    res.status(state.status ?? 200).render('ehr/login', {
+      title: 'Sign in',
+      csrfToken: token,
+      username: state.username ?? '',
+      returnTo: state.returnTo ?? '',
+      error: state.error,
+      notice: state.notice,
+    });
   });
 }
 

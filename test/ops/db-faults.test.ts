@@ -140,6 +140,12 @@ describe.skipIf(skip)('database faults (private PostgreSQL cluster; PostgreSQL p
       const html = await page.text();
       expect(html).not.toMatch(/\n\s+at .+:\d+:\d+/); // no stack trace
     }
+    // The sign-in form for someone not yet signed in: its CSRF token cannot be stored, so a page
+    // saying so now rather than a form that fails when submitted.
+    const signInPage = await send(`${c.publicUrl}/login`);
+    expect(signInPage.status).toBe(503);
+    expect(signInPage.headers.get('content-type')).toMatch(/text\/html/);
+
     const authorize = await clinician.request(
       `${discovery.authorization_endpoint}?${new URLSearchParams({
         response_type: 'code',
