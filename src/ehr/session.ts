@@ -64,15 +64,9 @@ export class DatabaseSessionStore extends Store {
     );
   }
 
-  override touch(sid: string, data: SessionData, cb?: (err?: unknown) => void): void {
-    const expires = data.cookie?.expires
-      ? new Date(data.cookie.expires)
-      : new Date(Date.now() + this.ttlSeconds * 1000);
-    this.db.query('UPDATE ehr_sessions SET expires_at = $2 WHERE sid = $1', [sid, expires]).then(
-      () => cb?.(),
-      (err) => cb?.(err),
-    );
-  }
+  // No touch(): sessions have an absolute lifetime (rolling: false, SESSION_TTL from sign-in), so
+  // express-session's per-request touch would rewrite the same expiry — one database write per
+  // page view and per launch hop, for nothing.
 
   /** Removes expired rows; run periodically by the EHR capability. */
   async purgeExpired(): Promise<number> {
