@@ -16,7 +16,7 @@ import express, {
 } from 'express';
 import type { AppContext } from '../context.ts';
 import { noStore, requireUser } from '../ehr/current-user.ts';
-import { csrfProtection, isCsrfError } from '../ehr/session.ts';
+import { csrfGuard } from '../ehr/session.ts';
 import { importRoute } from '../fhir/import-route.ts';
 import { HttpError, loggableError } from '../http/errors.ts';
 import { AUTH_METHODS, type ClientRecord, ID_TOKEN_ALGS } from '../oidc/clients-store.ts';
@@ -69,19 +69,6 @@ const requireAdminRole: RequestHandler = (_req, res, next) => {
   }
   next();
 };
-
-const csrfGuard: RequestHandler = (req, res, next) =>
-  csrfProtection(req, res, (err?: unknown) => {
-    if (err && isCsrfError(err)) {
-      next(
-        new HttpError(
-          403,
-          'invalid_csrf_token',
-          'This form had expired or came from another site. Go back, reload the page and try again.',
-        ),
-      );
-    } else next(err);
-  });
 
 const param = (req: Request, name: string): string => String(req.params[name] ?? '');
 const enc = encodeURIComponent;

@@ -11,31 +11,17 @@
  * Services: ctx.services.currentUser (middleware setting res.locals.currentUser),
  * ctx.services.startupBanner (demo credentials at start, when demo data was loaded).
  */
-import express, { type RequestHandler, Router } from 'express';
+import express, { Router } from 'express';
 import type { AppContext, Capability } from '../context.ts';
 import { loadDemoData } from '../demo/index.ts';
-import { HttpError, loggableError } from '../http/errors.ts';
+import { loggableError } from '../http/errors.ts';
 import { loadCurrentUser, noStore, requireUser } from './current-user.ts';
 import { screenRoutes } from './screens.ts';
-import { csrfProtection, isCsrfError } from './session.ts';
+import { csrfGuard } from './session.ts';
 import { signInRoutes } from './sign-in.ts';
 
 /** How often expired sessions and ended throttle windows are deleted. */
 const PURGE_INTERVAL_MS = 10 * 60 * 1000;
-
-/** CSRF refusal as a page a person understands. */
-const csrfGuard: RequestHandler = (req, res, next) =>
-  csrfProtection(req, res, (err?: unknown) => {
-    if (err && isCsrfError(err)) {
-      next(
-        new HttpError(
-          403,
-          'invalid_csrf_token',
-          'This form had expired or came from another site. Go back, reload the page and try again.',
-        ),
-      );
-    } else next(err);
-  });
 
 export async function createEhr(ctx: AppContext): Promise<Capability> {
   const signIn = signInRoutes(ctx);

@@ -11,6 +11,7 @@ import type { RequestHandler } from 'express';
 import session, { type SessionData, Store } from 'express-session';
 import type { AppContext } from '../context.ts';
 import type { Database } from '../db/database.ts';
+import { HttpError } from '../http/errors.ts';
 
 declare module 'express-session' {
   interface SessionData {
@@ -109,3 +110,17 @@ export const csrfProtection: RequestHandler = csrf.csrfSynchronisedProtection;
 export const csrfToken = (req: Parameters<typeof csrf.generateToken>[0]): string => csrf.generateToken(req);
 /** True when err is csrf-sync's refusal (mapped to a 403 page by the error handler). */
 export const isCsrfError = (err: unknown): boolean => err === csrf.invalidCsrfTokenError;
+
+/** csrfProtection whose refusal is a 403 page a person understands (EHR screens, admin console). */
+export const csrfGuard: RequestHandler = (req, res, next) =>
+  csrfProtection(req, res, (err?: unknown) => {
+    if (err && isCsrfError(err)) {
+      next(
+        new HttpError(
+          403,
+          'invalid_csrf_token',
+          'This form had expired or came from another site. Go back, reload the page and try again.',
+        ),
+      );
+    } else next(err);
+  });
