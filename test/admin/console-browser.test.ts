@@ -9,19 +9,19 @@
  * and no audit row holds the SEK (plain or Base64) or the client secret.
  * Screenshots: test-artifacts/admin/.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import * as oidc from 'openid-client';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../src/ehr/users.ts';
 import { createLogger } from '../../src/http/logger.ts';
+import { CHROMIUM, haveChromium, launchChromium } from '../helpers/browser.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(process.cwd(), 'test-artifacts', 'admin');
 const ADMIN = { username: 'it.admin', password: 'browser admin password' };
 const SITE = '8642';
@@ -109,8 +109,6 @@ class OceanStandIn {
   }
 }
 
-const haveChromium = existsSync(CHROMIUM);
-
 describe.skipIf(!haveChromium)(`admin console in a real browser (${CHROMIUM})`, () => {
   let t: TestDatabase;
   let s: TestServer;
@@ -140,19 +138,7 @@ describe.skipIf(!haveChromium)(`admin console in a real browser (${CHROMIUM})`, 
     });
     ocean = new OceanStandIn();
     await ocean.listen();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {

@@ -6,21 +6,21 @@
  * id_token check against the JWKS — and reads the patient. Screenshots of every screen are
  * written to test-artifacts/e2e/.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { Patient } from '@medplum/fhirtypes';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_USERS } from '../../src/demo/index.ts';
 import { findByUsername } from '../../src/ehr/users.ts';
 import { addSite, createClient } from '../../src/oidc/clients-store.ts';
+import { CHROMIUM, haveChromium, launchChromium } from '../helpers/browser.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(process.cwd(), 'test-artifacts', 'e2e');
 const SITE = '5150';
 const SEK = 'Ocean-e2e SEK: ünïcødé + symbols/=?&';
@@ -171,8 +171,6 @@ class OceanStandIn {
   }
 }
 
-const haveChromium = existsSync(CHROMIUM);
-
 /** The trimmed text of the first element a locator finds, once it is there. */
 async function text(locator: ReturnType<Page['locator']>): Promise<string> {
   await locator.first().waitFor({ state: 'attached', timeout: 15_000 });
@@ -215,19 +213,7 @@ describe.skipIf(!haveChromium)(`Ocean launch in a real browser (${CHROMIUM})`, (
         { action: 'referDirect', label: 'Refer' },
       ],
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
