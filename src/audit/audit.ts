@@ -4,6 +4,8 @@
  *   concurrent events share one multi-row INSERT (a FHIR read pays one round trip, not one per reader)
  * - an event never carries resource bodies, tokens or secrets; `detail` is for small, non-PHI facts
  * - a failed write rejects the waiting callers (the request fails rather than go unaudited)
+ * - an event that records one database change is better written by the statement that makes it
+ *   (auditedChange): one round trip, and the row exists exactly when the change does
  */
 import type { Database } from '../db/database.ts';
 
@@ -22,6 +24,8 @@ export interface AuditEvent {
 }
 
 const COLUMNS = 9;
+const INSERT_COLUMNS =
+  'INSERT INTO audit_events (action, outcome, user_id, client_id, patient_id, entity, request_id, ip, detail)';
 const MAX_BATCH = 500;
 
 interface Pending {
@@ -68,24 +72,56 @@ export class AuditTrail {
   async #insert(events: AuditEvent[]): Promise<void> {
     const params: unknown[] = [];
     const tuples = events.map((e, i) => {
-      params.push(
-        e.action,
-        e.outcome ?? 'success',
-        e.userId ?? null,
-        e.clientId ?? null,
-        e.patientId ?? null,
-        e.entity ?? null,
-        e.requestId ?? null,
-        e.ip ?? null,
-        e.detail ? JSON.stringify(e.detail) : null,
-      );
+      params.push(...eventValues(e));
       const base = i * COLUMNS;
       return `(${Array.from({ length: COLUMNS }, (_, j) => `$${base + j + 1}`).join(', ')})`;
     });
-    await this.db.query(
-      `INSERT INTO audit_events (action, outcome, user_id, client_id, patient_id, entity, request_id, ip, detail)
-       VALUES ${tuples.join(', ')}`,
-      params,
-    );
+    await this.db.query(`${INSERT_COLUMNS} VALUES ${tuples.join(', ')}`, params);
   }
+}
+
+const eventValues = (e: AuditEvent): unknown[] => [
+  e.action,
+  e.outcome ?? 'success',
+  e.userId ?? null,
+  e.clientId ?? null,
+  e.patientId ?? null,
+  e.entity ?? null,
+  e.requestId ?? null,
+  e.ip ?? null,
+  e.detail ? JSON.stringify(e.detail) : null,
+];
+
+/**
+ * Folds an audit event into the statement that makes the change it records:
+ *
+ *   WITH changed AS (UPDATE … RETURNING …), ${auditedChange('changed', event, params)} SELECT … FROM changed
+ *
+ * One audit row is inserted per row of `source` (none when the change found nothing), in the same
+ * statement and so the same transaction. The event's values are appended to `params`; an
+ * expression over `source`'s columns can stand in for the client, patient, entity or detail when
+ * only the change knows them.
+ */
+export function auditedChange(
+  source: string,
+  event: AuditEvent,
+  params: unknown[],
+  fromSource: { clientId?: string; patientId?: string; entity?: string; detail?: string } = {},
+): string {
+  const values = eventValues(event);
+  const fromColumns: Record<number, string | undefined> = {
+    3: fromSource.clientId,
+    4: fromSource.patientId,
+    5: fromSource.entity,
+    8: fromSource.detail,
+  };
+  const select = values.map((v, i) => {
+    const column = fromColumns[i];
+    if (column) return column;
+    params.push(v);
+    return i === 8 ? `$${params.length}::jsonb` : `$${params.length}::text`;
+  });
+  return `audited AS (${INSERT_COLUMNS}
+      SELECT ${select.join(', ')}
+        FROM ${source})`;
 }

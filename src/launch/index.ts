@@ -6,7 +6,7 @@
  * - otherwise one launch context (single-use, ≤ LAUNCH_CONTEXT_TTL, bound to user, patient,
  *   site and client) → 302 to the launch URL with siteNum, action, iss (= FHIR base) and
  *   launch added; a query the launch URL already has is kept
- * - audited as launch.created with ids only
+ * - audited as launch.created with ids only, by the statement that writes the context
  */
 import { type RequestHandler, Router } from 'express';
 import type { AppContext, Capability } from '../context.ts';
@@ -14,9 +14,7 @@ import { loadCurrentUser, loginUrl, noStore } from '../ehr/current-user.ts';
 import { readResource } from '../fhir/repository.ts';
 import { isValidId } from '../fhir/resource-types.ts';
 import { badRequest, HttpError, notFound } from '../http/errors.ts';
-import { getSite, type SiteWithClient } from '../oidc/clients-store.ts';
-import { NotFoundError } from '../oidc/store-errors.ts';
-import { createLaunchContext } from './launch-contexts.ts';
+import { createLaunchContext, LaunchRefusedError } from './launch-contexts.ts';
 
 const SITE_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const ACTION_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
@@ -61,48 +59,46 @@ export function launchRoute(ctx: AppContext): RequestHandler {
     if (!isValidId(patientId) || !(await readResource(ctx.db, 'Patient', patientId))) {
       throw notFound('There is no patient with that chart number, so Ocean cannot be opened for them.');
     }
-    let site: SiteWithClient;
+    let created: Awaited<ReturnType<typeof createLaunchContext>>;
     try {
-      site = await getSite(ctx, siteNum);
+      created = await createLaunchContext(
+        ctx,
+        { userId: user.id, patientId, siteNum, action },
+        { requestId: String(req.id ?? ''), ip: req.ip ?? null },
+      );
     } catch (err) {
-      if (err instanceof NotFoundError) {
-        throw notFound(`Ocean site ${siteNum} is not configured here. Ask your administrator to add it.`);
-      }
-      throw err;
+      throw err instanceof LaunchRefusedError ? refusalPage(err, siteNum, action) : err;
     }
-    if (!site.actions.some((a) => a.action === action)) {
-      throw notFound(
+    res.redirect(
+      302,
+      launchRedirectUrl(created.launchUrl, {
+        siteNum,
+        action,
+        iss: ctx.config.fhirBaseUrl,
+        launch: created.launchId,
+      }),
+    );
+  };
+}
+
+/** What a person is told when the site, its action or its client's launch URL is missing. */
+function refusalPage(err: LaunchRefusedError, siteNum: string, action: string): HttpError {
+  switch (err.reason) {
+    case 'site':
+      return notFound(`Ocean site ${siteNum} is not configured here. Ask your administrator to add it.`);
+    case 'action':
+      return notFound(
         `Ocean site ${siteNum} is not set up for "${action}". Ask your administrator to add that button.`,
       );
-    }
-    if (!site.launchUrl) {
-      throw new HttpError(
+    case 'launch_url':
+      return new HttpError(
         409,
         'not_configured',
         `Ocean site ${siteNum} has no launch URL yet. Ask your administrator to set one.`,
       );
-    }
-    const { launchId, clientId } = await createLaunchContext(ctx, {
-      userId: user.id,
-      patientId,
-      siteNum,
-      action,
-    });
-    await ctx.audit.record({
-      action: 'launch.created',
-      userId: user.id,
-      clientId,
-      patientId,
-      entity: `site/${siteNum}`,
-      requestId: String(req.id ?? ''),
-      ip: req.ip ?? null,
-      detail: { action },
-    });
-    res.redirect(
-      302,
-      launchRedirectUrl(site.launchUrl, { siteNum, action, iss: ctx.config.fhirBaseUrl, launch: launchId }),
-    );
-  };
+    default:
+      return err;
+  }
 }
 
 export async function createLaunch(ctx: AppContext): Promise<Capability> {

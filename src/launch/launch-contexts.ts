@@ -13,6 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
 import type { Queryable } from '../db/database.ts';
+import { auditedChange } from '../audit/audit.ts';
 import { decryptSek } from '../oidc/clients-store.ts';
 import { NotFoundError, parseInput } from '../oidc/store-errors.ts';
 import { smartStyleUrl } from '../smart/style.ts';
@@ -93,49 +94,100 @@ export const createLaunchInput = z.strictObject({
 });
 export type CreateLaunchInput = z.input<typeof createLaunchInput>;
 
+/** Why a launch context could not be made; the /launch route words each one for people. */
+export type LaunchRefusal = 'user' | 'site' | 'action' | 'launch_url';
+
+export class LaunchRefusedError extends NotFoundError {
+  constructor(
+    readonly reason: LaunchRefusal,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'LaunchRefusedError';
+  }
+}
+
+/** Where the launch was asked for, for its launch.created audit event. */
+export interface LaunchRequester {
+  requestId?: string | null;
+  ip?: string | null;
+}
+
 /**
  * Records a launch for a signed-in user; the returned launchId is the only copy of the id.
- * Refuses (NotFoundError) an unknown or inactive user, an unknown site, or an action the site does not offer.
+ * One statement checks the user, the site, its action and its client's launch URL, writes the
+ * context and its launch.created audit event; the reasons for a refusal are looked up only then
+ * (LaunchRefusedError: an unknown or inactive user, an unknown site, an action the site does not
+ * offer, a client with no launch URL).
  */
 export async function createLaunchContext(
   ctx: AppContext,
   input: CreateLaunchInput,
-): Promise<{ launchId: string; expiresAt: string; clientId: string }> {
+  requester: LaunchRequester = {},
+): Promise<{ launchId: string; expiresAt: string; clientId: string; launchUrl: string }> {
   const v = parseInput(createLaunchInput, input);
   const launchId = randomBytes(32).toString('base64url');
-  const { rows } = await ctx.db.query<{ expires_at: Date | string; client_id: string }>(
-    `INSERT INTO launch_contexts
-       (id_hash, user_id, patient_id, client_id, site_num, action, sek_encrypted, need_patient_banner, expires_at)
-     SELECT $1, u.id, $3, s.client_id, s.site_num, $5, s.sek_encrypted, $6, now() + make_interval(secs => $7)
-       FROM sites s, users u
-      WHERE s.site_num = $4 AND u.id = $2 AND u.active
-        AND s.actions @> jsonb_build_array(jsonb_build_object('action', $5::text))
-     RETURNING expires_at, client_id`,
-    [
-      hashLaunchId(launchId),
-      v.userId,
-      v.patientId,
-      v.siteNum,
-      v.action,
-      v.needPatientBanner,
-      ctx.config.ttl.launchContext,
-    ],
+  const params: unknown[] = [
+    hashLaunchId(launchId),
+    v.userId,
+    v.patientId,
+    v.siteNum,
+    v.action,
+    v.needPatientBanner,
+    ctx.config.ttl.launchContext,
+  ];
+  const audited = auditedChange(
+    'created',
+    {
+      action: 'launch.created',
+      userId: v.userId,
+      patientId: v.patientId,
+      entity: `site/${v.siteNum}`,
+      requestId: requester.requestId ?? null,
+      ip: requester.ip ?? null,
+      detail: { action: v.action },
+    },
+    params,
+    { clientId: 'created.client_id' },
+  );
+  const { rows } = await ctx.db.query<{ expires_at: Date | string; client_id: string; launch_url: string }>(
+    `WITH created AS (
+       INSERT INTO launch_contexts
+         (id_hash, user_id, patient_id, client_id, site_num, action, sek_encrypted, need_patient_banner, expires_at)
+       SELECT $1, u.id, $3, s.client_id, s.site_num, $5, s.sek_encrypted, $6, now() + make_interval(secs => $7)
+         FROM sites s JOIN clients c ON c.client_id = s.client_id, users u
+        WHERE s.site_num = $4 AND u.id = $2 AND u.active AND c.launch_url IS NOT NULL
+          AND s.actions @> jsonb_build_array(jsonb_build_object('action', $5::text))
+       RETURNING expires_at, client_id),
+     ${audited}
+     SELECT created.expires_at, created.client_id, c.launch_url
+       FROM created JOIN clients c ON c.client_id = created.client_id`,
+    params,
   );
   const row = rows[0];
-  if (!row) throw await explainRefusal(ctx, v.userId, v.siteNum);
-  return { launchId, expiresAt: iso(row.expires_at), clientId: row.client_id };
+  if (!row) throw await explainRefusal(ctx, v.userId, v.siteNum, v.action);
+  return { launchId, expiresAt: iso(row.expires_at), clientId: row.client_id, launchUrl: row.launch_url };
 }
 
-async function explainRefusal(ctx: AppContext, userId: string, siteNum: string): Promise<NotFoundError> {
-  const { rows } = await ctx.db.query<{ user_ok: boolean; site_ok: boolean }>(
+async function explainRefusal(
+  ctx: AppContext,
+  userId: string,
+  siteNum: string,
+  action: string,
+): Promise<LaunchRefusedError> {
+  const { rows } = await ctx.db.query<{ user_ok: boolean; site_ok: boolean; action_ok: boolean }>(
     `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND active) AS user_ok,
-            EXISTS (SELECT 1 FROM sites WHERE site_num = $2) AS site_ok`,
-    [userId, siteNum],
+            EXISTS (SELECT 1 FROM sites WHERE site_num = $2) AS site_ok,
+            EXISTS (SELECT 1 FROM sites
+                     WHERE site_num = $2 AND actions @> jsonb_build_array(jsonb_build_object('action', $3::text)))
+              AS action_ok`,
+    [userId, siteNum, action],
   );
   const r = rows[0];
-  if (!r?.user_ok) return new NotFoundError('no such active user');
-  if (!r.site_ok) return new NotFoundError('no such Ocean site');
-  return new NotFoundError('this Ocean site offers no such action');
+  if (!r?.user_ok) return new LaunchRefusedError('user', 'no such active user');
+  if (!r.site_ok) return new LaunchRefusedError('site', 'no such Ocean site');
+  if (!r.action_ok) return new LaunchRefusedError('action', 'this Ocean site offers no such action');
+  return new LaunchRefusedError('launch_url', "this Ocean site's client has no launch URL");
 }
 
 const SELECT_CONTEXT = `SELECT lc.user_id, lc.patient_id, lc.client_id, lc.site_num, lc.action, lc.need_patient_banner,
@@ -158,6 +210,9 @@ export async function isLaunchUsable(q: Queryable, launchId: string, clientId: s
 
 export interface ConsumeLaunch {
   launchId: string;
+  /** Who asked and from where, for the launch.consumed audit event written with the change. */
+  requestId?: string | null;
+  ip?: string | null;
   clientId: string;
   /** The EHR user signed in now: a launch made by someone else is not theirs to redeem. */
   userId: string;
@@ -175,16 +230,34 @@ export async function consumeLaunchContext(
   q: Queryable = ctx.db,
 ): Promise<LaunchContext | undefined> {
   if (!LAUNCH_ID_PATTERN.test(c.launchId)) return undefined;
+  const params: unknown[] = [hashLaunchId(c.launchId), c.clientId, c.userId, c.grantId, c.ehrSessionId];
+  const audited = auditedChange(
+    'used',
+    {
+      action: 'launch.consumed',
+      userId: c.userId,
+      clientId: c.clientId,
+      requestId: c.requestId,
+      ip: c.ip,
+    },
+    params,
+    {
+      patientId: 'used.patient_id',
+      entity: `'Patient/' || used.patient_id`,
+      detail: `jsonb_build_object('site', used.site_num, 'action', used.action)`,
+    },
+  );
   const { rows } = await q.query<Row>(
     `WITH used AS (
        UPDATE launch_contexts SET used_at = now(), grant_id = $4, ehr_session_id = $5
         WHERE id_hash = $1 AND client_id = $2 AND user_id = $3 AND used_at IS NULL AND expires_at > now()
-       RETURNING *)
+       RETURNING *),
+     ${audited}
      SELECT used.user_id, used.patient_id, used.client_id, used.site_num, used.action, used.need_patient_banner,
             u.practitioner_id, used.sek_encrypted, used.created_at, used.expires_at, used.used_at, used.grant_id,
             used.ehr_session_id
        FROM used JOIN users u ON u.id = used.user_id`,
-    [hashLaunchId(c.launchId), c.clientId, c.userId, c.grantId, c.ehrSessionId],
+    params,
   );
   return rows[0] ? toContext(rows[0]) : undefined;
 }

@@ -56,6 +56,9 @@ export async function makeLaunchGrant(
             userId: input.userId,
             grantId,
             ehrSessionId: input.ehrSessionId,
+            // launch.consumed is audited by the consuming statement itself
+            requestId: input.requestId,
+            ip: input.ip,
           })
         : undefined;
     if (!context) {
@@ -81,18 +84,6 @@ export async function makeLaunchGrant(
   if (dropped.length > 0) grant.rejectResourceScope(ctx.config.fhirBaseUrl, dropped.join(' '));
   await grant.save();
 
-  if (context) {
-    await ctx.audit.record({
-      action: 'launch.consumed',
-      userId: input.userId,
-      clientId: input.clientId,
-      patientId: context.patientId,
-      entity: `Patient/${context.patientId}`,
-      requestId: input.requestId,
-      ip: input.ip,
-      detail: { site: context.siteNum, action: context.action },
-    });
-  }
   return { grant, ...(context ? { context } : {}) };
 }
 

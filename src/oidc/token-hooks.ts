@@ -12,6 +12,7 @@
 import { decodeJwt, jwtVerify } from 'jose';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import { auditedChange } from '../audit/audit.ts';
 import type { AppContext } from '../context.ts';
 import { DatabaseUnavailableError } from '../db/database.ts';
 import { loggableError } from '../http/errors.ts';
@@ -150,31 +151,41 @@ export function installTokenHooks(ctx: AppContext, provider: Provider): void {
     if (resolved) Object.assign(body, resolved.members.tokenResponse);
 
     const at = decodeJwt(body.access_token);
-    await ctx.db.query(
-      `INSERT INTO oidc_models (model, id, payload, grant_id, expires_at)
-       VALUES ($1, $2, $3, $4, to_timestamp($5)) ON CONFLICT (model, id) DO NOTHING`,
-      [
-        JWT_ACCESS_TOKEN_MODEL,
-        at.jti,
-        JSON.stringify({ jti: at.jti, grantId, clientId: at.client_id, accountId: at.sub, exp: at.exp }),
-        grantId,
-        at.exp,
-      ],
-    );
-    await ctx.audit.record({
-      action: 'token.issued',
-      userId: grant.accountId ?? null,
-      clientId: kctx.oidc.client?.clientId ?? null,
-      patientId: resolved?.context.patientId ?? null,
-      entity: resolved ? `Patient/${resolved.context.patientId}` : null,
-      requestId: (kctx.req as { id?: string }).id ?? null,
-      ip: kctx.ip,
-      detail: {
-        grant_type: String(kctx.oidc.params?.grant_type ?? ''),
-        scope: String(body.scope ?? ''),
-        refresh_token: typeof body.refresh_token === 'string',
+    // The reference row and the token.issued audit event, in one statement (the event is written
+    // even if the reference row was already there: the token in this response was issued).
+    const params: unknown[] = [
+      JWT_ACCESS_TOKEN_MODEL,
+      at.jti,
+      JSON.stringify({ jti: at.jti, grantId, clientId: at.client_id, accountId: at.sub, exp: at.exp }),
+      grantId,
+      at.exp,
+    ];
+    const audited = auditedChange(
+      '(SELECT 1) AS issuing',
+      {
+        action: 'token.issued',
+        userId: grant.accountId ?? null,
+        clientId: kctx.oidc.client?.clientId ?? null,
+        patientId: resolved?.context.patientId ?? null,
+        entity: resolved ? `Patient/${resolved.context.patientId}` : null,
+        requestId: (kctx.req as { id?: string }).id ?? null,
+        ip: kctx.ip,
+        detail: {
+          grant_type: String(kctx.oidc.params?.grant_type ?? ''),
+          scope: String(body.scope ?? ''),
+          refresh_token: typeof body.refresh_token === 'string',
+        },
       },
-    });
+      params,
+    );
+    await ctx.db.query(
+      `WITH issued AS (
+         INSERT INTO oidc_models (model, id, payload, grant_id, expires_at)
+         VALUES ($1, $2, $3, $4, to_timestamp($5)) ON CONFLICT (model, id) DO NOTHING),
+       ${audited}
+       SELECT 1`,
+      params,
+    );
   }
 
   async function afterIntrospection(kctx: KoaContextWithOIDC) {

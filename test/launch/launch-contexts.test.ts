@@ -58,7 +58,9 @@ describe('launch contexts', () => {
   });
 
   it('refuses unknown users, sites and actions, and bad patient ids, writing nothing', async () => {
-    const count = async () => (await t.db.query('SELECT 1 FROM launch_contexts')).rows.length;
+    const count = async () =>
+      (await t.db.query('SELECT 1 FROM launch_contexts')).rows.length +
+      (await t.db.query("SELECT 1 FROM audit_events WHERE action = 'launch.created'")).rows.length;
     const before = await count();
     await expect(
       createLaunchContext(s.ctx, { userId: 'nobody', patientId: 'p', siteNum, action: 'viewMap' }),
@@ -72,7 +74,40 @@ describe('launch contexts', () => {
     await expect(
       createLaunchContext(s.ctx, { userId: user.id, patientId: 'p/../x', siteNum, action: 'viewMap' }),
     ).rejects.toBeInstanceOf(ValidationError);
+    // a site whose client has no launch URL cannot send anyone to Ocean: no context either
+    const bare = await createTestClient(s.ctx, { launch_url: null });
+    const bareSite = (await createTestSite(s.ctx, bare.clientId)).siteNum;
+    await expect(
+      createLaunchContext(s.ctx, { userId: user.id, patientId: 'p', siteNum: bareSite, action: 'viewMap' }),
+    ).rejects.toMatchObject({ name: 'LaunchRefusedError', reason: 'launch_url' });
     expect(await count()).toBe(before);
+  });
+
+  it('writes launch.created and launch.consumed in the statements that create and consume', async () => {
+    const events = async (action: string, patientId: string) =>
+      (
+        await t.db.query<{ user_id: string; client_id: string; request_id: string; entity: string }>(
+          'SELECT user_id, client_id, request_id, entity FROM audit_events WHERE action = $1 AND patient_id = $2',
+          [action, patientId],
+        )
+      ).rows;
+    const { launchId } = await createLaunchContext(
+      s.ctx,
+      { userId: user.id, patientId: 'pat-audit', siteNum, action: 'viewMap' },
+      { requestId: 'req-create', ip: '192.0.2.1' },
+    );
+    expect(await events('launch.created', 'pat-audit')).toEqual([
+      { user_id: user.id, client_id: clientId, request_id: 'req-create', entity: `site/${siteNum}` },
+    ]);
+    const c = { launchId, clientId, grantId: 'grant-audit', ehrSessionId: 'sid-audit', requestId: 'req-use' };
+    // a refused consumption (another user) writes no event
+    expect(await consumeLaunchContext(s.ctx, { ...c, userId: other.id })).toBeUndefined();
+    expect(await events('launch.consumed', 'pat-audit')).toEqual([]);
+    expect(await consumeLaunchContext(s.ctx, { ...c, userId: user.id })).toBeDefined();
+    expect(await consumeLaunchContext(s.ctx, { ...c, userId: user.id })).toBeUndefined();
+    expect(await events('launch.consumed', 'pat-audit')).toEqual([
+      { user_id: user.id, client_id: clientId, request_id: 'req-use', entity: 'Patient/pat-audit' },
+    ]);
   });
 
   it('is consumed once, only by its client and its user, binding grant and EHR session', async () => {
