@@ -39,6 +39,12 @@ export interface Capability {
   name: string;
   /** Mounted at the application root in composition order. */
   router?: Router;
+  /**
+   * A bearer-token API that needs no cookie session, request body or rate limit (the FHIR reads):
+   * mounted right after the cross-cutting middleware, ahead of the people-facing stack, so the
+   * hottest requests do not walk past routes and middleware that never apply to them.
+   */
+  api?: Router;
   start?(): Promise<void> | void;
   stop?(): Promise<void> | void;
 }

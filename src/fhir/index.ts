@@ -7,5 +7,6 @@ import type { AppContext, Capability } from '../context.ts';
 import { fhirRoutes } from './routes.ts';
 
 export async function createFhir(ctx: AppContext): Promise<Capability> {
-  return { name: 'fhir', router: fhirRoutes(ctx) };
+  const { api, router } = fhirRoutes(ctx);
+  return { name: 'fhir', api, router };
 }

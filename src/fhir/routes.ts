@@ -14,7 +14,8 @@ import { readHandlers } from './read.ts';
 import { isSupportedType } from './resource-types.ts';
 import { searchHandler } from './search.ts';
 
-export function fhirRoutes(ctx: AppContext): Router {
+/** `api`: the FHIR API under /fhir (bearer tokens, read-only); `router`: the admin import. */
+export function fhirRoutes(ctx: AppContext): { api: Router; router: Router } {
   const verifier = new AccessTokenVerifier(ctx);
   const { read, vread, history } = readHandlers(ctx);
   const metadata = capabilityStatement(ctx);
@@ -83,8 +84,10 @@ export function fhirRoutes(ctx: AppContext): Router {
   fhir.get('/:type/:id/_history/:vid', knownType, cors, negotiate, authenticate, handle(vread));
   fhir.all(['/:type', '/:type/*rest'], knownType, cors, readOnly);
 
+  const api = Router();
+  api.use('/fhir', fhir);
+  // The import takes a large body and the admin rate limit: it stays behind the full stack.
   const router = Router();
-  router.use('/fhir', fhir);
   router.post('/admin/api/import', requireAdminToken(ctx.adminToken), handle(importRoute(ctx)));
-  return router;
+  return { api, router };
 }

@@ -1,7 +1,7 @@
 /*
  * The Express application: cross-cutting concerns in a fixed order, then the capabilities.
- * security headers → request id + logging → health, metrics → body-size guard → rate limits →
- * EHR session → capabilities (in composition order) → 404 → errors
+ * security headers → request id + logging → metrics → bearer-token APIs (FHIR) → health, /metrics →
+ * body-size guard → rate limits → EHR session → capabilities (in composition order) → 404 → errors
  */
 
 import { fileURLToPath } from 'node:url';
@@ -57,6 +57,9 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
   app.use(requestLogger(ctx.logger));
   app.use(requestContext());
   app.use(ctx.metrics.middleware());
+  for (const capability of capabilities) {
+    if (capability.api) app.use(capability.api);
+  }
   app.use(healthRoutes(ctx.db));
   app.use(ctx.metrics.routes(ctx.config.metricsToken));
   app.use('/static', express.static(PUBLIC_DIR, { index: false, maxAge: '1h', fallthrough: true }));
