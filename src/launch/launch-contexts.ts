@@ -11,9 +11,9 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { auditedChange } from '../audit/audit.ts';
 import type { AppContext } from '../context.ts';
 import type { Queryable } from '../db/database.ts';
-import { auditedChange } from '../audit/audit.ts';
 import { decryptSek } from '../oidc/clients-store.ts';
 import { NotFoundError, parseInput } from '../oidc/store-errors.ts';
 import { smartStyleUrl } from '../smart/style.ts';
