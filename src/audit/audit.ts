@@ -26,6 +26,9 @@ export interface AuditEvent {
 const COLUMNS = 9;
 const INSERT_COLUMNS =
   'INSERT INTO audit_events (action, outcome, user_id, client_id, patient_id, entity, request_id, ip, detail)';
+const INSERT_BATCH = `${INSERT_COLUMNS}
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                       $8::text[], $9::jsonb[])`;
 const MAX_BATCH = 500;
 
 interface Pending {
@@ -70,13 +73,15 @@ export class AuditTrail {
   }
 
   async #insert(events: AuditEvent[]): Promise<void> {
-    const params: unknown[] = [];
-    const tuples = events.map((e, i) => {
-      params.push(...eventValues(e));
-      const base = i * COLUMNS;
-      return `(${Array.from({ length: COLUMNS }, (_, j) => `$${base + j + 1}`).join(', ')})`;
-    });
-    await this.db.query(`${INSERT_COLUMNS} VALUES ${tuples.join(', ')}`, params);
+    // One array per column: the statement text is the same whatever the batch size, so it is
+    // prepared once per connection instead of parsed and planned for every batch.
+    const columns: unknown[][] = Array.from({ length: COLUMNS }, () => []);
+    for (const e of events) {
+      eventValues(e).forEach((v, i) => {
+        columns[i]!.push(v);
+      });
+    }
+    await this.db.query(INSERT_BATCH, columns, { prepare: true });
   }
 }
 

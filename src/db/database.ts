@@ -11,9 +11,18 @@ export interface QueryResult<R = Row> {
   rowCount: number;
 }
 
+export interface QueryOptions {
+  /**
+   * Keep this statement parsed and planned on each connection (a PostgreSQL named prepared
+   * statement), so repeated runs skip parse and plan on the server. For fixed SQL text on hot
+   * paths only: every distinct text stays prepared for the life of each connection.
+   */
+  prepare?: boolean;
+}
+
 /** Anything that runs SQL: the database itself or an open transaction. */
 export interface Queryable {
-  query<R = Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+  query<R = Row>(sql: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<R>>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
 }

@@ -6,12 +6,14 @@
  * - a client's error (server restart), idle or in a transaction, is logged by the pool owner and
  *   never crashes the process
  */
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import {
   asInputError,
   type Database,
   DatabaseUnavailableError,
   type Queryable,
+  type QueryOptions,
   type QueryResult,
   type Row,
 } from './database.ts';
@@ -43,6 +45,20 @@ function isConnectionError(err: unknown): boolean {
   );
 }
 
+const statementNames = new Map<string, string>();
+
+/** pg's query config: a named statement (the name derived from the text) when asked to prepare. */
+function queryConfig(sql: string, params: readonly unknown[] | undefined, options?: QueryOptions) {
+  const values = params as unknown[] | undefined;
+  if (!options?.prepare) return { text: sql, values };
+  let name = statementNames.get(sql);
+  if (!name) {
+    name = `s_${createHash('sha256').update(sql).digest('base64url').slice(0, 22)}`;
+    statementNames.set(sql, name);
+  }
+  return { name, text: sql, values };
+}
+
 function wrap(err: unknown): unknown {
   return isConnectionError(err) ? new DatabaseUnavailableError(err) : asInputError(err);
 }
@@ -61,9 +77,13 @@ export function createPostgresDatabase(
   pool.on('error', (err) => options.onError?.(err));
 
   const clientQueryable = (client: pg.PoolClient): Queryable => ({
-    async query<R = Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    async query<R = Row>(
+      sql: string,
+      params?: readonly unknown[],
+      options?: QueryOptions,
+    ): Promise<QueryResult<R>> {
       try {
-        const r = await client.query(sql, params as unknown[] | undefined);
+        const r = await client.query(queryConfig(sql, params, options));
         return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
       } catch (err) {
         throw wrap(err);
@@ -80,9 +100,13 @@ export function createPostgresDatabase(
 
   return {
     kind: 'postgres',
-    async query<R = Row>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    async query<R = Row>(
+      sql: string,
+      params?: readonly unknown[],
+      options?: QueryOptions,
+    ): Promise<QueryResult<R>> {
       try {
-        const r = await pool.query(sql, params as unknown[] | undefined);
+        const r = await pool.query(queryConfig(sql, params, options));
         return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
       } catch (err) {
         throw wrap(err);

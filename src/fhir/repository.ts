@@ -419,6 +419,7 @@ export async function readRawAsUser(
        LEFT JOIN fhir_resources f ON f.resource_type = $1 AND f.id = $2
        LEFT JOIN users u ON u.id = $3`,
     [type, id, userId],
+    { prepare: true },
   );
   const row = r.rows[0];
   const raw =
