@@ -36,9 +36,11 @@ export class DatabaseSessionStore extends Store {
 
   override get(sid: string, cb: (err: unknown, session?: SessionData | null) => void): void {
     this.db
-      .query<{ data: SessionData }>('SELECT data FROM ehr_sessions WHERE sid = $1 AND expires_at > now()', [
-        sid,
-      ])
+      .query<{ data: SessionData }>(
+        'SELECT data FROM ehr_sessions WHERE sid = $1 AND expires_at > now()',
+        [sid],
+        { prepare: true },
+      )
       .then((r) => cb(null, r.rows[0]?.data ?? null), cb);
   }
 
@@ -51,6 +53,7 @@ export class DatabaseSessionStore extends Store {
         `INSERT INTO ehr_sessions (sid, user_id, data, expires_at) VALUES ($1, $2, $3, $4)
          ON CONFLICT (sid) DO UPDATE SET user_id = EXCLUDED.user_id, data = EXCLUDED.data, expires_at = EXCLUDED.expires_at`,
         [sid, data.userId ?? null, JSON.stringify(data), expires],
+        { prepare: true },
       )
       .then(
         () => cb?.(),

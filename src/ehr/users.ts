@@ -187,7 +187,9 @@ export async function createUser(ctx: Ctx, input: NewUser): Promise<User> {
 }
 
 export async function getUser(ctx: Ctx, id: string): Promise<User | undefined> {
-  const r = await ctx.db.query<UserRow>(`SELECT ${COLUMNS} FROM users WHERE id = $1`, [id]);
+  const r = await ctx.db.query<UserRow>(`SELECT ${COLUMNS} FROM users WHERE id = $1`, [id], {
+    prepare: true,
+  });
   return r.rows[0] ? toUser(r.rows[0]) : undefined;
 }
 

@@ -451,6 +451,7 @@ export async function readResource<T extends ResourceType>(
     `SELECT resource, version_id, last_updated, compartment_patient
        FROM fhir_resources WHERE resource_type = $1 AND id = $2 AND NOT deleted`,
     [type, id],
+    { prepare: true },
   );
   const row = r.rows[0];
   if (!row) return undefined;

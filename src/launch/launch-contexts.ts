@@ -163,6 +163,7 @@ export async function createLaunchContext(
      SELECT created.expires_at, created.client_id, c.launch_url
        FROM created JOIN clients c ON c.client_id = created.client_id`,
     params,
+    { prepare: true },
   );
   const row = rows[0];
   if (!row) throw await explainRefusal(ctx, v.userId, v.siteNum, v.action);
@@ -204,6 +205,7 @@ export async function isLaunchUsable(q: Queryable, launchId: string, clientId: s
     `SELECT 1 FROM launch_contexts
       WHERE id_hash = $1 AND client_id = $2 AND used_at IS NULL AND expires_at > now()`,
     [hashLaunchId(launchId), clientId],
+    { prepare: true },
   );
   return rows.length > 0;
 }
@@ -258,6 +260,7 @@ export async function consumeLaunchContext(
             used.ehr_session_id
        FROM used JOIN users u ON u.id = used.user_id`,
     params,
+    { prepare: true },
   );
   return rows[0] ? toContext(rows[0]) : undefined;
 }
@@ -267,7 +270,9 @@ export async function findLaunchContextByGrant(
   ctx: AppContext,
   grantId: string,
 ): Promise<LaunchContext | undefined> {
-  const { rows } = await ctx.db.query<Row>(`${SELECT_CONTEXT} WHERE lc.grant_id = $1`, [grantId]);
+  const { rows } = await ctx.db.query<Row>(`${SELECT_CONTEXT} WHERE lc.grant_id = $1`, [grantId], {
+    prepare: true,
+  });
   return rows[0] ? toContext(rows[0]) : undefined;
 }
 

@@ -31,6 +31,7 @@ export async function loadAccount(ctx: AppContext, accountId: string): Promise<A
   const { rows } = await ctx.db.query<UserRow>(
     'SELECT id, practitioner_id, given_name, family_name, email FROM users WHERE id = $1 AND active',
     [accountId],
+    { prepare: true },
   );
   const user = rows[0];
   if (!user) return undefined;

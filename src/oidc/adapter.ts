@@ -47,6 +47,7 @@ export function postgresAdapter(ctx: AppContext): new (model: string) => Adapter
           payload.userCode ?? null,
           Number.isFinite(expiresIn) ? Math.max(0, Math.ceil(expiresIn)) : 0,
         ],
+        { prepare: true },
       );
     }
 
@@ -57,6 +58,7 @@ export function postgresAdapter(ctx: AppContext): new (model: string) => Adapter
         `SELECT payload, consumed_at FROM oidc_models
           WHERE model = $1 AND id = $2 AND (expires_at IS NULL OR expires_at > now())`,
         [this.model, id],
+        { prepare: true },
       );
       return hydrate(rows[0]);
     }
@@ -75,6 +77,7 @@ export function postgresAdapter(ctx: AppContext): new (model: string) => Adapter
         `SELECT payload, consumed_at FROM oidc_models
           WHERE model = $1 AND uid = $2 AND (expires_at IS NULL OR expires_at > now())`,
         [this.model, uid],
+        { prepare: true },
       );
       return hydrate(rows[0]);
     }
@@ -83,11 +86,14 @@ export function postgresAdapter(ctx: AppContext): new (model: string) => Adapter
       await db.query(
         'UPDATE oidc_models SET consumed_at = now() WHERE model = $1 AND id = $2 AND consumed_at IS NULL',
         [this.model, id],
+        { prepare: true },
       );
     }
 
     async destroy(id: string): Promise<void> {
-      await db.query('DELETE FROM oidc_models WHERE model = $1 AND id = $2', [this.model, id]);
+      await db.query('DELETE FROM oidc_models WHERE model = $1 AND id = $2', [this.model, id], {
+        prepare: true,
+      });
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {

@@ -243,6 +243,7 @@ async function findRow(q: Queryable, clientId: string, lock = false): Promise<Cl
   const { rows } = await q.query<ClientRow>(
     `SELECT ${CLIENT_COLUMNS} FROM clients WHERE client_id = $1${lock ? ' FOR UPDATE' : ''}`,
     [clientId],
+    { prepare: true },
   );
   return rows[0];
 }

@@ -185,6 +185,7 @@ export function installTokenHooks(ctx: AppContext, provider: Provider): void {
        ${audited}
        SELECT 1`,
       params,
+      { prepare: true },
     );
   }
 
