@@ -4,7 +4,10 @@
  * - "bare": node:http + pg reading the same rows with the same SQL a minimal server would use
  * It reports its own memory (peak RSS sampled every 20 ms) over IPC, so the parent measures
  * the server, not itself. The product child can also mint an access token through the real
- * launch → authorize → token flow.
+ * launch → authorize → token flow, and serves a second port: the "floor", the product's own
+ * obligations for a read (token check, the read with the user's state in one round trip, the
+ * durable audit row) with its own modules but without the HTTP framework, so the bench can say
+ * how much of the gap to the bare server is the work itself and how much the framework.
  */
 import { createServer } from 'node:http';
 import pg from 'pg';
@@ -94,6 +97,7 @@ async function product() {
   });
   const built = await buildServer(config, { logger: createLogger('silent') });
   server.on('request', built.app);
+  const floorUrl = await floor(built.ctx);
   process.on('message', async (m: { cmd: string; patientId?: string }) => {
     if (m.cmd !== 'token') return;
     try {
@@ -115,10 +119,51 @@ async function product() {
       send({ error: (err as Error).message });
     }
   });
-  return { url };
+  return { url, floorUrl };
 }
 
-const { url } = mode === 'bare' ? await bare() : await product();
+async function floor(ctx: import('../src/context.ts').AppContext): Promise<string> {
+  const { AccessTokenVerifier } = await import('../src/fhir/access-token.ts');
+  const { canSee } = await import('../src/fhir/access.ts');
+  const { readRawAsUser } = await import('../src/fhir/repository.ts');
+  const verifier = new AccessTokenVerifier(ctx);
+  const server = createServer(async (req, res) => {
+    try {
+      const read = /^\/fhir\/Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(req.url ?? '');
+      if (!read || req.method !== 'GET') {
+        res.writeHead(404).end();
+        return;
+      }
+      const id = read[1]!;
+      const p = await verifier.authenticate(req as never);
+      const { raw, userActive } = await readRawAsUser(ctx.db, 'Patient', id, p.userId);
+      if (!userActive || !raw || raw.deleted || !canSee(p, 'r', 'Patient', id, raw.compartment, () => ({}))) {
+        res.writeHead(404).end();
+        return;
+      }
+      await ctx.audit.record({
+        action: 'fhir.read',
+        userId: p.userId,
+        clientId: p.clientId,
+        patientId: raw.compartment,
+        entity: `Patient/${id}`,
+        ip: req.socket.remoteAddress ?? null,
+      });
+      res
+        .writeHead(200, {
+          'content-type': 'application/fhir+json; charset=utf-8',
+          etag: `W/"${raw.versionId}"`,
+        })
+        .end(raw.body);
+    } catch {
+      res.writeHead(401).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+}
+
+const { url, floorUrl } = mode === 'bare' ? { ...(await bare()), floorUrl: undefined } : await product();
 process.on('message', (m: { cmd: string }) => {
   if (m.cmd === 'mem-reset') {
     global.gc?.();
@@ -134,4 +179,4 @@ process.on('message', (m: { cmd: string }) => {
     send({ peak });
   }
 });
-send({ ready: true, url });
+send({ ready: true, url, floorUrl });

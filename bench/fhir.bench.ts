@@ -21,6 +21,8 @@ const CONNECTIONS = 10;
 interface Child {
   proc: ChildProcess;
   url: string;
+  /** The product child's second port: its read obligations without the framework. */
+  floorUrl?: string;
   ask<T>(cmd: Record<string, unknown>): Promise<T>;
 }
 
@@ -42,14 +44,14 @@ function start(mode: 'product' | 'bare', env: Record<string, string>): Promise<C
     const timer = setTimeout(() => reject(new Error(`${mode} server did not start`)), 60_000);
     proc.once('error', reject);
     proc.once('exit', (code) => reject(new Error(`${mode} server exited (${code})`)));
-    proc.once('message', (m: { ready?: boolean; url?: string }) => {
+    proc.once('message', (m: { ready?: boolean; url?: string; floorUrl?: string }) => {
       clearTimeout(timer);
       const ask = <T>(cmd: Record<string, unknown>) =>
         new Promise<T>((res) => {
           proc.once('message', (reply) => res(reply as T));
           proc.send(cmd);
         });
-      resolve({ proc, url: m.url!, ask });
+      resolve({ proc, url: m.url!, ...(m.floorUrl ? { floorUrl: m.floorUrl } : {}), ask });
     });
   });
 }
@@ -152,6 +154,10 @@ export default async function fhirBench(args: BenchArgs): Promise<string> {
     const p1 = await cannon(product, `/fhir/Patient/${patientId}`, auth, half);
     const b2 = await cannon(bare, `/Patient/${patientId}`, {}, half);
     const p2 = await cannon(product, `/fhir/Patient/${patientId}`, auth, half);
+    // the same obligations without the framework (bench/fhir-servers.ts "floor"), same process
+    const floor = { ...product, url: product.floorUrl! };
+    await cannon(floor, `/fhir/Patient/${patientId}`, auth, 1);
+    const floorRead = await cannon(floor, `/fhir/Patient/${patientId}`, auth, half);
     // the same product's /healthz: what the shared middleware stack (helmet, request logging,
     // routing) costs before any FHIR code runs, for reading the ratio above
     const health = await cannon(product, '/healthz', {}, half);
@@ -199,6 +205,7 @@ export default async function fhirBench(args: BenchArgs): Promise<string> {
       '| --- | --- | --- | --- |',
       `| \`GET /fhir/Patient/{id}\` throughput | ${prodRead.rps.toFixed(0)} req/s | ${bareRead.rps.toFixed(0)} req/s | **${readRatio.toFixed(2)}** (≥ 0.6) |`,
       `| server CPU time per \`Patient\` read (independent of machine load) | ${prodRead.cpu.toFixed(3)} ms | ${bareRead.cpu.toFixed(3)} ms | ${(bareRead.cpu / prodRead.cpu).toFixed(2)} |`,
+      `| floor: token check, read + user check, durable audit row — no framework (same process and modules) | ${floorRead.rps.toFixed(0)} req/s, ${floorRead.cpu.toFixed(3)} ms CPU | | ${(floorRead.rps / bareRead.rps).toFixed(2)} |`,
       `| product \`GET /healthz\` (middleware stack only, no FHIR code, no database) | ${health.rps.toFixed(0)} req/s, ${health.cpu.toFixed(3)} ms CPU | | ${(health.rps / bareRead.rps).toFixed(2)} |`,
       `| \`GET /fhir/Patient/{id}\` latency p50 / p99 | ${prodRead.p50.toFixed(1)} / ${prodRead.p99.toFixed(1)} ms | ${bareRead.p50.toFixed(1)} / ${bareRead.p99.toFixed(1)} ms | |`,
       `| \`$everything\` of 5,001 resources, all ${check.pages} pages (median of ${prodAll.runs} / ${bareAll.runs}) | ${prodAll.median.toFixed(0)} ms | ${bareAll.median.toFixed(0)} ms (one streamed response) | **${everythingRatio.toFixed(2)}** (≥ 0.5) |`,

@@ -15,6 +15,9 @@ import { isSupportedType } from './resource-types.ts';
 import { searchHandler } from './search.ts';
 
 /** `api`: the FHIR API under /fhir (bearer tokens, read-only); `router`: the admin import. */
+/** metadata or a capitalised resource type (known or not: unknown ones get a FHIR 404). */
+const FHIR_PATH = /^\/(metadata|[A-Z][A-Za-z]{0,63})(\/|$)/;
+
 export function fhirRoutes(ctx: AppContext): { api: Router; router: Router } {
   const verifier = new AccessTokenVerifier(ctx);
   const { read, vread, history } = readHandlers(ctx);
@@ -84,8 +87,10 @@ export function fhirRoutes(ctx: AppContext): { api: Router; router: Router } {
   fhir.get('/:type/:id/_history/:vid', knownType, cors, negotiate, authenticate, handle(vread));
   fhir.all(['/:type', '/:type/*rest'], knownType, cors, readOnly);
 
+  // Only FHIR interaction paths enter: the provider's endpoints under the same base (/fhir/token,
+  // /fhir/.well-known/…) must not meet this router, whose OPTIONS answer would shadow theirs.
   const api = Router();
-  api.use('/fhir', fhir);
+  api.use('/fhir', (req, res, next) => (FHIR_PATH.test(req.path) ? fhir(req, res, next) : next()));
   // The import takes a large body and the admin rate limit: it stays behind the full stack.
   const router = Router();
   router.post('/admin/api/import', requireAdminToken(ctx.adminToken), handle(importRoute(ctx)));

@@ -1,7 +1,8 @@
 /*
  * The Express application: cross-cutting concerns in a fixed order, then the capabilities.
- * security headers → request id + logging → metrics → bearer-token APIs (FHIR) → health, /metrics →
- * body-size guard → rate limits → EHR session → capabilities (in composition order) → 404 → errors
+ * security headers → request id + logging → metrics → error vocabulary, body-size guard →
+ * bearer-token APIs (FHIR) → health, /metrics, static → rate limits → EHR session →
+ * capabilities (in composition order) → 404 → errors
  */
 
 import { fileURLToPath } from 'node:url';
@@ -57,13 +58,6 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
   app.use(requestLogger(ctx.logger));
   app.use(requestContext());
   app.use(ctx.metrics.middleware());
-  for (const capability of capabilities) {
-    if (capability.api) app.use(capability.api);
-  }
-  app.use(healthRoutes(ctx.db));
-  app.use(ctx.metrics.routes(ctx.config.metricsToken));
-  app.use('/static', express.static(PUBLIC_DIR, { index: false, maxAge: '1h', fallthrough: true }));
-
   // Paths whose vocabulary the path alone does not tell, for refusals made before their router runs:
   // the provider's endpoints live under the FHIR base but speak OAuth (authorize: to people),
   // and the import under /admin/api speaks FHIR.
@@ -74,6 +68,13 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
     next();
   });
   app.use(bodySizeGuard(ctx.config));
+  for (const capability of capabilities) {
+    if (capability.api) app.use(capability.api);
+  }
+  app.use(healthRoutes(ctx.db));
+  app.use(ctx.metrics.routes(ctx.config.metricsToken));
+  app.use('/static', express.static(PUBLIC_DIR, { index: false, maxAge: '1h', fallthrough: true }));
+
   const limits = ctx.config.rateLimits;
   app.use(
     limitedRoutes(ctx.db, limits.windowSeconds, [

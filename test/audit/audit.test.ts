@@ -91,12 +91,9 @@ describe('audit trail', () => {
     await t.db.query(`INSERT INTO audit_probe VALUES ('a', false)`);
     const use = async (id: string) => {
       const params: unknown[] = [id];
-      const audited = auditedChange(
-        'used',
-        { action: 'probe.used', requestId: 'change' },
-        params,
-        { entity: `'probe/' || used.id` },
-      );
+      const audited = auditedChange('used', { action: 'probe.used', requestId: 'change' }, params, {
+        entity: `'probe/' || used.id`,
+      });
       const { rows } = await t.db.query(
         `WITH used AS (UPDATE audit_probe SET used = true WHERE id = $1 AND NOT used RETURNING id), ${audited}
          SELECT id FROM used`,
