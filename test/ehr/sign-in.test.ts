@@ -56,8 +56,11 @@ describe('EHR sign-in', () => {
     await b.get('/login');
     const lifetime = async () => {
       const sid = decodeURIComponent(b.cookies.get(SESSION_COOKIE)!).slice(2).split('.')[0]!;
+      // express-session derives originalMaxAge from the clock right after setting the expiry
+      // (cookie.js: expires = now + maxAge, then originalMaxAge = expires - now), so it is 1 ms
+      // short whenever the millisecond ticks in between: the lifetime in whole seconds is rounded.
       const r = await t.db.query<{ secs: number }>(
-        "SELECT (data->'cookie'->>'originalMaxAge')::bigint / 1000 AS secs FROM ehr_sessions WHERE sid = $1",
+        "SELECT round((data->'cookie'->>'originalMaxAge')::numeric / 1000) AS secs FROM ehr_sessions WHERE sid = $1",
         [sid],
       );
       return Number(r.rows[0]?.secs);
