@@ -28,15 +28,17 @@
  * Admin console — HTML under /admin for EHR users with the admin role, CSRF on every form (./console.ts)
  */
 import { join } from 'node:path';
-import express, { Router } from 'express';
+import express, { type RequestHandler, Router } from 'express';
 import type { AppContext, Capability } from '../context.ts';
-import { notFound, speaks } from '../http/errors.ts';
+import { HttpError, notFound, speaks } from '../http/errors.ts';
 import { requireAdminToken } from './admin-token.ts';
 import { apiHandlers, optionalJsonBody, requireJsonBody } from './api.ts';
 import { consoleRouter } from './console.ts';
 import { AdminOperations } from './operations.ts';
 
 export const ADMIN_API = '/admin/api';
+
+type Handlers = RequestHandler | RequestHandler[];
 
 export async function createAdmin(ctx: AppContext): Promise<Capability> {
   const ops = new AdminOperations(ctx);
@@ -55,27 +57,42 @@ export async function createAdmin(ctx: AppContext): Promise<Capability> {
     res.set('Pragma', 'no-cache');
     next();
   });
-  api.get('/clients', h.listClients);
-  api.post('/clients', body, h.createClient);
-  api.get('/clients/:clientId', h.getClient);
-  api.patch('/clients/:clientId', body, h.updateClient);
-  api.delete('/clients/:clientId', h.deleteClient);
-  api.post('/clients/:clientId/secret', noBody, h.resetSecret);
-  api.get('/clients/:clientId/sites', h.listSites);
-  api.post('/clients/:clientId/sites', body, h.addSite);
-  api.get('/clients/:clientId/sites/:siteNum', h.getSite);
-  api.patch('/clients/:clientId/sites/:siteNum', body, h.updateSite);
-  api.delete('/clients/:clientId/sites/:siteNum', h.deleteSite);
-  api.get('/clients/:clientId/allowlist', h.allowlist);
-  api.get('/users', h.listUsers);
-  api.post('/users', body, h.createUser);
-  api.get('/users/:userId', h.getUser);
-  api.patch('/users/:userId', body, h.updateUser);
-  api.post('/users/:userId/deactivate', noBody, h.deactivateUser);
-  api.post('/users/:userId/password', body, h.resetPassword);
-  api.get('/keys', h.listKeys);
-  api.post('/keys/rotate', noBody, h.rotateKeys);
-  api.get('/audit', h.audit);
+  // One line per path; any other method on a known path is a 405 naming the allowed ones.
+  const route = (path: string, methods: Partial<Record<'get' | 'post' | 'patch' | 'delete', Handlers>>) => {
+    const r = api.route(path);
+    for (const [method, handlers] of Object.entries(methods)) r[method as 'get'](...[handlers].flat());
+    const allow = Object.keys(methods)
+      .map((m) => m.toUpperCase())
+      .join(', ');
+    r.all((req, _res, next) =>
+      next(
+        new HttpError(405, 'method_not_allowed', `${req.method} is not allowed here; use ${allow}`, {
+          Allow: allow,
+        }),
+      ),
+    );
+  };
+  route('/clients', { get: h.listClients, post: [...body, h.createClient] });
+  route('/clients/:clientId', {
+    get: h.getClient,
+    patch: [...body, h.updateClient],
+    delete: h.deleteClient,
+  });
+  route('/clients/:clientId/secret', { post: [...noBody, h.resetSecret] });
+  route('/clients/:clientId/sites', { get: h.listSites, post: [...body, h.addSite] });
+  route('/clients/:clientId/sites/:siteNum', {
+    get: h.getSite,
+    patch: [...body, h.updateSite],
+    delete: h.deleteSite,
+  });
+  route('/clients/:clientId/allowlist', { get: h.allowlist });
+  route('/users', { get: h.listUsers, post: [...body, h.createUser] });
+  route('/users/:userId', { get: h.getUser, patch: [...body, h.updateUser] });
+  route('/users/:userId/deactivate', { post: [...noBody, h.deactivateUser] });
+  route('/users/:userId/password', { post: [...body, h.resetPassword] });
+  route('/keys', { get: h.listKeys });
+  route('/keys/rotate', { post: [...noBody, h.rotateKeys] });
+  route('/audit', { get: h.audit });
   api.use((req, _res, next) =>
     next(notFound(`no admin API route for ${req.method} ${req.path.slice(0, 200)}`)),
   );

@@ -89,6 +89,20 @@ describe('admin token', () => {
     expect(r.status).toBe(404);
     expect(r.body.error).toBe('not_found');
   });
+
+  it('answers a known path with another method with a JSON 405 naming the allowed ones, changing nothing', async () => {
+    const before = (await api('GET', '/clients')).body.clients.length;
+    const put = await api('PUT', '/clients', OCEAN);
+    expect(put.status).toBe(405);
+    expect(put.headers.get('allow')).toBe('GET, POST');
+    expect(put.body.error).toBe('method_not_allowed');
+    const del = await api('DELETE', '/keys/rotate');
+    expect(del.status).toBe(405);
+    expect(del.headers.get('allow')).toBe('POST');
+    // the token is still checked first: a stranger learns nothing about the routes
+    expect((await api('PUT', '/clients', OCEAN, { token: null })).status).toBe(401);
+    expect((await api('GET', '/clients')).body.clients.length).toBe(before);
+  });
 });
 
 describe('clients', () => {
