@@ -10,16 +10,15 @@
  * Screenshots: test-artifacts/admin/.
  */
 import { mkdirSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import * as oidc from 'openid-client';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../src/ehr/users.ts';
 import { createLogger } from '../../src/http/logger.ts';
 import { CHROMIUM, haveChromium, launchChromium } from '../helpers/browser.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { OceanStandIn } from '../helpers/ocean-stand-in.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 const ARTIFACTS = join(process.cwd(), 'test-artifacts', 'admin');
@@ -28,86 +27,6 @@ const SITE = '8642';
 const SEK = 'Browser-SEK: ünïcødé/+= 2468 secret';
 const SEK_B64 = Buffer.from(SEK, 'utf8').toString('base64');
 const PATIENT_ID = '0b7c5a9e-3d2f-4e1a-9c8b-7a6f5e4d3c2b';
-
-/** A stand-in for Ocean: a confidential OIDC relying party (client_secret_post, PKCE). */
-class OceanStandIn {
-  server: Server = createServer((req, res) => void this.#handle(req, res));
-  url = '';
-  clientId = '';
-  clientSecret = '';
-  results: { params: Record<string, string>; tokens: Record<string, unknown> }[] = [];
-  errors: string[] = [];
-  #pending = new Map<
-    string,
-    { config: oidc.Configuration; verifier: string; nonce: string; params: Record<string, string> }
-  >();
-
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    const a = this.server.address();
-    if (!a || typeof a === 'string') throw new Error('no port');
-    this.url = `http://127.0.0.1:${a.port}`;
-  }
-
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', this.url);
-    try {
-      if (url.pathname === '/sso/smart/auth') {
-        const params = Object.fromEntries(url.searchParams);
-        const config = await oidc.discovery(
-          new URL(params.iss!),
-          this.clientId,
-          { redirect_uris: [`${this.url}/sso/smart/callback`] },
-          oidc.ClientSecretPost(this.clientSecret),
-          { execute: [oidc.allowInsecureRequests] },
-        );
-        const verifier = oidc.randomPKCECodeVerifier();
-        const nonce = oidc.randomNonce();
-        const state = oidc.randomState();
-        this.#pending.set(state, { config, verifier, nonce, params });
-        const to = oidc.buildAuthorizationUrl(config, {
-          redirect_uri: `${this.url}/sso/smart/callback`,
-          scope: 'openid fhirUser profile launch patient/*.read',
-          state,
-          nonce,
-          aud: params.iss!,
-          launch: params.launch!,
-          code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-          code_challenge_method: 'S256',
-        });
-        res.writeHead(302, { location: to.toString() }).end();
-        return;
-      }
-      if (url.pathname === '/sso/smart/callback') {
-        const state = url.searchParams.get('state') ?? '';
-        const pending = this.#pending.get(state);
-        if (!pending) throw new Error('unknown state');
-        const tokens = await oidc.authorizationCodeGrant(pending.config, url, {
-          pkceCodeVerifier: pending.verifier,
-          expectedState: state,
-          expectedNonce: pending.nonce,
-          idTokenExpected: true,
-        });
-        this.results.push({ params: pending.params, tokens: { ...tokens } });
-        res
-          .writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
-          .end(
-            `<!doctype html><title>Ocean stand-in</title><h1 id="result">Launched at site ${pending.params.siteNum} for patient ${String(tokens.patient)}</h1>`,
-          );
-        return;
-      }
-      res.writeHead(404).end();
-    } catch (err) {
-      this.errors.push(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
-      res.writeHead(500, { 'content-type': 'text/plain' }).end('stand-in error');
-    }
-  }
-}
 
 describe.skipIf(!haveChromium)(`admin console in a real browser (${CHROMIUM})`, () => {
   let t: TestDatabase;
@@ -177,8 +96,8 @@ describe.skipIf(!haveChromium)(`admin console in a real browser (${CHROMIUM})`, 
     await page.getByRole('link', { name: 'Register Ocean' }).click();
     await page.waitForURL(`${s.url}/admin/clients/new`);
     await page.fill('#name', 'Ocean (stand-in)');
-    await page.fill('#redirect_uris', `${ocean.url}/sso/smart/callback`);
-    await page.fill('#launch_url', `${ocean.url}/sso/smart/auth`);
+    await page.fill('#redirect_uris', ocean.redirectUri);
+    await page.fill('#launch_url', ocean.launchUrl);
     await page.selectOption('#token_endpoint_auth_method', 'client_secret_post');
     await page.selectOption('#id_token_signed_response_alg', 'RS256');
     expect(await page.isVisible('#pkce-warning')).toBe(false);
@@ -309,12 +228,14 @@ describe.skipIf(!haveChromium)(`admin console in a real browser (${CHROMIUM})`, 
     ]);
     await ocPage.waitForSelector('#result', { timeout: 30_000 });
     expect(ocean.errors).toEqual([]);
-    expect(await ocPage.textContent('#result')).toBe(`Launched at site ${SITE} for patient ${PATIENT_ID}`);
+    expect(await ocPage.textContent('#result')).toContain(`at site ${SITE}, action viewMap`);
     await shot(ocPage, '12-ocean-launched');
     const launched = ocean.results[0]!;
-    expect(launched.params.action).toBe('viewMap');
-    expect(launched.tokens.oceanSharedEncryptionKey).toBe(SEK_B64);
-    expect(launched.tokens.patient).toBe(PATIENT_ID);
+    expect(launched.launchParams.action).toBe('viewMap');
+    expect(launched.tokenResponse.oceanSharedEncryptionKey).toBe(SEK_B64);
+    expect(launched.tokenResponse.patient).toBe(PATIENT_ID);
+    // the stand-in read the patient with the launch's token, as a confidential client
+    expect(launched.patient.id).toBe(PATIENT_ID);
 
     // The audit trail shows the admin's changes.
     await page.goto(`${s.url}/admin/audit?action=admin.&user=${ADMIN.username}`);
