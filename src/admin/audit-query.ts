@@ -90,13 +90,16 @@ export async function searchAudit(ctx: AppContext, f: AuditFilter): Promise<Audi
     params.push(value);
     where.push(sql.replace('?', `$${params.length}`));
   };
-  // The user filter takes an id or a username.
+  // The user filter takes an id or a username, resolved first so that the filter is a plain
+  // equality the (user_id, id) index answers in page order.
   if (f.user) {
-    params.push(f.user);
-    const n = params.length;
-    where.push(
-      `(e.user_id = $${n} OR e.user_id IN (SELECT id FROM users WHERE lower(username) = lower($${n})))`,
+    const { rows } = await ctx.db.query<{ id: string }>(
+      'SELECT id FROM users WHERE id = $1 OR lower(username) = lower($1)',
+      [f.user],
     );
+    const ids = rows.length > 0 ? rows.map((r) => r.id) : [f.user]; // a removed user's id stays searchable
+    if (ids.length === 1) add('e.user_id = ?', ids[0]);
+    else add('e.user_id = ANY(?)', ids);
   }
   if (f.patient) add('e.patient_id = ?', f.patient);
   if (f.client) add('e.client_id = ?', f.client);
