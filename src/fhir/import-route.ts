@@ -2,11 +2,14 @@
  * POST /admin/api/import: a FHIR Bundle from the admin API (admin token checked before any byte is read).
  * - the body is spooled to a private temporary file (never whole in memory), bounded by
  *   IMPORT_BODY_LIMIT (413 beyond), then imported in two streaming passes (src/fhir/import.ts)
+ * - the spool lives in a private directory named after this process (fhir-import-<pid>-…) and is
+ *   removed when the import ends; one left by a process that died mid-import (SIGKILL, power
+ *   loss) is removed by the next start on the host (sweepImportSpools), so PHI does not linger
  * - answers 200 with the response Bundle; a bad bundle is a 400 OperationOutcome, nothing written
  * - audited as admin.import with counts only
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
@@ -22,6 +25,41 @@ export function parseSize(text: string): number {
   if (!m) throw new Error(`not a size: ${text}`);
   const unit = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[m[2]!.toLowerCase() as 'b'];
   return Number(m[1]) * unit;
+}
+
+const SPOOL_PREFIX = 'fhir-import-';
+/** No import takes this long: a spool this old is stale whoever made it. */
+const SPOOL_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+  }
+};
+
+/**
+ * Removes import spools left by processes that are gone (or older than a day); returns how many.
+ * Spools of live processes — another instance on this host importing now — are left alone.
+ */
+export async function sweepImportSpools(dir = tmpdir()): Promise<number> {
+  let removed = 0;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const m = new RegExp(`^${SPOOL_PREFIX}(\\d+)-`).exec(name);
+    if (!m) continue;
+    const path = join(dir, name);
+    const info = await stat(path).catch(() => undefined);
+    if (!info?.isDirectory()) continue;
+    const pid = Number(m[1]);
+    const stale = Date.now() - info.mtimeMs > SPOOL_MAX_AGE_MS;
+    if (pid !== process.pid && (stale || !alive(pid))) {
+      await rm(path, { recursive: true, force: true });
+      removed++;
+    }
+  }
+  return removed;
 }
 
 const tooLarge = () =>
@@ -53,7 +91,7 @@ export function importRoute(ctx: AppContext) {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) throw tooLarge();
 
-    const dir = await mkdtemp(join(tmpdir(), 'fhir-import-'));
+    const dir = await mkdtemp(join(tmpdir(), `${SPOOL_PREFIX}${process.pid}-`));
     const file = join(dir, 'bundle.json');
     try {
       let received = 0;

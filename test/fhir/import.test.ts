@@ -3,7 +3,7 @@
  * idempotence, one transaction (a bad bundle writes nothing), refusals with the entry named.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -325,4 +325,34 @@ describe('npm run import', () => {
     );
     if (usingPostgres) expect((await readResource(server.ctx.db, 'Patient', patientId))?.versionId).toBe(1);
   }, 180_000);
+});
+
+describe('import spools', () => {
+  it('removes spools of processes that are gone or a day old, and keeps those of live processes', async () => {
+    const { sweepImportSpools } = await import('../../src/fhir/import-route.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'spool-sweep-'));
+    // a pid that surely ended: a child that has exited
+    const child = execFile(process.execPath, ['-e', '']);
+    await new Promise((resolve) => child.once('exit', resolve));
+    const spool = (pid: number, suffix: string) => {
+      const path = join(dir, `fhir-import-${pid}-${suffix}`);
+      mkdirSync(path);
+      writeFileSync(join(path, 'bundle.json'), '{"resourceType":"Bundle"}');
+      return path;
+    };
+    const dead = spool(child.pid!, 'dead');
+    const mine = spool(process.pid, 'mine');
+    const live = spool(process.ppid, 'live');
+    const old = spool(process.ppid, 'old');
+    const dayAgo = new Date(Date.now() - 25 * 60 * 60 * 1000);
+    utimesSync(old, dayAgo, dayAgo);
+    writeFileSync(join(dir, 'fhir-import-notes.txt'), 'not a spool');
+
+    expect(await sweepImportSpools(dir)).toBe(2);
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(old)).toBe(false);
+    expect(existsSync(mine)).toBe(true);
+    expect(existsSync(live)).toBe(true);
+    expect(existsSync(join(dir, 'fhir-import-notes.txt'))).toBe(true);
+  });
 });
