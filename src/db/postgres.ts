@@ -76,14 +76,15 @@ export function createPostgresDatabase(
   });
   pool.on('error', (err) => options.onError?.(err));
 
-  const clientQueryable = (client: pg.PoolClient): Queryable => ({
+  /** The pool (a connection per statement) or one checked-out client (a transaction). */
+  const queryable = (target: pg.Pool | pg.PoolClient): Queryable => ({
     async query<R = Row>(
       sql: string,
       params?: readonly unknown[],
       options?: QueryOptions,
     ): Promise<QueryResult<R>> {
       try {
-        const r = await client.query(queryConfig(sql, params, options));
+        const r = await target.query(queryConfig(sql, params, options));
         return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
       } catch (err) {
         throw wrap(err);
@@ -91,34 +92,18 @@ export function createPostgresDatabase(
     },
     async exec(sql: string): Promise<void> {
       try {
-        await client.query(sql);
+        await target.query(sql);
       } catch (err) {
         throw wrap(err);
       }
     },
   });
+  const top = queryable(pool);
 
   return {
     kind: 'postgres',
-    async query<R = Row>(
-      sql: string,
-      params?: readonly unknown[],
-      options?: QueryOptions,
-    ): Promise<QueryResult<R>> {
-      try {
-        const r = await pool.query(queryConfig(sql, params, options));
-        return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
-      } catch (err) {
-        throw wrap(err);
-      }
-    },
-    async exec(sql: string): Promise<void> {
-      try {
-        await pool.query(sql);
-      } catch (err) {
-        throw wrap(err);
-      }
-    },
+    query: top.query,
+    exec: top.exec,
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       let client: pg.PoolClient;
       try {
@@ -137,7 +122,7 @@ export function createPostgresDatabase(
       client.on('error', onClientError);
       try {
         await client.query('BEGIN');
-        const result = await fn(clientQueryable(client));
+        const result = await fn(queryable(client));
         await client.query('COMMIT');
         return result;
       } catch (err) {
