@@ -46,24 +46,39 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
   const finish = (req: Request, res: Response, result: Record<string, unknown>) =>
     getProvider().interactionFinished(req, res, result, { mergeWithLastSubmission: false });
 
+  /**
+   * The EHR user and the client of an interaction; undefined once the answer has been sent
+   * instead: the sign-in page (no EHR session) or the client's error (no longer registered).
+   */
+  const signedInAndRegistered = async (
+    req: Request,
+    res: Response,
+    details: Details,
+  ): Promise<{ userId: string; client: ClientInfo } | undefined> => {
+    const userId = req.session?.userId;
+    if (!userId) {
+      res.redirect(303, `/login?returnTo=${encodeURIComponent(`/interaction/${details.uid}`)}`);
+      return undefined;
+    }
+    const client = (await getProvider().Client.find(String(details.params.client_id))) as
+      | ClientInfo
+      | undefined;
+    if (!client) {
+      await finish(req, res, {
+        error: 'invalid_client',
+        error_description: 'the client is no longer registered',
+      });
+      return undefined;
+    }
+    return { userId, client };
+  };
+
   const show: RequestHandler = async (req, res, next) => {
     try {
       const details = await load(req, res);
-      const userId = req.session?.userId;
-      if (!userId) {
-        res.redirect(303, `/login?returnTo=${encodeURIComponent(`/interaction/${details.uid}`)}`);
-        return;
-      }
-      const client = (await getProvider().Client.find(String(details.params.client_id))) as
-        | ClientInfo
-        | undefined;
-      if (!client) {
-        await finish(req, res, {
-          error: 'invalid_client',
-          error_description: 'the client is no longer registered',
-        });
-        return;
-      }
+      const parties = await signedInAndRegistered(req, res, details);
+      if (!parties) return;
+      const { userId, client } = parties;
       if (client.pre_authorized !== false) {
         await complete(req, res, details, client, userId);
         return;
@@ -89,21 +104,9 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
     try {
       const details = await load(req, res);
       if (details.uid !== req.params.uid) throw expired();
-      const userId = req.session?.userId;
-      if (!userId) {
-        res.redirect(303, `/login?returnTo=${encodeURIComponent(`/interaction/${details.uid}`)}`);
-        return;
-      }
-      const client = (await getProvider().Client.find(String(details.params.client_id))) as
-        | ClientInfo
-        | undefined;
-      if (!client) {
-        await finish(req, res, {
-          error: 'invalid_client',
-          error_description: 'the client is no longer registered',
-        });
-        return;
-      }
+      const parties = await signedInAndRegistered(req, res, details);
+      if (!parties) return;
+      const { userId, client } = parties;
       if ((req.body as Record<string, unknown>)?.decision !== 'allow') {
         await finish(req, res, {
           error: 'access_denied',
