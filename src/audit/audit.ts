@@ -23,12 +23,23 @@ export interface AuditEvent {
   detail?: Record<string, string | number | boolean | null> | null;
 }
 
-const COLUMNS = 9;
-const INSERT_COLUMNS =
-  'INSERT INTO audit_events (action, outcome, user_id, client_id, patient_id, entity, request_id, ip, detail)';
+/** The columns an event fills, in the order of eventValues(). */
+const COLUMNS = [
+  'action',
+  'outcome',
+  'user_id',
+  'client_id',
+  'patient_id',
+  'entity',
+  'request_id',
+  'ip',
+  'detail',
+] as const;
+type Column = (typeof COLUMNS)[number];
+const sqlType = (c: Column) => (c === 'detail' ? 'jsonb' : 'text');
+const INSERT_COLUMNS = `INSERT INTO audit_events (${COLUMNS.join(', ')})`;
 const INSERT_BATCH = `${INSERT_COLUMNS}
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                       $8::text[], $9::jsonb[])`;
+  SELECT * FROM unnest(${COLUMNS.map((c, i) => `$${i + 1}::${sqlType(c)}[]`).join(', ')})`;
 const MAX_BATCH = 500;
 
 interface Pending {
@@ -75,7 +86,7 @@ export class AuditTrail {
   async #insert(events: AuditEvent[]): Promise<void> {
     // One array per column: the statement text is the same whatever the batch size, so it is
     // prepared once per connection instead of parsed and planned for every batch.
-    const columns: unknown[][] = Array.from({ length: COLUMNS }, () => []);
+    const columns: unknown[][] = COLUMNS.map(() => []);
     for (const e of events) {
       eventValues(e).forEach((v, i) => {
         columns[i]!.push(v);
@@ -111,20 +122,14 @@ export function auditedChange(
   source: string,
   event: AuditEvent,
   params: unknown[],
-  fromSource: { clientId?: string; patientId?: string; entity?: string; detail?: string } = {},
+  fromSource: Partial<Record<'client_id' | 'patient_id' | 'entity' | 'detail', string>> = {},
 ): string {
   const values = eventValues(event);
-  const fromColumns: Record<number, string | undefined> = {
-    3: fromSource.clientId,
-    4: fromSource.patientId,
-    5: fromSource.entity,
-    8: fromSource.detail,
-  };
-  const select = values.map((v, i) => {
-    const column = fromColumns[i];
-    if (column) return column;
-    params.push(v);
-    return i === 8 ? `$${params.length}::jsonb` : `$${params.length}::text`;
+  const select = COLUMNS.map((column, i) => {
+    const expression = fromSource[column as keyof typeof fromSource];
+    if (expression) return expression;
+    params.push(values[i]);
+    return `$${params.length}::${sqlType(column)}`;
   });
   return `audited AS (${INSERT_COLUMNS}
       SELECT ${select.join(', ')}

@@ -28,6 +28,8 @@ export function parseSize(text: string): number {
 }
 
 const SPOOL_PREFIX = 'fhir-import-';
+/** fhir-import-<pid>-<random>, the directory mkdtemp makes for one import. */
+const SPOOL_NAME = new RegExp(`^${SPOOL_PREFIX}(\\d+)-`);
 /** No import takes this long: a spool this old is stale whoever made it. */
 const SPOOL_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 
@@ -47,7 +49,7 @@ const alive = (pid: number): boolean => {
 export async function sweepImportSpools(dir = tmpdir()): Promise<number> {
   let removed = 0;
   for (const name of await readdir(dir).catch(() => [] as string[])) {
-    const m = new RegExp(`^${SPOOL_PREFIX}(\\d+)-`).exec(name);
+    const m = SPOOL_NAME.exec(name);
     if (!m) continue;
     const path = join(dir, name);
     const info = await stat(path).catch(() => undefined);

@@ -14,10 +14,10 @@ import { readHandlers } from './read.ts';
 import { isSupportedType } from './resource-types.ts';
 import { searchHandler } from './search.ts';
 
-/** `api`: the FHIR API under /fhir (bearer tokens, read-only); `router`: the admin import. */
 /** metadata or a capitalised resource type (known or not: unknown ones get a FHIR 404). */
 const FHIR_PATH = /^\/(metadata|[A-Z][A-Za-z]{0,63})(\/|$)/;
 
+/** `api`: the FHIR API under /fhir (bearer tokens, read-only); `router`: the admin import. */
 export function fhirRoutes(ctx: AppContext): { api: Router; router: Router } {
   const verifier = new AccessTokenVerifier(ctx);
   const { read, vread, history } = readHandlers(ctx);

@@ -148,7 +148,7 @@ export async function createLaunchContext(
       detail: { action: v.action },
     },
     params,
-    { clientId: 'created.client_id' },
+    { client_id: 'created.client_id' },
   );
   const { rows } = await ctx.db.query<{ expires_at: Date | string; client_id: string; launch_url: string }>(
     `WITH created AS (
@@ -244,7 +244,7 @@ export async function consumeLaunchContext(
     },
     params,
     {
-      patientId: 'used.patient_id',
+      patient_id: 'used.patient_id',
       entity: `'Patient/' || used.patient_id`,
       detail: `jsonb_build_object('site', used.site_num, 'action', used.action)`,
     },
