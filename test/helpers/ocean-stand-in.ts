@@ -23,13 +23,11 @@ export interface LaunchResult {
 }
 
 export class OceanStandIn {
-  /** Set for a confidential client (client_secret_post); empty for a public one. */
-  clientSecret = '';
-  constructor(readonly scope = OCEAN_SCOPE) {}
-
   server: Server = createServer((req, res) => void this.#handle(req, res));
   url = '';
   clientId = '';
+  /** Set for a confidential client (client_secret_post); empty for a public one. */
+  clientSecret = '';
   results: LaunchResult[] = [];
   errors: string[] = [];
   #pending = new Map<
@@ -42,6 +40,8 @@ export class OceanStandIn {
       smart: Record<string, unknown>;
     }
   >();
+
+  constructor(readonly scope = OCEAN_SCOPE) {}
 
   async listen(): Promise<void> {
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));

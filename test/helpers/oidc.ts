@@ -210,47 +210,13 @@ export async function authorize(
     string
   >;
   const form = new URLSearchParams(clean);
-  let url = new URL(`${serverUrl}/fhir/auth`);
-  let method = options.method ?? 'GET';
+  const url = new URL(`${serverUrl}/fhir/auth`);
+  const method = options.method ?? 'GET';
   if (method === 'GET') url.search = form.toString();
-  const hops: string[] = [];
-  for (let i = 0; i < (options.maxHops ?? 10); i++) {
-    const res = await fetch(url, {
-      method,
-      redirect: 'manual',
-      headers: {
-        cookie: jar.header(url.pathname),
-        ...(method === 'POST' ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
-      },
-      ...(method === 'POST' ? { body: form.toString() } : {}),
-    });
-    jar.store(res.headers.getSetCookie(), url.pathname);
-    const location = res.headers.get('location');
-    if (res.status < 300 || res.status >= 400 || !location) {
-      return {
-        location: url,
-        hops,
-        stoppedAt: { status: res.status, body: await res.text(), url: url.toString() },
-      };
-    }
-    await res.arrayBuffer();
-    const next = new URL(location, url);
-    hops.push(next.toString());
-    if (next.origin !== new URL(serverUrl).origin) {
-      const q = next.searchParams;
-      return {
-        location: next,
-        hops,
-        ...(q.get('code') ? { code: q.get('code')! } : {}),
-        ...(q.get('state') ? { state: q.get('state')! } : {}),
-        ...(q.get('error') ? { error: q.get('error')! } : {}),
-        ...(q.get('error_description') ? { errorDescription: q.get('error_description')! } : {}),
-      };
-    }
-    url = next;
-    method = 'GET';
-  }
-  throw new Error('too many redirects');
+  return followRedirects(serverUrl, url, jar, {
+    ...(method === 'POST' ? { form } : {}),
+    ...(options.maxHops !== undefined ? { maxHops: options.maxHops } : {}),
+  });
 }
 
 export interface TokenRequestAuth {
@@ -389,11 +355,22 @@ export async function followRedirects(
   serverUrl: string,
   start: URL,
   jar: CookieJar,
+  /** `form`: the first request is a form POST of it (SMART's authorize-post); the rest are GETs. */
+  options: { form?: URLSearchParams; maxHops?: number } = {},
 ): Promise<AuthorizeResult> {
   let url = start;
+  let form = options.form;
   const hops: string[] = [];
-  for (let i = 0; i < 10; i++) {
-    const res = await fetch(url, { redirect: 'manual', headers: { cookie: jar.header(url.pathname) } });
+  for (let i = 0; i < (options.maxHops ?? 10); i++) {
+    const res = await fetch(url, {
+      redirect: 'manual',
+      headers: {
+        cookie: jar.header(url.pathname),
+        ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+      },
+      ...(form ? { method: 'POST', body: form.toString() } : {}),
+    });
+    form = undefined;
     jar.store(res.headers.getSetCookie(), url.pathname);
     const location = res.headers.get('location');
     if (res.status < 300 || res.status >= 400 || !location) {
@@ -414,6 +391,7 @@ export async function followRedirects(
         ...(q.get('code') ? { code: q.get('code')! } : {}),
         ...(q.get('state') ? { state: q.get('state')! } : {}),
         ...(q.get('error') ? { error: q.get('error')! } : {}),
+        ...(q.get('error_description') ? { errorDescription: q.get('error_description')! } : {}),
       };
     }
   }
