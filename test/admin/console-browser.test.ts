@@ -11,15 +11,13 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../src/ehr/users.ts';
-import { createLogger } from '../../src/http/logger.ts';
 import { CHROMIUM, haveChromium, launchChromium } from '../helpers/browser.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { OceanStandIn } from '../helpers/ocean-stand-in.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { capturedLogger, startTestServer, type TestServer } from '../helpers/server.ts';
 
 const ARTIFACTS = join(process.cwd(), 'test-artifacts', 'admin');
 const ADMIN = { username: 'it.admin', password: 'browser admin password' };
@@ -33,7 +31,7 @@ describe.skipIf(!haveChromium)(`admin console in a real browser (${CHROMIUM})`, 
   let s: TestServer;
   let browser: Browser;
   let ocean: OceanStandIn;
-  const logLines: string[] = [];
+  const { logger, lines: logLines } = capturedLogger('debug');
   const responses: Promise<{ method: string; url: string; body: string }>[] = [];
 
   const shot = (page: Page, name: string) =>
@@ -42,13 +40,7 @@ describe.skipIf(!haveChromium)(`admin console in a real browser (${CHROMIUM})`, 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     t = await createTestDatabase();
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        logLines.push(...String(chunk).split('\n').filter(Boolean));
-        done();
-      },
-    });
-    s = await startTestServer(t.db, {}, createLogger('debug', sink));
+    s = await startTestServer(t.db, {}, logger);
     await createUser(s.ctx, {
       ...ADMIN,
       given_name: 'Ivy',

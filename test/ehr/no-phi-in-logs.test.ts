@@ -1,12 +1,10 @@
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SESSION_COOKIE } from '../../src/ehr/session.ts';
 import { createUser } from '../../src/ehr/users.ts';
 import { putResource } from '../../src/fhir/repository.ts';
-import { createLogger } from '../../src/http/logger.ts';
 import { addSite, createClient } from '../../src/oidc/clients-store.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { capturedLogger, startTestServer, type TestServer } from '../helpers/server.ts';
 import { BrowserSession } from './browser-session.ts';
 
 const PASSWORD = 'Sup3r-secret-passphrase';
@@ -16,17 +14,11 @@ const HCN = '6047936627';
 describe('EHR logs carry no PHI, passwords, launch ids or cookies', () => {
   let t: TestDatabase;
   let s: TestServer;
-  const lines: string[] = [];
+  const { logger, lines } = capturedLogger('debug');
 
   beforeAll(async () => {
     t = await createTestDatabase();
-    const sink = new Writable({
-      write(chunk, _enc, cb) {
-        lines.push(String(chunk));
-        cb();
-      },
-    });
-    s = await startTestServer(t.db, {}, createLogger('debug', sink));
+    s = await startTestServer(t.db, {}, logger);
     await createUser(s.ctx, {
       username: 'logwatcher',
       password: PASSWORD,
@@ -72,7 +64,7 @@ describe('EHR logs carry no PHI, passwords, launch ids or cookies', () => {
     const launchId = new URL(launch.headers.get('location')!).searchParams.get('launch')!;
     const cookie = b.cookies.get(SESSION_COOKIE)!;
 
-    const log = lines.join('');
+    const log = lines.join('\n');
     expect(log.length).toBeGreaterThan(0);
     for (const secret of [
       PASSWORD,

@@ -7,10 +7,23 @@ import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { type Config, loadConfig } from '../../src/config.ts';
 import type { Database } from '../../src/db/database.ts';
 import { createLogger, type Logger } from '../../src/http/logger.ts';
 import { type BuiltServer, buildServer } from '../../src/server.ts';
+
+/** A logger at `level` whose output lines are kept, for tests of what is (and is never) logged. */
+export function capturedLogger(level: string): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(...String(chunk).split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return { logger: createLogger(level, sink), lines };
+}
 
 /** One SECRETS_KEY per test process, so instances in one test share it like a real deployment. */
 export const TEST_SECRETS_KEY = randomBytes(32).toString('base64');

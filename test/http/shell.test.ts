@@ -1,23 +1,16 @@
-import { Writable } from 'node:stream';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, redactUrl } from '../../src/http/logger.ts';
+import { redactUrl } from '../../src/http/logger.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { capturedLogger, startTestServer, type TestServer } from '../helpers/server.ts';
 
 describe('HTTP shell', () => {
   let t: TestDatabase;
   let s: TestServer;
-  const lines: string[] = [];
+  const { logger, lines } = capturedLogger('info');
   beforeAll(async () => {
     t = await createTestDatabase();
-    const sink = new Writable({
-      write(chunk, _enc, cb) {
-        lines.push(String(chunk));
-        cb();
-      },
-    });
-    s = await startTestServer(t.db, {}, createLogger('info', sink));
+    s = await startTestServer(t.db, {}, logger);
   });
   afterAll(async () => {
     await s.stop();
@@ -61,7 +54,7 @@ describe('HTTP shell', () => {
 
   it('keeps query values (PHI, codes) out of request logs', async () => {
     await request(s.url).get('/fhir/Patient?name=Tremblay&identifier=9876543210');
-    const text = lines.join('');
+    const text = lines.join('\n');
     expect(text).toContain('/fhir/Patient?name=…&identifier=…');
     expect(text).not.toContain('Tremblay');
     expect(text).not.toContain('9876543210');

@@ -4,12 +4,10 @@
  * FHIR requests by resource type, interaction and status, with latency histograms and pool
  * use — and names no patient. Every log line written while serving a request carries its id.
  */
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createLogger } from '../../src/http/logger.ts';
 import { fhirInteraction } from '../../src/http/metrics.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../helpers/server.ts';
+import { capturedLogger, startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../helpers/server.ts';
 import { DEMO_CLINICIANS, DEMO_SITE, type DeploymentSetup, prepareDeployment } from './cluster.ts';
 import { Clinician, discover, fhirGet, redeemCode, refresh } from './flow.ts';
 
@@ -33,17 +31,11 @@ describe('observability: /metrics and request ids', () => {
   let t: TestDatabase;
   let s: TestServer;
   let setup: DeploymentSetup;
-  const lines: string[] = [];
+  const { logger, lines } = capturedLogger('info');
 
   beforeAll(async () => {
     t = await createTestDatabase();
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(...String(chunk).split('\n').filter(Boolean));
-        done();
-      },
-    });
-    s = await startTestServer(t.db, { DEMO_DATA: 'true' }, createLogger('info', sink));
+    s = await startTestServer(t.db, { DEMO_DATA: 'true' }, logger);
     setup = await prepareDeployment(s.url, TEST_ADMIN_TOKEN, 3);
   });
   afterAll(async () => {
