@@ -1,28 +1,39 @@
 /*
- * Complete SMART EHR launches per second on PostgreSQL, beside a bare oidc-provider.
- * - product: the real server (src/main.ts) in its own process on 127.0.0.1, on a fresh PostgreSQL
- *   database; each launch is GET /launch → /fhir/auth → /interaction → /fhir/auth/:uid → code at
- *   redirect_uri → POST /fhir/token (PKCE) → the id_token validated like a relying party does
- *   (signature against the JWKS, iss, aud, exp, nonce)
- * - baseline: oidc-provider alone in its own process, in-memory adapter, one static public client,
- *   an interaction that finishes at once, one grant per authorization — the same hops minus /launch
- * - load generator: this process, N concurrent browsers with keep-alive, beside the servers
- * Reports launches/s, p50/p99 of a whole launch and of the token request alone, and ratios.
+ * Complete SMART EHR launches on PostgreSQL, beside a bare oidc-provider, in two scenarios:
+ * - public: a public client (PKCE), pre-authorized, RS256 id_token, LAUNCH_BENCH_CONCURRENCY
+ *   browsers (default 24) — a browser with a provider session gets its grant at /fhir/auth
+ * - confidential: `client_secret_basic`, ES256 id_token, scope with `offline_access` (so
+ *   `prompt=consent`, a consent page, a refresh token), 8 clinicians each with their own EHR
+ *   session; the browser reads the consent page and posts its form with the CSRF token
+ * - product: the real server (src/main.ts) in its own process on a fresh PostgreSQL database; a
+ *   launch is GET /launch → /fhir/auth → (/interaction → consent → /fhir/auth/:uid) → code →
+ *   POST /fhir/token → the id_token verified like a relying party (JWKS signature with the
+ *   client's alg, iss, aud, exp, nonce)
+ * - baseline: oidc-provider alone in its own process, in-memory adapter, the matching static
+ *   clients (public / confidential ES256 with refresh tokens), an interaction that finishes at
+ *   once (login and consent in one step), one grant per authorization — the same hops minus /launch
+ * - load generator: this process, beside the servers; both servers run through the whole bench
+ *   and each phase alternates bare → product, so drift in machine load hits both alike
+ * Reports per scenario: launches/s, p50/p99, server CPU per launch (the Node process), PostgreSQL
+ * CPU per launch (./pg-cpu.ts) and one clinician alone (concurrency 1), with ratios to bare.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { createLocalJWKSet, type JWK, jwtVerify } from 'jose';
+import { createLocalJWKSet, exportJWK, generateKeyPair, type JWK, jwtVerify } from 'jose';
 import pg from 'pg';
+import { cpuSeconds, type PgCpuMeter, pgCpuMeter } from './pg-cpu.ts';
 import type { BenchArgs } from './run.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const REDIRECT_URI = 'https://ocean.bench.invalid/cb';
 const CONCURRENCY = Number(process.env.LAUNCH_BENCH_CONCURRENCY ?? 24);
+/** The issue's confidential scenario: 8 clinicians, each with their own EHR session. */
+const CLINICIANS = 8;
+const BARE_SECRET = 'bench-confidential-secret';
 
 // ---------------------------------------------------------------------------------------------
 // Child role: the bare oidc-provider baseline (started by the parent with LAUNCH_BENCH_ROLE=bare).
@@ -31,7 +42,17 @@ if (process.env.LAUNCH_BENCH_ROLE === 'bare') {
   const { default: Provider } = await import('oidc-provider');
   const port = Number(process.env.PORT);
   const issuer = `http://127.0.0.1:${port}/fhir`;
+  // Both algorithms the product signs with, so each client gets its own alg as in the product.
+  const keys = await Promise.all(
+    (['RS256', 'ES256'] as const).map(async (alg) => ({
+      ...(await exportJWK((await generateKeyPair(alg, { extractable: true })).privateKey)),
+      alg,
+      use: 'sig',
+      kid: `bench-${alg}`,
+    })),
+  );
   const provider = new Provider(issuer, {
+    jwks: { keys } as never,
     clients: [
       {
         client_id: 'bench',
@@ -40,7 +61,18 @@ if (process.env.LAUNCH_BENCH_ROLE === 'bare') {
         grant_types: ['authorization_code'],
         response_types: ['code'],
       },
+      {
+        client_id: 'bench-confidential',
+        client_secret: BARE_SECRET,
+        token_endpoint_auth_method: 'client_secret_basic',
+        id_token_signed_response_alg: 'ES256',
+        redirect_uris: [REDIRECT_URI],
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+      },
     ],
+    scopes: ['openid', 'offline_access'],
+    enabledJWA: { idTokenSigningAlgValues: ['RS256', 'ES256'] },
     findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
     features: { devInteractions: { enabled: false } },
     interactions: { url: (_ctx, i) => `/interaction/${i.uid}` },
@@ -53,9 +85,11 @@ if (process.env.LAUNCH_BENCH_ROLE === 'bare') {
   const callback = provider.callback();
   const server = createServer(async (req, res) => {
     if (req.url?.startsWith('/interaction/')) {
+      // login and consent (offline_access included) in one step that finishes at once
       try {
         const details = await provider.interactionDetails(req, res);
-        const grant = new provider.Grant({ accountId: 'bench-user', clientId: 'bench' });
+        const clientId = String(details.params.client_id);
+        const grant = new provider.Grant({ accountId: 'bench-user', clientId });
         grant.addOIDCScope(String(details.params.scope ?? 'openid'));
         const grantId = await grant.save();
         await provider.interactionFinished(req, res, {
@@ -112,18 +146,68 @@ class Jar {
 interface Flow {
   issuer: string;
   clientId: string;
-  /** Returns the launch parameter (and the iss) for one launch, or none for the baseline. */
+  /** Confidential clients authenticate at the token endpoint with client_secret_basic. */
+  clientSecret?: string;
+  /** The id_token's signing alg this client registered (the only one its relying party accepts). */
+  idTokenAlg: 'RS256' | 'ES256';
+  /** Returns the launch parameter for one launch, or none for the baseline. */
   startLaunch(jar: Jar): Promise<{ launch?: string }>;
   jwks: ReturnType<typeof createLocalJWKSet>;
   scope: string;
+  /** offline_access: prompt=consent, and the token response must carry a refresh token. */
+  offline: boolean;
 }
 
+const unescapeHtml = (s: string) =>
+  s.replace(/&(amp|lt|gt|quot|#39|#x27);/g, (_m, e: string) =>
+    e === 'amp' ? '&' : e === 'lt' ? '<' : e === 'gt' ? '>' : e === 'quot' ? '"' : "'",
+  );
+
+/**
+ * A page with a POST form (the consent page): its action and hidden fields, with the "allow"
+ * button's value — what a person clicking Allow submits.
+ */
+function consentForm(html: string): { action: string; fields: URLSearchParams } | undefined {
+  const form = /<form[^>]*method="post"[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/i.exec(html);
+  if (!form) return undefined;
+  const fields = new URLSearchParams();
+  for (const m of form[2]!.matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/gi))
+    fields.append(unescapeHtml(m[1]!), unescapeHtml(m[2]!));
+  const allow = /<button[^>]*name="([^"]+)"[^>]*value="allow"/i.exec(form[2]!);
+  if (!allow) return undefined;
+  fields.append(allow[1]!, 'allow');
+  return { action: unescapeHtml(form[1]!), fields };
+}
+
+/** Follows redirects on the server's origin; answers a consent page by allowing. */
 async function follow(url: URL, jar: Jar, origin: string): Promise<URL> {
-  for (let i = 0; i < 8; i++) {
-    const res = await fetch(url, { redirect: 'manual', headers: { cookie: jar.header(url.pathname) } });
+  let post: URLSearchParams | undefined;
+  for (let i = 0; i < 10; i++) {
+    const res = await fetch(url, {
+      redirect: 'manual',
+      ...(post
+        ? {
+            method: 'POST',
+            body: post.toString(),
+            headers: {
+              cookie: jar.header(url.pathname),
+              'content-type': 'application/x-www-form-urlencoded',
+              origin,
+            },
+          }
+        : { headers: { cookie: jar.header(url.pathname) } }),
+    });
+    post = undefined;
     jar.set(res.headers.getSetCookie(), url.pathname);
-    await res.arrayBuffer();
     const loc = res.headers.get('location');
+    if (!loc && res.status === 200) {
+      const form = consentForm(await res.text());
+      if (!form) throw new Error(`flow stopped with a page without a form at ${url.pathname}`);
+      url = new URL(form.action, url);
+      post = form.fields;
+      continue;
+    }
+    await res.arrayBuffer();
     if (!loc) throw new Error(`flow stopped with ${res.status} at ${url.pathname}`);
     url = new URL(loc, url);
     if (url.origin !== origin) return url;
@@ -147,30 +231,43 @@ async function oneLaunch(flow: Flow, jar: Jar, tokenTimes: number[]): Promise<vo
     aud: flow.issuer,
     code_challenge: createHash('sha256').update(verifier).digest('base64url'),
     code_challenge_method: 'S256',
+    ...(flow.offline ? { prompt: 'consent' } : {}),
     ...(launch ? { launch } : {}),
   }).toString();
   const back = await follow(auth, jar, new URL(flow.issuer).origin);
   const code = back.searchParams.get('code');
   if (!code || back.searchParams.get('state') !== state)
-    throw new Error(`no code: ${back.searchParams.get('error')}`);
+    throw new Error(
+      `no code: ${back.searchParams.get('error')} ${back.searchParams.get('error_description')}`,
+    );
   const t0 = performance.now();
+  const form: Record<string, string> = {
+    grant_type: 'authorization_code',
+    code,
+    redirect_uri: REDIRECT_URI,
+    code_verifier: verifier,
+  };
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  if (flow.clientSecret) {
+    // RFC 6749 §2.3.1: form-urlencoded id and secret, joined by ":", base64
+    const basic = `${encodeURIComponent(flow.clientId)}:${encodeURIComponent(flow.clientSecret)}`;
+    headers.authorization = `Basic ${Buffer.from(basic).toString('base64')}`;
+  } else form.client_id = flow.clientId;
   const res = await fetch(`${flow.issuer}/token`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'authorization_code',
-      code,
-      redirect_uri: REDIRECT_URI,
-      code_verifier: verifier,
-      client_id: flow.clientId,
-    }).toString(),
+    headers,
+    body: new URLSearchParams(form).toString(),
   });
-  const body = (await res.json()) as { id_token?: string };
+  const body = (await res.json()) as { id_token?: string; refresh_token?: string; error?: string };
   tokenTimes.push(performance.now() - t0);
-  if (res.status !== 200 || !body.id_token) throw new Error(`token ${res.status}`);
+  if (res.status !== 200 || !body.id_token) throw new Error(`token ${res.status} ${body.error ?? ''}`);
+  if (flow.offline && !body.refresh_token) throw new Error('offline_access granted no refresh token');
+  // as a relying party: signature (the client's alg, key from the JWKS), iss, aud, exp, nonce
   const { payload } = await jwtVerify(body.id_token, flow.jwks, {
     issuer: flow.issuer,
     audience: flow.clientId,
+    algorithms: [flow.idTokenAlg],
+    requiredClaims: ['exp', 'iat', 'sub', 'nonce'],
   });
   if (payload.nonce !== nonce) throw new Error('nonce mismatch');
 }
@@ -181,16 +278,28 @@ interface Measured {
   seconds: number;
   launchMs: number[];
   tokenMs: number[];
+  /** CPU seconds of the server's Node process during the phase. */
+  serverCpu: number;
+  /** CPU seconds of the PostgreSQL backends of the bench database during the phase (NaN: none). */
+  pgCpu: number;
   firstError?: string;
 }
 
-async function drive(flow: Flow, jars: Jar[], seconds: number): Promise<Measured> {
+async function drive(
+  flow: Flow,
+  jars: Jar[],
+  seconds: number,
+  server: ChildProcess,
+  pgMeter?: PgCpuMeter,
+): Promise<Measured> {
   const launchMs: number[] = [];
   const tokenMs: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
-  const end = performance.now() + seconds * 1000;
+  const stopPg = await pgMeter?.start();
+  const cpu0 = cpuSeconds(server.pid);
   const start = performance.now();
+  const end = start + seconds * 1000;
   await Promise.all(
     jars.map(async (jar) => {
       while (performance.now() < end) {
@@ -205,24 +314,19 @@ async function drive(flow: Flow, jars: Jar[], seconds: number): Promise<Measured
       }
     }),
   );
+  const elapsed = (performance.now() - start) / 1000;
+  const serverCpu = cpuSeconds(server.pid) - cpu0;
+  const pgCpu = stopPg ? await stopPg() : Number.NaN;
   return {
     launches: launchMs.length,
     errors,
-    seconds: (performance.now() - start) / 1000,
+    seconds: elapsed,
     launchMs,
     tokenMs,
+    serverCpu,
+    pgCpu,
     ...(firstError ? { firstError } : {}),
   };
-}
-
-/** CPU seconds (user + system) a process has used so far (Linux /proc; 100 ticks a second). */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return Number.NaN;
-  }
 }
 
 const pct = (xs: number[], p: number) => {
@@ -285,6 +389,88 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------
+
+interface Side {
+  flow: Flow;
+  jars: Jar[];
+  server: ChildProcess;
+  pg?: PgCpuMeter;
+}
+
+/** One scenario: warm-up, N browsers, then one clinician alone — bare then product each time. */
+async function scenario(
+  title: string,
+  what: string,
+  ours: Side,
+  bare: Side,
+  seconds: number,
+): Promise<string> {
+  const run = (s: Side, jars: Jar[], secs: number) => drive(s.flow, jars, secs, s.server, s.pg);
+  await run(bare, bare.jars, 2);
+  await run(ours, ours.jars, 2);
+  const base = await run(bare, bare.jars, seconds);
+  const mine = await run(ours, ours.jars, seconds);
+  const alone = Math.max(3, Math.round(seconds / 2));
+  const base1 = await run(bare, bare.jars.slice(0, 1), alone);
+  const mine1 = await run(ours, ours.jars.slice(0, 1), alone);
+
+  const rate = (m: Measured) => m.launches / m.seconds;
+  const perLaunch = (cpu: number, m: Measured) => (cpu * 1000) / Math.max(1, m.launches);
+  const f = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '—');
+  const ratio = (a: number, b: number) => (Number.isFinite(a / b) && b > 0 ? `${(a / b).toFixed(2)}×` : '');
+  const row = (label: string, a: number, b: number) => [label, f(a), f(b), ratio(a, b)];
+  const cpuMine = perLaunch(mine.serverCpu, mine);
+  const cpuBase = perLaunch(base.serverCpu, base);
+  const pgMine = perLaunch(mine.pgCpu, mine);
+  const aloneP50 = pct(mine1.launchMs, 50);
+  const n = ours.jars.length;
+  const rows = [
+    row(`complete launches/s (${n} browsers)`, rate(mine), rate(base)),
+    row('launch p50 (ms)', pct(mine.launchMs, 50), pct(base.launchMs, 50)),
+    row('launch p99 (ms)', pct(mine.launchMs, 99), pct(base.launchMs, 99)),
+    row('token request p50 (ms)', pct(mine.tokenMs, 50), pct(base.tokenMs, 50)),
+    row('**server CPU per launch** (ms, Node process)', cpuMine, cpuBase),
+    ['**PostgreSQL CPU per launch** (ms, backends of the bench database)', f(pgMine), '— (memory)', ''],
+    row('server + PostgreSQL CPU per launch (ms)', cpuMine + pgMine, cpuBase),
+    row('**one clinician alone**: launch p50 (ms)', aloneP50, pct(base1.launchMs, 50)),
+    row('one clinician alone: launch p99 (ms)', pct(mine1.launchMs, 99), pct(base1.launchMs, 99)),
+    row(
+      'one clinician alone: server CPU per launch (ms)',
+      perLaunch(mine1.serverCpu, mine1),
+      perLaunch(base1.serverCpu, base1),
+    ),
+    [
+      'one clinician alone: PostgreSQL CPU per launch (ms)',
+      f(perLaunch(mine1.pgCpu, mine1)),
+      '— (memory)',
+      '',
+    ],
+    [
+      'launches measured / errors',
+      `${mine.launches + mine1.launches} / ${mine.errors + mine1.errors}`,
+      `${base.launches + base1.launches} / ${base.errors + base1.errors}`,
+      '',
+    ],
+  ];
+  const met = (ok: boolean) => (ok ? 'met ✓' : 'NOT met ✗');
+  const errors = [mine, mine1, base, base1].flatMap((m, i) =>
+    m.firstError ? [`first ${i % 2 === 0 ? 'product' : 'baseline'} error: ${m.firstError}`] : [],
+  );
+  return [
+    `### ${title}`,
+    '',
+    what,
+    '',
+    '| measure | product (PostgreSQL) | bare oidc-provider (memory) | ratio |',
+    '| --- | ---: | ---: | ---: |',
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+    '',
+    `Targets: server CPU per launch ≤ 2× bare — ${(cpuMine / cpuBase).toFixed(2)}×, ${met(cpuMine <= 2 * cpuBase)}; one clinician alone ≤ 15 ms (p50) — ${f(aloneP50)} ms, ${met(aloneP50 <= 15)}.`,
+    ...(errors.length ? ['', ...errors] : []),
+  ].join('\n');
+}
+
 export default async function launchBench(args: BenchArgs): Promise<string> {
   const seconds = Math.min(args.duration, 20);
   const dbName = `bench_launch_${randomBytes(4).toString('hex')}`;
@@ -315,9 +501,17 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
     RATE_LIMIT_INTROSPECTION: '0',
   };
   const children: ChildProcess[] = [];
+  let meter: PgCpuMeter | undefined;
   try {
     const product = await startChild(['src/main.ts'], env, `${publicUrl}/readyz`);
     children.push(product);
+    const barePort = await freePort();
+    const bare = await startChild(
+      ['bench/launch.bench.ts'],
+      { LAUNCH_BENCH_ROLE: 'bare', PORT: String(barePort) },
+      `http://127.0.0.1:${barePort}/fhir/.well-known/openid-configuration`,
+    );
+    children.push(bare);
 
     // Data, written with the product's own stores through a context of its config and keys.
     const { loadConfig } = await import('../src/config.ts');
@@ -331,31 +525,47 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
     const db = createPostgresDatabase(dbUrl.toString(), { max: 4 });
     const ctx = { config, db, box: new SecretBox(Buffer.from(secretsKey, 'base64')) } as never;
     const { client } = await createClient(ctx, {
-      name: 'Ocean (bench)',
+      name: 'Ocean (bench, public)',
       redirect_uris: [REDIRECT_URI],
       launch_url: 'https://ocean.bench.invalid/sso/smart/auth',
       token_endpoint_auth_method: 'none',
     });
     await addSite(ctx, client.client_id, { siteNum: '1234', sharedEncryptionKey: 'bench SEK' });
+    // Not pre-authorized: the clinician is shown the consent page and allows (the issue's scenario).
+    const confidential = await createClient(ctx, {
+      name: 'Ocean (bench, confidential)',
+      redirect_uris: [REDIRECT_URI],
+      launch_url: 'https://ocean.bench.invalid/sso/smart/auth',
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'ES256',
+      pre_authorized: false,
+    });
+    await addSite(ctx, confidential.client.client_id, {
+      siteNum: '5678',
+      sharedEncryptionKey: 'bench SEK 2',
+    });
     await putResource(db, { resourceType: 'Patient', id: 'bench-patient', name: [{ family: 'Bench' }] });
-    const jars: Jar[] = [];
-    for (let i = 0; i < CONCURRENCY; i++) {
-      const user = await createTestUser(ctx);
-      const jar = new Jar();
-      jar.set([`${(await signIn(ctx, user.id)).cookie}; Path=/`], '/');
-      jars.push(jar);
-    }
+    const clinicians = async (count: number) => {
+      const jars: Jar[] = [];
+      for (let i = 0; i < count; i++) {
+        const user = await createTestUser(ctx);
+        const jar = new Jar();
+        jar.set([`${(await signIn(ctx, user.id)).cookie}; Path=/`], '/');
+        jars.push(jar);
+      }
+      return jars;
+    };
+    const publicJars = await clinicians(CONCURRENCY);
+    const confidentialJars = await clinicians(CLINICIANS);
     await db.close();
+    meter = await pgCpuMeter(args.databaseUrl, dbName);
 
     const issuer = `${publicUrl}/fhir`;
     const jwks = createLocalJWKSet((await (await fetch(`${issuer}/jwks`)).json()) as { keys: JWK[] });
-    const productFlow: Flow = {
-      issuer,
-      clientId: client.client_id,
-      jwks,
-      scope: 'openid fhirUser profile launch patient/*.read',
-      async startLaunch(jar) {
-        const res = await fetch(`${publicUrl}/launch?patient=bench-patient&site=1234&action=viewMap`, {
+    const startLaunch =
+      (site: string) =>
+      async (jar: Jar): Promise<{ launch?: string }> => {
+        const res = await fetch(`${publicUrl}/launch?patient=bench-patient&site=${site}&action=viewMap`, {
           redirect: 'manual',
           headers: { cookie: jar.header('/launch') },
         });
@@ -365,98 +575,95 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
         if (res.status !== 302 || !launch || to.searchParams.get('iss') !== issuer)
           throw new Error(`/launch ${res.status}`);
         return { launch };
-      },
-    };
-    await drive(productFlow, jars, 2); // warm-up
-    const cpu0 = cpuSeconds(product.pid);
-    const ours = await drive(productFlow, jars, seconds);
-    const oursCpuMs = ((cpuSeconds(product.pid) - cpu0) * 1000) / Math.max(1, ours.launches);
-    await stopChild(product);
-    children.length = 0;
-
-    const barePort = await freePort();
-    const bare = await startChild(
-      ['bench/launch.bench.ts'],
-      { LAUNCH_BENCH_ROLE: 'bare', PORT: String(barePort) },
-      `http://127.0.0.1:${barePort}/fhir/.well-known/openid-configuration`,
-    );
-    children.push(bare);
+      };
     const bareIssuer = `http://127.0.0.1:${barePort}/fhir`;
     const bareJwks = createLocalJWKSet((await (await fetch(`${bareIssuer}/jwks`)).json()) as { keys: JWK[] });
-    const bareFlow: Flow = {
-      issuer: bareIssuer,
-      clientId: 'bench',
-      jwks: bareJwks,
-      scope: 'openid',
-      startLaunch: async () => ({}),
-    };
-    const bareJars = Array.from({ length: CONCURRENCY }, () => new Jar());
-    await drive(bareFlow, bareJars, 2);
-    const bcpu0 = cpuSeconds(bare.pid);
-    const base = await drive(bareFlow, bareJars, seconds);
-    const baseCpuMs = ((cpuSeconds(bare.pid) - bcpu0) * 1000) / Math.max(1, base.launches);
+    const noLaunch = async () => ({});
 
-    const rate = (m: Measured) => m.launches / m.seconds;
-    const f = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '—');
-    const rows = [
-      ['complete launches/s', f(rate(ours)), f(rate(base)), `${(rate(ours) / rate(base)).toFixed(2)}×`],
-      [
-        'launch p50 (ms)',
-        f(pct(ours.launchMs, 50)),
-        f(pct(base.launchMs, 50)),
-        `${(pct(ours.launchMs, 50) / pct(base.launchMs, 50)).toFixed(2)}×`,
-      ],
-      [
-        'launch p99 (ms)',
-        f(pct(ours.launchMs, 99)),
-        f(pct(base.launchMs, 99)),
-        `${(pct(ours.launchMs, 99) / pct(base.launchMs, 99)).toFixed(2)}×`,
-      ],
-      [
-        'token request p50 (ms)',
-        f(pct(ours.tokenMs, 50)),
-        f(pct(base.tokenMs, 50)),
-        `${(pct(ours.tokenMs, 50) / pct(base.tokenMs, 50)).toFixed(2)}×`,
-      ],
-      [
-        'token request p99 (ms)',
-        f(pct(ours.tokenMs, 99)),
-        f(pct(base.tokenMs, 99)),
-        `${(pct(ours.tokenMs, 99) / pct(base.tokenMs, 99)).toFixed(2)}×`,
-      ],
-      [
-        'server CPU per launch (ms, Node process only)',
-        f(oursCpuMs),
-        f(baseCpuMs),
-        `${(oursCpuMs / baseCpuMs).toFixed(2)}×`,
-      ],
-      [
-        'launches/s per server core (1000 / CPU ms)',
-        f(1000 / oursCpuMs),
-        f(1000 / baseCpuMs),
-        `${(baseCpuMs / oursCpuMs).toFixed(2)}×`,
-      ],
-      ['errors', String(ours.errors), String(base.errors), ''],
-    ];
+    const publicPart = await scenario(
+      `public client, ${CONCURRENCY} browsers`,
+      'Public client (PKCE S256), pre-authorized, RS256 id_token; scope `openid fhirUser profile launch patient/*.read` (bare: `openid`). A browser with a provider session gets its per-launch grant at /fhir/auth (no interaction page).',
+      {
+        flow: {
+          issuer,
+          clientId: client.client_id,
+          idTokenAlg: 'RS256',
+          jwks,
+          scope: 'openid fhirUser profile launch patient/*.read',
+          offline: false,
+          startLaunch: startLaunch('1234'),
+        },
+        jars: publicJars,
+        server: product,
+        pg: meter,
+      },
+      {
+        flow: {
+          issuer: bareIssuer,
+          clientId: 'bench',
+          idTokenAlg: 'RS256',
+          jwks: bareJwks,
+          scope: 'openid',
+          offline: false,
+          startLaunch: noLaunch,
+        },
+        jars: Array.from({ length: CONCURRENCY }, () => new Jar()),
+        server: bare,
+      },
+      seconds,
+    );
+    const confidentialPart = await scenario(
+      `confidential client, ${CLINICIANS} clinicians`,
+      '`client_secret_basic`, ES256 id_token, scope `openid fhirUser profile launch patient/*.read offline_access` with `prompt=consent` (bare: `openid offline_access`); each clinician has their own EHR session; the product shows its consent page, the browser reads it and posts the form (CSRF token, decision=allow), the bare provider finishes login and consent in one step at once; every token response carries a refresh token.',
+      {
+        flow: {
+          issuer,
+          clientId: confidential.client.client_id,
+          clientSecret: confidential.client_secret!,
+          idTokenAlg: 'ES256',
+          jwks,
+          scope: 'openid fhirUser profile launch patient/*.read offline_access',
+          offline: true,
+          startLaunch: startLaunch('5678'),
+        },
+        jars: confidentialJars,
+        server: product,
+        pg: meter,
+      },
+      {
+        flow: {
+          issuer: bareIssuer,
+          clientId: 'bench-confidential',
+          clientSecret: BARE_SECRET,
+          idTokenAlg: 'ES256',
+          jwks: bareJwks,
+          scope: 'openid offline_access',
+          offline: true,
+          startLaunch: noLaunch,
+        },
+        jars: Array.from({ length: CLINICIANS }, () => new Jar()),
+        server: bare,
+      },
+      seconds,
+    );
+
     return [
-      `## launch — complete SMART EHR launches (${CONCURRENCY} concurrent browsers, ${seconds}s each, load generator on the same machine)`,
+      `## launch — complete SMART EHR launches (${seconds}s per phase, load generator on the same machine)`,
       '',
-      'Product: /launch → /fhir/auth → /interaction → /fhir/auth/:uid → code → POST /fhir/token (PKCE, JWT access token, launch context, audit) → id_token verified (JWKS, iss, aud, nonce); PostgreSQL.',
-      'Baseline: bare oidc-provider, in-memory adapter, one static public client, an interaction that finishes at once, opaque access token; same hops minus /launch.',
+      'Product: src/main.ts on PostgreSQL (its own database). Baseline: bare oidc-provider, in-memory adapter, static clients, opaque access tokens; same hops minus /launch. Each phase runs bare then product; "one clinician alone" is one browser launching back to back (concurrency 1). PostgreSQL CPU: utime+stime of the backends serving the bench database (pg_stat_activity), sampled every 250 ms.',
       '',
-      '| measure | product (PostgreSQL) | bare oidc-provider (memory) | ratio |',
-      '| --- | ---: | ---: | ---: |',
-      ...rows.map((r) => `| ${r.join(' | ')} |`),
+      publicPart,
       '',
-      `Machine load average while measuring: ${loadavg()
+      confidentialPart,
+      '',
+      `Machine load average after measuring: ${loadavg()
         .map((l) => l.toFixed(1))
         .join(
           ' / ',
         )} (1/5/15 min). Wall-clock rates fall with other work on the box; CPU per launch much less so.`,
-      ...(ours.firstError ? ['', `first product error: ${ours.firstError}`] : []),
-      ...(base.firstError ? ['', `first baseline error: ${base.firstError}`] : []),
     ].join('\n');
   } finally {
+    await meter?.close();
     for (const c of children) await stopChild(c);
     const cleanup = new pg.Client({ connectionString: args.databaseUrl });
     await cleanup.connect();
