@@ -1,7 +1,10 @@
 /*
  * Child process of bench/fhir.bench.ts: one HTTP server on 127.0.0.1, either
  * - "product": the real application (buildServer) on the bench database, or
- * - "bare": node:http + pg reading the same rows with the same SQL a minimal server would use
+ * - "bare": node:http + pg reading the same rows with the same SQL a minimal server would use;
+ *   under /audited/ the same server is issue 13's *audited floor*: the same read plus one durable
+ *   audit row per request, group-committed (concurrent requests share one multi-row INSERT into
+ *   the product's audit_events, awaited before answering) — no token check, no framework
  * It reports its own memory (peak RSS sampled every 20 ms) over IPC, so the parent measures
  * the server, not itself. The product child can also mint an access token through the real
  * launch → authorize → token flow, and serves a second port: the "floor", the product's own
@@ -16,19 +19,127 @@ const mode = process.argv[2];
 const databaseUrl = process.env.DATABASE_URL!;
 
 let peak = 0;
+/** JavaScript memory (V8 heap + external + array buffers): what the code holds, not what the OS lent. */
+const jsMemory = () => {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.external;
+};
+let peakJs = 0;
 setInterval(() => {
   peak = Math.max(peak, process.memoryUsage().rss);
+  peakJs = Math.max(peakJs, jsMemory());
 }, 20).unref();
 
 function send(message: unknown) {
   process.send?.(message);
 }
 
+/**
+ * Group commit, as small as it gets: every caller awaits its row's durable INSERT; rows queued
+ * while an INSERT is in flight go together in the next one (one statement text, prepared once).
+ */
+function groupCommit(pool: pg.Pool) {
+  type Row = [
+    action: string,
+    userId: string,
+    clientId: string,
+    patientId: string,
+    entity: string,
+    ip: string,
+  ];
+  let queue: { row: Row; done: (err?: unknown) => void }[] = [];
+  let flushing = false;
+  const drain = async () => {
+    flushing = true;
+    while (queue.length > 0) {
+      const batch = queue;
+      queue = [];
+      try {
+        await pool.query({
+          name: 'bench-audit-batch',
+          text: `INSERT INTO audit_events (action, outcome, user_id, client_id, patient_id, entity, ip)
+                 SELECT a, 'success', u, c, p, e, i
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS t(a, u, c, p, e, i)`,
+          values: [0, 1, 2, 3, 4, 5].map((k) => batch.map((b) => b.row[k])),
+        });
+        for (const b of batch) b.done();
+      } catch (err) {
+        for (const b of batch) b.done(err);
+      }
+    }
+    flushing = false;
+  };
+  return (row: Row) =>
+    new Promise<void>((resolve, reject) => {
+      queue.push({ row, done: (err) => (err ? reject(err) : resolve()) });
+      if (!flushing) void drain();
+    });
+}
+
 async function bare() {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
+  const audit = groupCommit(pool);
   const server = createServer(async (req, res) => {
     try {
       const url = new URL(req.url ?? '/', 'http://x');
+      const audited = /^\/audited\/(Patient|everything)\/([A-Za-z0-9\-.]{1,64})$/.exec(url.pathname);
+      if (audited) {
+        const [, kind, id] = audited as unknown as [string, string, string];
+        if (kind === 'Patient') {
+          const r = await pool.query(
+            `SELECT resource::text AS body FROM fhir_resources WHERE resource_type = 'Patient' AND id = $1`,
+            [id],
+          );
+          if (!r.rows[0]) {
+            res.writeHead(404).end();
+            return;
+          }
+          await audit(['fhir.read', 'bench-user', 'bench-client', id, `Patient/${id}`, '127.0.0.1']);
+          res.writeHead(200, { 'content-type': 'application/fhir+json' }).end(r.rows[0].body);
+          return;
+        }
+        // $everything as the product serves it: pages of _count (keyset `after`), each page one
+        // request with its own audit row, a `next` link while a page is full
+        const count = Math.min(Number(url.searchParams.get('_count') ?? 1000), 1000);
+        const after = Number(url.searchParams.get('after') ?? 0);
+        const first = after === 0;
+        const patient = first
+          ? await pool.query(
+              `SELECT resource::text AS body FROM fhir_resources WHERE resource_type = 'Patient' AND id = $1`,
+              [id],
+            )
+          : undefined;
+        const limit = first ? count - 1 : count;
+        const r = await pool.query(
+          `SELECT seq, resource::text AS body FROM fhir_resources
+            WHERE compartment_patient = $1 AND seq > $2 AND resource_type <> 'Patient' AND NOT deleted
+            ORDER BY seq LIMIT $3`,
+          [id, after, limit],
+        );
+        await audit([
+          'fhir.everything',
+          'bench-user',
+          'bench-client',
+          id,
+          `Patient/${id}/$everything`,
+          '127.0.0.1',
+        ]);
+        const entries = [
+          ...(patient?.rows[0] ? [patient.rows[0].body as string] : []),
+          ...r.rows.map((row) => row.body as string),
+        ];
+        const next =
+          r.rows.length === limit
+            ? `,"link":[{"relation":"next","url":"http://${req.headers.host}/audited/everything/${id}?_count=${count}&after=${r.rows[r.rows.length - 1].seq}"}]`
+            : '';
+        res.writeHead(200, { 'content-type': 'application/fhir+json' });
+        res.write(`{"resourceType":"Bundle","type":"searchset"${next},"entry":[`);
+        entries.forEach((body, i) => {
+          res.write(`${i ? ',' : ''}{"resource":${body}}`);
+        });
+        res.end(']}');
+        return;
+      }
       const read = /^\/Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(url.pathname);
       if (read) {
         const r = await pool.query(
@@ -168,7 +279,8 @@ process.on('message', (m: { cmd: string }) => {
   if (m.cmd === 'mem-reset') {
     global.gc?.();
     peak = process.memoryUsage().rss;
-    send({ rss: peak });
+    peakJs = jsMemory();
+    send({ rss: peak, js: peakJs });
   } else if (m.cmd === 'cpu') {
     const u = process.cpuUsage();
     send({ cpu: (u.user + u.system) / 1000 });
@@ -176,7 +288,8 @@ process.on('message', (m: { cmd: string }) => {
     process.exit(0);
   } else if (m.cmd === 'mem-peak') {
     peak = Math.max(peak, process.memoryUsage().rss);
-    send({ peak });
+    peakJs = Math.max(peakJs, jsMemory());
+    send({ peak, peakJs });
   }
 });
 send({ ready: true, url, floorUrl });
