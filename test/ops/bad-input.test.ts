@@ -27,6 +27,9 @@ const BOOKKEEPING = new Set([
   'schema_migrations',
 ]);
 
+/** An Observation filed under one patient, then refiled under the token's patient. */
+const REFILED = 'refiled-obs';
+
 type Vocabulary = 'fhir' | 'oauth' | 'json' | 'html' | 'any';
 
 interface Answer {
@@ -172,6 +175,31 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       /name="_csrf" value="([^"]+)"/.exec(await (await admin.request('/admin/users')).text())?.[1] ?? '';
     expect(csrf).not.toBe('');
     expect(adminCsrf).not.toBe('');
+    // A result imported under the second patient, then refiled under the first (the token's):
+    // its first version must stay out of the token's reach (_history and vread).
+    for (const patient of [setup.patients[1]!, setup.patients[0]!]) {
+      const imported = await fetch(`${s.url}/admin/api/import`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, 'content-type': 'application/fhir+json' },
+        body: JSON.stringify({
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [
+            {
+              resource: {
+                resourceType: 'Observation',
+                id: REFILED,
+                status: 'final',
+                code: { text: 'Potassium' },
+                subject: { reference: `Patient/${patient}` },
+              },
+              request: { method: 'PUT', url: `Observation/${REFILED}` },
+            },
+          ],
+        }),
+      });
+      expect(imported.status).toBe(200);
+    }
   });
   afterAll(async () => {
     await s?.stop();
@@ -487,6 +515,16 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
         'fhir',
         p.includes('name=') || p.includes('patient=') ? 'not5xx' : undefined,
       );
+    // another chart's version of a resource now in the token's chart: exactly a 404
+    add(
+      'FHIR vread across charts',
+      'GET',
+      `/fhir/Observation/${REFILED}/_history/1`,
+      bearer,
+      undefined,
+      'fhir',
+      404,
+    );
     add(
       'FHIR write refused',
       'POST',
@@ -757,5 +795,10 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
     expect(await digest()).toEqual(before);
     // And the server still works.
     expect((await raw(s.url, 'GET', `/fhir/Patient/${P}`, bearer)).status).toBe(200);
+    // The history of the refiled result lists the token's own version only.
+    const history = await raw(s.url, 'GET', `/fhir/Observation/${REFILED}/_history`, bearer);
+    expect(history.status).toBe(200);
+    expect(JSON.parse(history.body)).toMatchObject({ total: 1, entry: [{ response: { etag: 'W/"2"' } }] });
+    expect(history.body).not.toContain(setup.patients[1]!);
   });
 });
