@@ -1,11 +1,10 @@
 /*
- * The FHIR API's route table (under the FHIR base, /fhir) and the admin import route.
+ * The FHIR API's route table (under the FHIR base, /fhir).
  * - every interaction runs the whole guard pipeline (pipeline.ts): authenticate → typeAllowed →
  *   perform → activeUser → audit → answer
  * - known types only; an unknown capitalised type is a FHIR 404; writes are 405 (read-only API)
  */
 import { type NextFunction, type Request, type Response, Router } from 'express';
-import { requireAdminToken } from '../admin/admin-token.ts';
 import type { AppContext } from '../context.ts';
 import { HttpError, speaks } from '../http/errors.ts';
 import { AccessTokenVerifier } from './access-token.ts';
@@ -13,7 +12,6 @@ import { capabilityStatement } from './capability-statement.ts';
 import { everythingInteraction } from './everything.ts';
 import { cors, FHIR_JSON, negotiate } from './fhir-http.ts';
 import { historyInteraction } from './history.ts';
-import { importRoute } from './import-route.ts';
 import { fhirPipeline } from './pipeline.ts';
 import { readInteraction, vreadInteraction } from './read.ts';
 import { isSupportedType } from './resource-types.ts';
@@ -51,8 +49,8 @@ function readOnly(_req: Request, _res: Response, next: NextFunction) {
   );
 }
 
-/** `api`: the FHIR API under /fhir (bearer tokens, read-only); `router`: the admin import. */
-export function fhirRoutes(ctx: AppContext): { api: Router; router: Router } {
+/** The FHIR API under /fhir (bearer tokens, read-only). */
+export function fhirRoutes(ctx: AppContext): Router {
   const guarded = fhirPipeline(ctx, new AccessTokenVerifier(ctx));
   const metadataText = JSON.stringify(capabilityStatement(ctx)());
   const metadata = (_req: Request, res: Response) => {
@@ -77,8 +75,5 @@ export function fhirRoutes(ctx: AppContext): { api: Router; router: Router } {
   // /fhir/.well-known/…) must not meet this router, whose OPTIONS answer would shadow theirs.
   const api = Router();
   api.use('/fhir', (req, res, next) => (FHIR_PATH.test(req.path) ? fhir(req, res, next) : next()));
-  // The import takes a large body and the admin rate limit: it stays behind the full stack.
-  const router = Router();
-  router.post('/admin/api/import', requireAdminToken(ctx.adminToken), importRoute(ctx));
-  return { api, router };
+  return api;
 }
