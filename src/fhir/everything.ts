@@ -16,8 +16,7 @@ import type { AppContext } from '../context.ts';
 import { badRequest } from '../http/errors.ts';
 import { canSee, typeAllowed } from './access.ts';
 import { listCompartmentRaw } from './compartment-listing.ts';
-import { encodeCursor } from './cursor.ts';
-import { checkId, cursorParam, FHIR_JSON, linkUrl, notFoundAs, parseCount, single } from './fhir-http.ts';
+import { checkId, cursorParam, FHIR_JSON, notFoundAs, pageLinks, parseCount, single } from './fhir-http.ts';
 import type { Interaction } from './pipeline.ts';
 import { sees } from './read.ts';
 import { readRaw } from './reads.ts';
@@ -76,18 +75,7 @@ export function everythingInteraction(ctx: AppContext): Interaction {
       if (sinceText) params.push(['_since', sinceText]);
       if (typeText) params.push(['_type', typeText]);
       params.push(['_count', String(count)]);
-      const path = `/Patient/${id}/$everything`;
-      const links = [
-        {
-          relation: 'self',
-          url: linkUrl(base, path, cursorText ? [...params, ['_cursor', cursorText]] : params),
-        },
-      ];
-      if (page.next)
-        links.push({
-          relation: 'next',
-          url: linkUrl(base, path, [...params, ['_cursor', encodeCursor(page.next)]]),
-        });
+      const links = pageLinks(base, `/Patient/${id}/$everything`, params, cursorText, page.next);
 
       return {
         patientId: id,

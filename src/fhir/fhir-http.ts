@@ -8,7 +8,7 @@
  */
 import type { Request, RequestHandler, Response } from 'express';
 import { badRequest, HttpError, notFound } from '../http/errors.ts';
-import { type Cursor, decodeCursor } from './cursor.ts';
+import { type Cursor, decodeCursor, encodeCursor } from './cursor.ts';
 import { isValidId } from './resource-types.ts';
 
 export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -132,7 +132,7 @@ export function single(req: Request, name: string): string | undefined {
 }
 
 /** The request URL under the FHIR base, with only the given parameters (self/next links). */
-export function linkUrl(base: string, path: string, params: [string, string][]): string {
+function linkUrl(base: string, path: string, params: [string, string][]): string {
   const qs = new URLSearchParams(params).toString();
   return `${base}${path}${qs ? `?${qs}` : ''}`;
 }
@@ -144,4 +144,23 @@ export function cursorParam(req: Request): { text?: string; cursor?: Cursor } {
   const cursor = decodeCursor(text);
   if (!cursor) throw badRequest('_cursor is not a paging cursor of this server');
   return { text, cursor };
+}
+
+/** The self and next links of a paged Bundle; `params` are the parameters understood, `_count` included. */
+export function pageLinks(
+  base: string,
+  path: string,
+  params: [string, string][],
+  cursorText: string | undefined,
+  next: Cursor | undefined,
+): { relation: string; url: string }[] {
+  const links = [
+    {
+      relation: 'self',
+      url: linkUrl(base, path, cursorText ? [...params, ['_cursor', cursorText]] : params),
+    },
+  ];
+  if (next)
+    links.push({ relation: 'next', url: linkUrl(base, path, [...params, ['_cursor', encodeCursor(next)]]) });
+  return links;
 }

@@ -10,8 +10,7 @@
  */
 import type { AppContext } from '../context.ts';
 import type { Cursor } from './cursor.ts';
-import { encodeCursor } from './cursor.ts';
-import { checkId, cursorParam, FHIR_JSON, linkUrl, notFoundAs, parseCount } from './fhir-http.ts';
+import { checkId, cursorParam, FHIR_JSON, notFoundAs, pageLinks, parseCount } from './fhir-http.ts';
 import type { Interaction } from './pipeline.ts';
 import { sees } from './read.ts';
 import { listVersions, type RawResource, readRaw } from './reads.ts';
@@ -67,30 +66,7 @@ export function historyInteraction(ctx: AppContext): Interaction {
         below = batch.at(-1)!.versionId;
       }
 
-      const path = `/${type}/${id}/_history`;
-      const links = [
-        {
-          relation: 'self',
-          url: linkUrl(
-            base,
-            path,
-            cursorText
-              ? [
-                  ['_count', String(count)],
-                  ['_cursor', cursorText],
-                ]
-              : [],
-          ),
-        },
-      ];
-      if (next)
-        links.push({
-          relation: 'next',
-          url: linkUrl(base, path, [
-            ['_count', String(count)],
-            ['_cursor', encodeCursor(next)],
-          ]),
-        });
+      const links = pageLinks(base, `/${type}/${id}/_history`, [['_count', String(count)]], cursorText, next);
       return {
         patientId: current.compartment,
         send(_req, res) {

@@ -12,8 +12,8 @@ import type { Request } from 'express';
 import type { AppContext } from '../context.ts';
 import { badRequest } from '../http/errors.ts';
 import { canSee, searchScope } from './access.ts';
-import { type Cursor, encodeCursor } from './cursor.ts';
-import { cursorParam, FHIR_JSON, linkUrl, parseCount } from './fhir-http.ts';
+import type { Cursor } from './cursor.ts';
+import { cursorParam, FHIR_JSON, pageLinks, parseCount } from './fhir-http.ts';
 import type { Interaction } from './pipeline.ts';
 import { isCompartmentType, isValidId, patientIdOfReference } from './resource-types.ts';
 import { INDEXED_TYPES, likePrefix, normalizeText } from './search-index.ts';
@@ -214,25 +214,7 @@ export function searchInteraction(ctx: AppContext): Interaction {
       );
       const patients = [...new Set(visible.map((r) => r.compartment_patient).filter(Boolean))];
 
-      const links = [
-        {
-          relation: 'self',
-          url: linkUrl(base, `/${type}`, [
-            ...b.used,
-            ['_count', String(count)],
-            ...(cursorText ? [['_cursor', cursorText] as [string, string]] : []),
-          ]),
-        },
-      ];
-      if (next)
-        links.push({
-          relation: 'next',
-          url: linkUrl(base, `/${type}`, [
-            ...b.used,
-            ['_count', String(count)],
-            ['_cursor', encodeCursor(next)],
-          ]),
-        });
+      const links = pageLinks(base, `/${type}`, [...b.used, ['_count', String(count)]], cursorText, next);
       const total = !next && !cursor && count > 0 ? `"total":${visible.length},` : '';
       return {
         patientId: patients.length === 1 ? patients[0] : p.patient,
