@@ -84,8 +84,8 @@ export async function listCompartmentRaw(
 
   const entries: RawPage['entries'] = [];
   let need = options.count;
-  /** Takes up to `need` rows; true when the page is full (and sets `next` if more remain). */
   let next: Cursor | undefined;
+  /** Takes up to `need` rows; true when the page is full (and sets `next` if more remain). */
   const take = (rows: Row[], from: { group: number; after: number }): boolean => {
     const more = rows.length > need;
     if (more) rows.length = need;
@@ -102,16 +102,19 @@ export async function listCompartmentRaw(
   if (start.group < REST && firstTypes.length > 0) {
     const params: unknown[] = [FIRST_LIST, firstTypes.join(','), start.group, start.after, need + 1];
     const where = common(params);
+    // the keys are ordered first and only the page's bodies are read: the sort holds no body
     const r = await q.query<Row>(
-      `SELECT resource_type, id, seq, g, body FROM (
-         SELECT resource_type, id, seq, array_position(string_to_array($1, ','), resource_type) - 1 AS g,
-                resource::text AS body
-           FROM fhir_resources
-          WHERE ${where} AND resource_type = ANY(string_to_array($2, ','))
-       ) x
-       WHERE (g, seq) > ($3::integer, $4::bigint)
-       ORDER BY g, seq
-       LIMIT $5`,
+      `SELECT f.resource_type, f.id, k.seq, k.g, f.resource::text AS body
+         FROM (SELECT resource_type, id, seq, g FROM (
+                 SELECT resource_type, id, seq, array_position(string_to_array($1, ','), resource_type) - 1 AS g
+                   FROM fhir_resources
+                  WHERE ${where} AND resource_type = ANY(string_to_array($2, ','))
+               ) x
+               WHERE (g, seq) > ($3::integer, $4::bigint)
+               ORDER BY g, seq
+               LIMIT $5) k
+         JOIN fhir_resources f ON f.resource_type = k.resource_type AND f.id = k.id
+        ORDER BY k.g, k.seq`,
       params,
     );
     if (take(r.rows, start)) return { entries, next };
