@@ -497,6 +497,10 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       `/fhir/Patient/${P}/$everything?_count=${enc(SQL[2]!)}`,
       `/fhir/Patient/${P}/$everything?_count=-1&_count=99999999999999999999`,
       `/fhir/Patient/${P}/$everything?_cursor=${enc(SQL[1]!)}`,
+      // a cursor of the grouped order that this server could not have issued (after > upTo)
+      `/fhir/Patient/${P}/$everything?_cursor=${Buffer.from('3.9.1').toString('base64url')}`,
+      `/fhir/Patient/${P}/_history?_cursor=${enc(SQL[1]!)}`,
+      `/fhir/Patient/${P}/_history?_count=${enc(SQL[2]!)}`,
       `/fhir/Patient/${P}/$nosuchop`,
       `/fhir/Condition?patient=${enc(SQL[0]!)}&patient=${P}`,
       `/fhir/Condition?patient=${P}&_count=abc`,
