@@ -15,6 +15,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { AppContext } from '../context.ts';
 import type { HttpError } from '../http/errors.ts';
+import { isActiveUser } from '../users/users.ts';
 import { type Principal, typeAllowed } from './access.ts';
 import { type AccessTokenVerifier, insufficientScope, unauthorized } from './access-token.ts';
 
@@ -131,12 +132,7 @@ export function fhirPipeline(ctx: AppContext, verifier: AccessTokenVerifier) {
     const s = state(res);
     const principal = s.principal!;
     let active = s.outcome!.userActive;
-    if (active === undefined) {
-      const r = await ctx.db.query<{ active: boolean }>('SELECT active FROM users WHERE id = $1', [
-        principal.userId,
-      ]);
-      active = r.rows[0]?.active === true;
-    }
+    active ??= await isActiveUser(ctx.db, principal.userId);
     if (!active) {
       // deactivated (or removed) after the token was issued: the token no longer counts
       await record(req, principal, {

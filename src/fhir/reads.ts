@@ -8,6 +8,7 @@
  */
 import type { Resource, ResourceType } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/database.ts';
+import { activeUserSql } from '../users/users.ts';
 import { isValidId } from './resource-types.ts';
 
 export interface StoredResource<T extends Resource = Resource> {
@@ -72,10 +73,9 @@ export async function readRawAsUser(
   userId: string,
 ): Promise<{ raw: RawResource | undefined; userActive: boolean }> {
   const r = await q.query<RawRow & { body: string | null; active: boolean | null }>(
-    `SELECT ${rawColumns('f')}, u.active
+    `SELECT ${rawColumns('f')}, ${activeUserSql('$3')} AS active
        FROM (SELECT 1) AS one
-       LEFT JOIN fhir_resources f ON f.resource_type = $1 AND f.id = $2
-       LEFT JOIN users u ON u.id = $3`,
+       LEFT JOIN fhir_resources f ON f.resource_type = $1 AND f.id = $2`,
     [type, id, userId],
     { prepare: true },
   );
