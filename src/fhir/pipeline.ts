@@ -131,8 +131,7 @@ export function fhirPipeline(ctx: AppContext, verifier: AccessTokenVerifier) {
   const activeUser: RequestHandler = async (req, res, next) => {
     const s = state(res);
     const principal = s.principal!;
-    let active = s.outcome!.userActive;
-    active ??= await isActiveUser(ctx.db, principal.userId);
+    const active = s.outcome!.userActive ?? (await isActiveUser(ctx.db, principal.userId));
     if (!active) {
       // deactivated (or removed) after the token was issued: the token no longer counts
       await record(req, principal, {
