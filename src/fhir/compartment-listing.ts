@@ -5,8 +5,8 @@
  *   own, in that order — then every other type as one group; within a group, seq (load) order
  * - keyset paging on (group, seq), bounded above by the highest seq when paging began: a cursor
  *   never skips nor repeats a resource while the chart changes, whatever order it was loaded in
- * - at most two indexed queries a page (the first groups, then the rest); the stored text is
- *   returned unparsed, one page at a time
+ * - one index range scan per group a page reaches, no sort; the stored text is returned
+ *   unparsed, one page at a time
  */
 import type { Resource } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/database.ts';
@@ -97,27 +97,22 @@ export async function listCompartmentRaw(
     return true;
   };
 
-  // the first groups: one query over their types, ordered by (group, seq)
-  const firstTypes = EVERYTHING_FIRST.slice(start.group).filter(wanted);
-  if (start.group < REST && firstTypes.length > 0) {
-    const params: unknown[] = [FIRST_LIST, firstTypes.join(','), start.group, start.after, need + 1];
-    const where = common(params);
-    // the keys are ordered first and only the page's bodies are read: the sort holds no body
+  // the first groups, one type each: an index range scan of (compartment_patient, resource_type,
+  // seq) per group, until the page is full
+  for (let group = start.group; group < REST; group++) {
+    const type = EVERYTHING_FIRST[group]!;
+    if (!wanted(type)) continue;
+    const from = { group, after: group === start.group ? start.after : 0 };
+    const params: unknown[] = [type, from.after, need + 1];
     const r = await q.query<Row>(
-      `SELECT f.resource_type, f.id, k.seq, k.g, f.resource::text AS body
-         FROM (SELECT resource_type, id, seq, g FROM (
-                 SELECT resource_type, id, seq, array_position(string_to_array($1, ','), resource_type) - 1 AS g
-                   FROM fhir_resources
-                  WHERE ${where} AND resource_type = ANY(string_to_array($2, ','))
-               ) x
-               WHERE (g, seq) > ($3::integer, $4::bigint)
-               ORDER BY g, seq
-               LIMIT $5) k
-         JOIN fhir_resources f ON f.resource_type = k.resource_type AND f.id = k.id
-        ORDER BY k.g, k.seq`,
+      `SELECT resource_type, id, seq, ${group} AS g, resource::text AS body
+         FROM fhir_resources
+        WHERE ${common(params)} AND resource_type = $1 AND seq > $2
+        ORDER BY seq
+        LIMIT $3`,
       params,
     );
-    if (take(r.rows, start)) return { entries, next };
+    if (take(r.rows, from)) return { entries, next };
   }
 
   // the rest: one range scan in seq order
