@@ -23,6 +23,7 @@ import { resolveAdminToken, resolveSecretsKey } from './keys/secrets-key.ts';
 import { SigningKeys } from './keys/signing-keys.ts';
 import { createLaunch } from './launch/index.ts';
 import { createOidc } from './oidc/index.ts';
+import { createSso } from './sso/index.ts';
 
 export interface BuiltServer {
   app: Express;
@@ -73,9 +74,12 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
 
     // Dependency order: later capabilities may use services registered by earlier ones.
     const capabilities: Capability[] = [];
-    for (const create of [createOidc, createFhir, createEhr, createLaunch, createAdmin]) {
+    const sso = createSso(ctx);
+    const createSignIn = (c: AppContext) => createEhr(c, { signInChoices: sso.choices });
+    for (const create of [createOidc, createFhir, createSignIn, createLaunch, createAdmin]) {
       capabilities.push(await create(ctx));
     }
+    capabilities.push(sso);
     const app = createApp(ctx, capabilities);
 
     keys.startRefreshing();
