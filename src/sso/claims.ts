@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 import type { IdentityProviderConfig } from '../config.ts';
-import type { Role } from '../ehr/users.ts';
+import type { Role } from '../users/users.ts';
 import type { ExternalProfile } from '../users/identities.ts';
 
 type Claims = Record<string, unknown>;

@@ -10,7 +10,7 @@
  */
 import { Router } from 'express';
 import type { AppContext, Capability } from '../context.ts';
-import { loadCurrentUser, noStore } from '../ehr/current-user.ts';
+import { loadCurrentUser, noStore } from '../web/current-user.ts';
 import type { SignInChoices } from '../ehr/sign-in.ts';
 import { databaseRateLimit } from '../http/rate-limit.ts';
 import { RelyingParty } from './relying-party.ts';

@@ -15,7 +15,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { ContactPoint, Practitioner } from '@medplum/fhirtypes';
 import type { Database, Queryable } from '../db/database.ts';
 import { sqlState, UNIQUE_VIOLATION } from '../db/database.ts';
-import { COLUMNS, practitionerFor, type Role, toUser, type User, type UserRow } from '../ehr/users.ts';
+import { COLUMNS, practitionerFor, type Role, toUser, type User, type UserRow } from './users.ts';
 import { putResource, readResource } from '../fhir/repository.ts';
 
 export interface ExternalIdentity {
