@@ -11,8 +11,8 @@
  */
 import { z } from 'zod';
 import type { IdentityProviderConfig } from '../config.ts';
-import type { Role } from '../users/users.ts';
 import type { ExternalProfile } from '../users/identities.ts';
+import type { Role } from '../users/users.ts';
 
 type Claims = Record<string, unknown>;
 

@@ -10,9 +10,8 @@
  */
 import { Router } from 'express';
 import type { AppContext, Capability } from '../context.ts';
-import { loadCurrentUser, noStore } from '../web/current-user.ts';
 import type { SignInChoices } from '../ehr/sign-in.ts';
-import { databaseRateLimit } from '../http/rate-limit.ts';
+import { loadCurrentUser, noStore } from '../web/current-user.ts';
 import { RelyingParty } from './relying-party.ts';
 import { identityProviderRoutes, verifyWith } from './sign-in.ts';
 
@@ -34,18 +33,11 @@ export function createSso(ctx: AppContext): Sso {
     verifyWith(ctx, () => rp),
   );
   const routes = identityProviderRoutes(ctx, rp);
-  const limit = databaseRateLimit(ctx.db, {
-    name: 'sso',
-    windowSeconds: ctx.config.rateLimits.windowSeconds,
-    limit: ctx.config.rateLimits.login,
-    message: 'Too many sign-in attempts from this address; try again in a minute.',
-  });
-  const limited = ctx.config.rateLimits.login > 0 ? [limit] : [];
   const currentUser = loadCurrentUser(ctx);
 
   const router = Router();
-  router.get(SSO_PATH, noStore, ...limited, currentUser, routes.start);
-  router.get(CALLBACK_PATH, noStore, ...limited, routes.callback);
+  router.get(SSO_PATH, noStore, currentUser, routes.start);
+  router.get(CALLBACK_PATH, noStore, routes.callback);
 
   choices.identityProvider = {
     label: settings.buttonLabel,
@@ -56,6 +48,14 @@ export function createSso(ctx: AppContext): Sso {
     name: 'sso',
     router,
     choices,
+    // One budget for both paths: each costs a session row, the callback a request to the provider.
+    rateLimits: [SSO_PATH, CALLBACK_PATH].map((path) => ({
+      name: 'sso',
+      method: 'GET',
+      path,
+      limit: ctx.config.rateLimits.login,
+      format: 'html' as const,
+    })),
     start() {
       // Warm discovery so the first person does not wait for it; a failure is retried on use.
       rp.configuration().catch((err: unknown) =>

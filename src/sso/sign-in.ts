@@ -18,10 +18,10 @@ import * as client from 'openid-client';
 import type { VerifyFunctionWithRequest } from 'openid-client/passport';
 import { Passport } from 'passport';
 import type { AppContext } from '../context.ts';
-import { safeReturnTo } from '../web/current-user.ts';
-import type { User } from '../users/users.ts';
 import { HttpError } from '../http/errors.ts';
 import { findOrCreateByIdentity, type IdentityOutcome } from '../users/identities.ts';
+import type { User } from '../users/users.ts';
+import { safeReturnTo } from '../web/current-user.ts';
 import { profileFromClaims } from './claims.ts';
 import { ProviderUnavailableError, type RelyingParty, STRATEGY } from './relying-party.ts';
 

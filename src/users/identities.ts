@@ -15,8 +15,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { ContactPoint, Practitioner } from '@medplum/fhirtypes';
 import type { Database, Queryable } from '../db/database.ts';
 import { sqlState, UNIQUE_VIOLATION } from '../db/database.ts';
-import { COLUMNS, practitionerFor, type Role, toUser, type User, type UserRow } from './users.ts';
 import { putResource, readResource } from '../fhir/repository.ts';
+import { COLUMNS, practitionerFor, type Role, toUser, type User, type UserRow } from './users.ts';
 
 export interface ExternalIdentity {
   /** The other system's issuer: an identity provider's `iss`, or 'ehr-system:' + client_id. */
