@@ -483,4 +483,47 @@ describe('sign-in through the organization’s OpenID Connect provider', () => {
     });
     expect(post2.status).toBe(401);
   });
+  it('reads the claims a provider keeps out of the id_token from its userinfo endpoint (Okta’s default)', async () => {
+    const thin = await startIdentityProvider({ claimsInIdToken: false });
+    started.push(thin);
+    const server = await relyingParty(thin, { IDP_ROLES_CLAIM: 'realm_access.roles' });
+    thin.accounts.set('hana-0006', {
+      given_name: 'Hana',
+      family_name: 'Sato',
+      email: 'hana.sato@hospital.example',
+      realm_access: { roles: ['clinicians', ADMIN_GROUP] },
+    });
+    thin.signInAs('hana-0006');
+    const jar = new CookieJar();
+    expect((await signInThrough(server, jar)).status).toBe(200);
+    expect(await identity(thin.issuer, 'hana-0006')).toMatchObject({
+      given_name: 'Hana',
+      family_name: 'Sato',
+      email: 'hana.sato@hospital.example',
+      roles: ['admin', 'clinician'],
+    });
+    // The role from the provider is the role here: the administration console opens.
+    const console = await fetch(`${server.url}/admin`, {
+      redirect: 'manual',
+      headers: { cookie: jar.header('/admin') },
+    });
+    expect(console.status).toBe(200);
+  });
+
+  it('answers 502 with a page when the provider cannot be reached, and 429 past the sign-in budget', async () => {
+    const gone = await startIdentityProvider();
+    const issuer = gone.issuer;
+    await gone.stop();
+    const server = await relyingParty(idp, { RATE_LIMIT_LOGIN: '3' }, issuer).catch(() => undefined);
+    // relyingParty registers the client at `idp`; the server itself only knows the dead issuer.
+    expect(server).toBeDefined();
+    const first = await browse(`${server!.url}/login/sso`, new CookieJar());
+    expect(first.status).toBe(502);
+    expect(first.body).toContain('cannot be reached');
+    await browse(`${server!.url}/login/sso`, new CookieJar());
+    await browse(`${server!.url}/login/sso/callback?code=x&state=y`, new CookieJar());
+    const limited = await browse(`${server!.url}/login/sso`, new CookieJar());
+    expect(limited.status).toBe(429);
+    expect(limited.body).not.toMatch(/\n\s+at /);
+  });
 });
