@@ -16,7 +16,13 @@ import type { AppContext } from '../context.ts';
 import { loggableError, sendError, toHttpError } from '../http/errors.ts';
 import { type User, verifyPassword } from '../users/users.ts';
 import { safeReturnTo } from '../web/current-user.ts';
-import { csrfProtection, csrfToken, isCsrfError, SESSION_COOKIE } from '../web/session.ts';
+import {
+  beginSignedInSession,
+  csrfProtection,
+  csrfToken,
+  isCsrfError,
+  SESSION_COOKIE,
+} from '../web/session.ts';
 import { LoginThrottle } from './throttle.ts';
 
 const INCORRECT = 'The username or password is incorrect.';
@@ -194,11 +200,7 @@ export function signInRoutes(ctx: AppContext, choices: SignInChoices) {
           return;
         }
         await throttle.recordSuccess(username);
-        // A new session id at sign-in: a session id planted before sign-in is worth nothing.
-        await promisify((cb) => req.session.regenerate(cb));
-        req.session.userId = user.id;
-        req.session.authTime = Math.floor(Date.now() / 1000);
-        await promisify((cb) => req.session.save(cb));
+        await beginSignedInSession(req, user.id);
         await audit('success', null, user.id);
         req.log?.info({ userId: user.id }, 'EHR sign-in');
         res.redirect(303, returnTo ?? '/');

@@ -22,6 +22,7 @@ import { HttpError } from '../http/errors.ts';
 import { findOrCreateByIdentity, type IdentityOutcome } from '../users/identities.ts';
 import type { User } from '../users/users.ts';
 import { safeReturnTo } from '../web/current-user.ts';
+import { beginSignedInSession } from '../web/session.ts';
 import { profileFromClaims } from './claims.ts';
 import { ProviderUnavailableError, type RelyingParty, STRATEGY } from './relying-party.ts';
 
@@ -168,15 +169,8 @@ function isNetworkError(err: unknown): boolean {
   return err instanceof DOMException && (err.name === 'TimeoutError' || err.name === 'AbortError');
 }
 
-function promisify(fn: (cb: (err?: unknown) => void) => void): Promise<void> {
-  return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
-}
-
 export function identityProviderRoutes(ctx: AppContext, rp: RelyingParty) {
   const passport = new Passport();
-  const strategy = async () => {
-    passport.use(STRATEGY, await rp.strategy());
-  };
 
   const audit = (
     req: Request,
@@ -216,20 +210,26 @@ export function identityProviderRoutes(ctx: AppContext, rp: RelyingParty) {
     });
   };
 
+  /** Discovery done and the strategy registered; otherwise the person got the refusal page. */
+  const providerReady = async (req: Request, res: Response): Promise<boolean> => {
+    try {
+      passport.use(STRATEGY, await rp.strategy());
+      return true;
+    } catch (err) {
+      const refusal = refusalFor(err);
+      if (!refusal) throw err;
+      await refuse(req, res, refusal);
+      return false;
+    }
+  };
+
   const start: RequestHandler = async (req, res, next) => {
     const returnTo = safeReturnTo(req.query.returnTo);
     if (res.locals.currentUser) {
       res.redirect(303, returnTo ?? '/');
       return;
     }
-    try {
-      await strategy();
-    } catch (err) {
-      const refusal = refusalFor(err);
-      if (!refusal) throw err;
-      await refuse(req, res, refusal);
-      return;
-    }
+    if (!(await providerReady(req, res))) return;
     req.session.cookie.maxAge = PENDING_SESSION_MS;
     if (returnTo) req.session.returnTo = returnTo;
     else delete req.session.returnTo;
@@ -259,14 +259,7 @@ export function identityProviderRoutes(ctx: AppContext, rp: RelyingParty) {
       await refuse(req, res, new Refusal(400, 'no_pending_request', NO_PENDING_REQUEST));
       return;
     }
-    try {
-      await strategy();
-    } catch (err) {
-      const refusal = refusalFor(err);
-      if (!refusal) throw err;
-      await refuse(req, res, refusal);
-      return;
-    }
+    if (!(await providerReady(req, res))) return;
     const outcome = await new Promise<{ err?: unknown; found?: Verified; info?: unknown }>((resolve) => {
       passport.authenticate(
         STRATEGY,
@@ -283,11 +276,7 @@ export function identityProviderRoutes(ctx: AppContext, rp: RelyingParty) {
     }
     const { user, outcome: account } = outcome.found;
     const returnTo = safeReturnTo(req.session.returnTo);
-    // A new session id at sign-in: a session id planted before sign-in is worth nothing.
-    await promisify((cb) => req.session.regenerate(cb));
-    req.session.userId = user.id;
-    req.session.authTime = Math.floor(Date.now() / 1000);
-    await promisify((cb) => req.session.save(cb));
+    await beginSignedInSession(req, user.id);
     await audit(req, 'success', { account }, user.id);
     req.log?.info({ userId: user.id, account }, 'EHR sign-in through the identity provider');
     res.redirect(303, returnTo ?? '/');

@@ -7,7 +7,7 @@
  */
 
 import { csrfSync } from 'csrf-sync';
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import session, { type SessionData, Store } from 'express-session';
 import type { AppContext } from '../context.ts';
 import type { Database, Queryable } from '../db/database.ts';
@@ -131,4 +131,18 @@ export const csrfGuard: RequestHandler = (req, res, next) =>
 /** Ends every sign-in session of a user (a password reset, a deactivation), in the caller's transaction. */
 export async function endSessionsOf(q: Queryable, userId: string): Promise<void> {
   await q.query('DELETE FROM ehr_sessions WHERE user_id = $1', [userId]);
+}
+
+/**
+ * Signs `userId` into this browser, however they proved who they are (password, identity
+ * provider): a new session id first — a session id planted before sign-in is worth nothing —
+ * then userId and authTime (OIDC auth_time), saved before the caller answers.
+ */
+export async function beginSignedInSession(req: Request, userId: string): Promise<void> {
+  const step = (fn: (cb: (err?: unknown) => void) => void) =>
+    new Promise<void>((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+  await step((cb) => req.session.regenerate(cb));
+  req.session.userId = userId;
+  req.session.authTime = Math.floor(Date.now() / 1000);
+  await step((cb) => req.session.save(cb));
 }
