@@ -177,12 +177,7 @@ export const settings = {
     why: 'when set, GET /metrics needs Authorization: Bearer METRICS_TOKEN (metrics never carry PHI either way)',
   },
   IDP_ISSUER: {
-    schema: z
-      .url({
-        message:
-          "must be the identity provider's issuer URL, e.g. https://login.microsoftonline.com/{tenant}/v2.0",
-      })
-      .optional(),
+    schema: z.url({ message: "must be the identity provider's issuer URL" }).optional(),
     default: undefined,
     why: 'issuer of the organization\'s OpenID Connect provider (Entra ID, Okta, Keycloak…); set it to offer "sign in with your organization account" (discovery and keys are read from it)',
   },
@@ -197,9 +192,7 @@ export const settings = {
     why: "client secret of that registration, sent with HTTP Basic at the provider's token endpoint (required with IDP_ISSUER)",
   },
   IDP_SCOPE: {
-    schema: z
-      .string()
-      .regex(/^(\S+ )*openid( \S+)*$/, { message: 'must be space-separated scopes including openid' }),
+    schema: z.string().regex(/^(\S+ )*openid( \S+)*$/, { message: 'must be scopes including openid' }),
     default: 'openid profile email',
     why: 'scopes asked of the identity provider; add the one that releases the roles claim if your provider needs it',
   },
@@ -398,13 +391,13 @@ function identityProviderConfig(
     return undefined;
   }
   const url = new URL(issuer);
-  if (url.search || url.hash) problems.push('IDP_ISSUER: must not carry a query or fragment');
-  if (!['http:', 'https:'].includes(url.protocol)) problems.push('IDP_ISSUER: must be http or https');
+  if (!['http:', 'https:'].includes(url.protocol) || url.search || url.hash)
+    problems.push('IDP_ISSUER: must be an http(s) URL without query or fragment');
   // OIDC Discovery §4.3: the issuer is https; plain http is for a provider on this machine in tests.
   if (isProduction && url.protocol !== 'https:') problems.push('IDP_ISSUER: must be https in production');
-  if (!clientId)
-    problems.push('IDP_CLIENT_ID: required with IDP_ISSUER (the client id the provider gave this server)');
-  if (!clientSecret) problems.push('IDP_CLIENT_SECRET: required with IDP_ISSUER (the secret of that client)');
+  if (!clientId) problems.push('IDP_CLIENT_ID: required with IDP_ISSUER (from its registration there)');
+  if (!clientSecret)
+    problems.push('IDP_CLIENT_SECRET: required with IDP_ISSUER (from its registration there)');
   if (!clientId || !clientSecret) return undefined;
   return {
     issuer,

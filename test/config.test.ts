@@ -148,7 +148,7 @@ describe('configuration', () => {
         expect.stringMatching(/^IDP_ISSUER=.*issuer URL/),
       ]);
       expect(problems({ ...IDP, IDP_ISSUER: 'https://idp.example.org/?tenant=1' })).toEqual([
-        expect.stringMatching(/^IDP_ISSUER: must not carry a query/),
+        expect.stringMatching(/^IDP_ISSUER: must be an http\(s\) URL without query/),
       ]);
       expect(
         problems({

@@ -8,7 +8,7 @@
  *   401; provider unreachable → 502. The pending request is spent by the first callback, whatever
  *   its outcome, and every refusal changes no account
  * - success: the account of (iss, sub) found or created and updated from the claims
- *   (src/users/identities.ts); an inactive one is refused (403) → session id regenerated (no
+ *   (src/accounts/identities.ts); an inactive one is refused (403) → session id regenerated (no
  *   fixation) → userId + authTime set → back to where the person was going
  * - audit: ehr.signin with method identity_provider, success (account created / updated /
  *   unchanged) or failure (a reason code, the provider's error code; never a claim's value)
@@ -17,9 +17,9 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import * as client from 'openid-client';
 import type { VerifyFunctionWithRequest } from 'openid-client/passport';
 import { Passport } from 'passport';
+import { findOrCreateByIdentity, type IdentityOutcome } from '../accounts/identities.ts';
 import type { AppContext } from '../context.ts';
 import { HttpError } from '../http/errors.ts';
-import { findOrCreateByIdentity, type IdentityOutcome } from '../users/identities.ts';
 import type { User } from '../users/users.ts';
 import { safeReturnTo } from '../web/current-user.ts';
 import { beginSignedInSession } from '../web/session.ts';

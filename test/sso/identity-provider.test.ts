@@ -10,8 +10,9 @@
 import { randomBytes } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUser } from '../../src/accounts/accounts.ts';
 import { putResource } from '../../src/fhir/repository.ts';
-import { createUser, setActive } from '../../src/users/users.ts';
+import { setActive } from '../../src/users/users.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { browse, type IdentityProvider, startIdentityProvider } from '../helpers/identity-provider.ts';
 import { CookieJar, createTestClient, createTestSite, issueTokens, type TestUser } from '../helpers/oidc.ts';

@@ -4,9 +4,9 @@
  * is another account; the Practitioner keeps what the other system does not own.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ExternalProfile, findOrCreateByIdentity } from '../../src/accounts/identities.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { putResource, readResource } from '../../src/fhir/repository.ts';
-import { type ExternalProfile, findOrCreateByIdentity } from '../../src/users/identities.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 const profile = (over: Partial<ExternalProfile> = {}): ExternalProfile => ({
