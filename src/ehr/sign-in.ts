@@ -4,7 +4,8 @@
  * - POST /login: CSRF checked → throttle checked (per account and per address) → credentials
  *   verified → session id regenerated (no fixation) → userId + authTime set → back to returnTo
  * - an unknown user, a wrong password and an inactive user get the same answer after the same work
- * - POST /logout destroys the session row (online_access refresh tokens check it, so they end too)
+ * - POST /logout destroys the session row (online_access refresh tokens check it, so they end too);
+ *   after a sign-in through the identity provider, the page then offers the provider's sign-out
  * - with LOCAL_PASSWORDS=false the form is gone and POST /login is refused (403) before anything
  *   is read; the identity provider's button (src/sso/) is offered when one is configured
  * - audit: ehr.signin (success / failure, with the reason code only), ehr.signout
@@ -122,11 +123,11 @@ export function signInRoutes(ctx: AppContext, choices: SignInChoices) {
     const signedOut = req.query.signedOut;
     renderForm(req, res, choices, {
       returnTo,
-      ...(signedOut === '1' ? { notice: 'You have signed out.' } : {}),
+      ...(signedOut === '1' || signedOut === 'sso' ? { notice: 'You have signed out.' } : {}),
       ...(signedOut === 'provider'
         ? { notice: 'You have signed out, here and at your organization’s sign-in.' }
         : {}),
-      ...(signedOut === '1' && choices.identityProvider
+      ...(signedOut === 'sso' && choices.identityProvider
         ? { endSessionUrl: await choices.identityProvider.endSessionUrl() }
         : {}),
     });
@@ -200,7 +201,7 @@ export function signInRoutes(ctx: AppContext, choices: SignInChoices) {
           return;
         }
         await throttle.recordSuccess(username);
-        await beginSignedInSession(req, user.id);
+        await beginSignedInSession(req, user.id, 'password');
         await audit('success', null, user.id);
         req.log?.info({ userId: user.id }, 'EHR sign-in');
         res.redirect(303, returnTo ?? '/');
@@ -213,6 +214,8 @@ export function signInRoutes(ctx: AppContext, choices: SignInChoices) {
   const signOut: RequestHandler = async (req, res, next) => {
     try {
       const userId = req.session.userId;
+      // Signed in through the provider: the page after sign-out offers its sign-out too.
+      const viaProvider = req.session.signInMethod === 'identity_provider';
       await promisify((cb) => req.session.destroy(cb));
       res.clearCookie(SESSION_COOKIE, {
         path: '/',
@@ -228,7 +231,7 @@ export function signInRoutes(ctx: AppContext, choices: SignInChoices) {
           ip: req.ip ?? null,
         });
       }
-      res.redirect(303, '/login?signedOut=1');
+      res.redirect(303, viaProvider ? '/login?signedOut=sso' : '/login?signedOut=1');
     } catch (err) {
       next(err);
     }

@@ -276,7 +276,7 @@ export function identityProviderRoutes(ctx: AppContext, rp: RelyingParty) {
     }
     const { user, outcome: account } = outcome.found;
     const returnTo = safeReturnTo(req.session.returnTo);
-    await beginSignedInSession(req, user.id);
+    await beginSignedInSession(req, user.id, 'identity_provider');
     await audit(req, 'success', { account }, user.id);
     req.log?.info({ userId: user.id, account }, 'EHR sign-in through the identity provider');
     res.redirect(303, returnTo ?? '/');

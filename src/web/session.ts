@@ -19,6 +19,8 @@ declare module 'express-session' {
     userId?: string;
     /** Seconds since epoch of the sign-in (OIDC auth_time). */
     authTime?: number;
+    /** How the user proved who they are: sign-out offers the identity provider's own sign-out after 'identity_provider'. */
+    signInMethod?: 'password' | 'identity_provider';
     /** Where to go after sign-in (a local path only). */
     returnTo?: string;
   }
@@ -138,11 +140,16 @@ export async function endSessionsOf(q: Queryable, userId: string): Promise<void>
  * provider): a new session id first — a session id planted before sign-in is worth nothing —
  * then userId and authTime (OIDC auth_time), saved before the caller answers.
  */
-export async function beginSignedInSession(req: Request, userId: string): Promise<void> {
+export async function beginSignedInSession(
+  req: Request,
+  userId: string,
+  signInMethod: SessionData['signInMethod'],
+): Promise<void> {
   const step = (fn: (cb: (err?: unknown) => void) => void) =>
     new Promise<void>((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
   await step((cb) => req.session.regenerate(cb));
   req.session.userId = userId;
   req.session.authTime = Math.floor(Date.now() / 1000);
+  req.session.signInMethod = signInMethod;
   await step((cb) => req.session.save(cb));
 }

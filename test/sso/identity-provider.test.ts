@@ -408,6 +408,7 @@ describe('sign-in through the organization’s OpenID Connect provider', () => {
       body: new URLSearchParams({ _csrf: csrf! }).toString(),
     });
     expect(out.status).toBe(303);
+    expect(out.headers.get('location')).toBe('/login?signedOut=sso');
     jar.store(out.headers.getSetCookie(), '/logout');
     const signedOut = await browse(new URL(out.headers.get('location')!, s.url), jar);
     expect(signedOut.body).toContain('You have signed out.');
@@ -420,6 +421,10 @@ describe('sign-in through the organization’s OpenID Connect provider', () => {
     expect(
       (await fetch(`${s.url}/patients`, { redirect: 'manual', headers: { cookie: jar.header('/') } })).status,
     ).toBe(303);
+    // After a password sign-in there is nothing to sign out of at the provider: no such offer.
+    const local = await browse(`${s.url}/login?signedOut=1`, new CookieJar());
+    expect(local.body).toContain('You have signed out.');
+    expect(local.body).not.toContain('Also sign out of your organization');
   });
 
   it('with local passwords off, the password form is gone and POST /login is refused', async () => {
