@@ -153,3 +153,9 @@ export async function beginSignedInSession(
   req.session.signInMethod = signInMethod;
   await step((cb) => req.session.save(cb));
 }
+
+/** Whether a sign-in session is still live (an online_access grant lives only as long as its session). */
+export async function isSessionAlive(q: Queryable, sid: string): Promise<boolean> {
+  const { rows } = await q.query('SELECT 1 FROM ehr_sessions WHERE sid = $1 AND expires_at > now()', [sid]);
+  return rows.length > 0;
+}
