@@ -1,7 +1,7 @@
 /*
  * The identity provider's claims (id_token, filled in by userinfo) as the account's profile.
  * - names: given_name + family_name (OIDC Core §5.1), else `name` split at its last space;
- *   no name at all refuses the sign-in: Ocean links its users on the name (SPEC §2), and an
+ *   no name at all refuses the sign-in: Ocean links its users on the name (docs/CONTRACT.md §2), and an
  *   account without one would be a stranger to it
  * - e-mail: the `email` claim when it is an e-mail address; it is shown and released, never a key
  * - roles: every such user is a clinician; an administrator too when the roles claim

@@ -1,5 +1,5 @@
 /*
- * Sign-in through the organization's OpenID Connect identity provider (SPEC §3.6).
+ * Sign-in through the organization's OpenID Connect identity provider (docs/CONTRACT.md §3.6).
  * Routes (people-facing, HTML; the EHR session is mounted by src/http/app.ts):
  *   GET /login/sso             → the provider's authorize endpoint    sign-in.ts
  *   GET /login/sso/callback    the provider's answer → signed in     sign-in.ts

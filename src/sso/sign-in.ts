@@ -1,5 +1,5 @@
 /*
- * Sign-in through the organization's identity provider (SPEC §3.6).
+ * Sign-in through the organization's identity provider (docs/CONTRACT.md §3.6).
  * - GET /login/sso: a session row (short-lived until sign-in) holds the pending request's state,
  *   nonce and PKCE verifier and where to come back to → 302 to the provider's authorize endpoint
  * - GET /login/sso/callback: no code and no error → 400; no pending request in this browser's
