@@ -11,6 +11,7 @@
 import { Router } from 'express';
 import type { AppContext, Capability } from '../context.ts';
 import type { SignInChoices } from '../ehr/sign-in.ts';
+import { loggableError } from '../http/errors.ts';
 import { loadCurrentUser, noStore } from '../web/current-user.ts';
 import { RelyingParty } from './relying-party.ts';
 import { identityProviderRoutes, verifyWith } from './sign-in.ts';
@@ -60,7 +61,7 @@ export function createSso(ctx: AppContext): Sso {
       // Warm discovery so the first person does not wait for it; a failure is retried on use.
       rp.configuration().catch((err: unknown) =>
         ctx.logger.warn(
-          { err: { type: (err as Error).name, message: String((err as Error).cause ?? err).slice(0, 300) } },
+          { err: loggableError(err instanceof Error && err.cause ? err.cause : err) },
           'identity provider discovery failed; sign-in through it is retried on use',
         ),
       );
