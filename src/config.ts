@@ -68,6 +68,16 @@ export const settings = {
     default: undefined,
     why: 'AES-256-GCM key that encrypts SEKs and signing private keys at rest; required in production',
   },
+  SECRETS_KEY_PREVIOUS: {
+    schema: z
+      .string()
+      .refine((v) => Buffer.from(v, 'base64').length === 32 && /^[A-Za-z0-9+/]+={0,2}$/.test(v), {
+        message: 'must be Base64 of exactly 32 bytes: the SECRETS_KEY being rotated out',
+      })
+      .optional(),
+    default: undefined,
+    why: 'during a rotation of SECRETS_KEY, the old key: what it sealed stays readable and is re-sealed under SECRETS_KEY in the background; drop it when the admin console says the rotation is done',
+  },
   ADMIN_TOKEN: {
     schema: z
       .string()
@@ -196,6 +206,8 @@ export type Config = {
   dataDir: string;
   keysDir: string;
   secretsKey: Buffer | undefined;
+  /** SECRETS_KEY_PREVIOUS: the key being rotated out (src/keys/secrets-rotation.ts). */
+  secretsKeyPrevious: Buffer | undefined;
   adminToken: string | undefined;
   logLevel: string;
   trustProxy: boolean | number | string;
@@ -271,6 +283,10 @@ export function loadConfig(env: Env = process.env): Config {
       problems.push('PUBLIC_URL: must be https in production (OAuth tokens and PHI travel over it)');
     if (values.DEMO_DATA === true) problems.push('DEMO_DATA: demo data is never loaded in production');
   }
+  if (values.SECRETS_KEY_PREVIOUS && !values.SECRETS_KEY)
+    problems.push('SECRETS_KEY_PREVIOUS: only means something beside SECRETS_KEY (the new key)');
+  if (values.SECRETS_KEY_PREVIOUS && values.SECRETS_KEY_PREVIOUS === values.SECRETS_KEY)
+    problems.push('SECRETS_KEY_PREVIOUS: is the same key as SECRETS_KEY; give the old key, or unset it');
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -285,6 +301,9 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: values.DATA_DIR as string,
     keysDir: values.KEYS_DIR as string,
     secretsKey: values.SECRETS_KEY ? Buffer.from(values.SECRETS_KEY as string, 'base64') : undefined,
+    secretsKeyPrevious: values.SECRETS_KEY_PREVIOUS
+      ? Buffer.from(values.SECRETS_KEY_PREVIOUS as string, 'base64')
+      : undefined,
     adminToken: values.ADMIN_TOKEN as string | undefined,
     logLevel: values.LOG_LEVEL as string,
     trustProxy: parseTrustProxy(values.TRUST_PROXY as string),
@@ -317,7 +336,13 @@ export function loadConfig(env: Env = process.env): Config {
   };
 }
 
-const secretSettings = new Set<string>(['SECRETS_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'METRICS_TOKEN']);
+const secretSettings = new Set<string>([
+  'SECRETS_KEY',
+  'SECRETS_KEY_PREVIOUS',
+  'ADMIN_TOKEN',
+  'DATABASE_URL',
+  'METRICS_TOKEN',
+]);
 
 /** Messages about bad values must not echo secrets (they end up in deployment logs). */
 function redact(name: string, raw: string | undefined): string {

@@ -5,14 +5,15 @@ import type { Database } from './db/database.ts';
 import type { DatabaseSessionStore } from './ehr/session.ts';
 import type { Logger } from './http/logger.ts';
 import type { Metrics } from './http/metrics.ts';
-import type { SecretBox } from './keys/secret-box.ts';
+import type { KeyRing } from './keys/key-ring.ts';
 import type { SigningKeys } from './keys/signing-keys.ts';
 
 /** What every capability is built from; made once by the composition root (src/server.ts). */
 export interface AppContext {
   config: Config;
   db: Database;
-  box: SecretBox;
+  /** SECRETS_KEY (and SECRETS_KEY_PREVIOUS during a rotation): seals secrets at rest. */
+  box: KeyRing;
   keys: SigningKeys;
   audit: AuditTrail;
   logger: Logger;
