@@ -163,7 +163,8 @@ export function apiHandlers(ctx: AppContext, ops: AdminOperations) {
     }),
 
     listKeys: handle(async (_req, res) => {
-      res.json({ keys: (await ops.listKeys()).map(keyJson) });
+      // secretsKey: the SECRETS_KEY rotation's progress (src/keys/secrets-rotation.ts).
+      res.json({ keys: (await ops.listKeys()).map(keyJson), secretsKey: ctx.box.status });
     }),
 
     rotateKeys: handle(async (req, res) => {

@@ -546,7 +546,11 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
   router.get(
     '/keys',
     handle(async (req, res) => {
-      render(req, res, 'keys', { title: 'Signing keys', keys: (await ops.listKeys()).map(keyJson) });
+      render(req, res, 'keys', {
+        title: 'Signing keys',
+        keys: (await ops.listKeys()).map(keyJson),
+        secretsKey: ctx.box.status,
+      });
     }),
   );
   router.post(

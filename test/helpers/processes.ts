@@ -49,6 +49,8 @@ export interface ServerProcessOptions {
   port?: number;
   /** How long start() waits for /readyz (ms). */
   readyTimeoutMs?: number;
+  /** Node arguments; default the sources through tsx (`--import tsx src/main.ts`). */
+  args?: string[];
 }
 
 export interface ServerProcess {
@@ -67,6 +69,8 @@ export interface ServerProcess {
   kill(): Promise<number | null>;
   /** Waits until /readyz answers with the given status. */
   waitForReady(status?: number, timeoutMs?: number): Promise<void>;
+  /** Changes settings for the next start() (undefined removes one): a restart with a new configuration. */
+  setEnv(changes: Record<string, string | undefined>): void;
 }
 
 export async function startServerProcess(options: ServerProcessOptions): Promise<ServerProcess> {
@@ -107,7 +111,7 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
 
   const start = async () => {
     if (child) throw new Error('already running');
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    const proc = spawn(process.execPath, options.args ?? ['--import', 'tsx', 'src/main.ts'], {
       cwd: options.cwd,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -155,6 +159,12 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
     stop: () => signal('SIGTERM'),
     kill: () => signal('SIGKILL'),
     waitForReady,
+    setEnv(changes) {
+      for (const [k, v] of Object.entries(changes)) {
+        if (v === undefined) delete env[k];
+        else env[k] = v;
+      }
+    },
   };
   try {
     await start();
