@@ -51,10 +51,14 @@ if (ifStale && !isStale()) process.exit(0);
 const tsc = tscPath();
 if (!tsc) {
   if (existsSync(join(DIST, 'main.js'))) {
-    process.stderr.write('build: TypeScript is not installed (production install); running the dist/ that is there\n');
+    process.stderr.write(
+      'build: TypeScript is not installed (production install); running the dist/ that is there\n',
+    );
     process.exit(0);
   }
-  process.stderr.write('build: dist/ is missing and TypeScript is not installed: run `npm install` (with dev dependencies) first\n');
+  process.stderr.write(
+    'build: dist/ is missing and TypeScript is not installed: run `npm install` (with dev dependencies) first\n',
+  );
   process.exit(1);
 }
 
@@ -71,4 +75,6 @@ if (result.status !== 0) {
 mkdirSync(join(DIST, 'db'), { recursive: true });
 cpSync(join(SRC, 'db', 'migrations'), join(DIST, 'db', 'migrations'), { recursive: true });
 writeFileSync(STAMP, `${new Date().toISOString()}\n`);
-process.stderr.write(`build: dist/ ${ifStale ? 'rebuilt (sources changed)' : 'built'} in ${Date.now() - started} ms\n`);
+process.stderr.write(
+  `build: dist/ ${ifStale ? 'rebuilt (sources changed)' : 'built'} in ${Date.now() - started} ms\n`,
+);
