@@ -1,8 +1,11 @@
 /*
  * The SecretBox every capability uses (ctx.box): SECRETS_KEY, and SECRETS_KEY_PREVIOUS during a rotation.
- * - values are sealed as "v2.<key id>.<iv>.<ciphertext>.<tag>": the key id (a keyed hash of the
- *   key, never the key) says which key opens a value; "v1." values from before rotation existed
- *   carry none and are tried under SECRETS_KEY, then SECRETS_KEY_PREVIOUS
+ * - during a rotation (SECRETS_KEY_PREVIOUS set) values are sealed as
+ *   "v2.<key id>.<iv>.<ciphertext>.<tag>": the key id (a keyed hash of the key, never the key)
+ *   says which key opens a value, so the re-sealer knows what is left without opening anything
+ * - otherwise as "v1.<iv>.<ciphertext>.<tag>" (SecretBox's own format, no key id), which the
+ *   previous release also reads: during a rolling upgrade it opens everything this one writes.
+ *   v1 values are tried under SECRETS_KEY, then SECRETS_KEY_PREVIOUS (the GCM tag tells)
  * - new values are sealed under SECRETS_KEY only once every running instance can open it
  *   (sealingKeyId, decided by the rotation job from secrets_key_readers); until then under the
  *   previous key, which all of them have
@@ -104,7 +107,7 @@ export class KeyRing extends SecretBox {
     this.status.sealingKeyId = this.#sealing.id;
   }
 
-  /** The prefix every value sealed under SECRETS_KEY starts with (for SQL `left(col, n) = prefix`). */
+  /** During a rotation, the prefix of every value re-sealed under SECRETS_KEY (for SQL `left(col, n) = prefix`). */
   get currentPrefix(): string {
     return `v2.${this.#current.id}.`;
   }
@@ -135,11 +138,6 @@ export class KeyRing extends SecretBox {
     }
   }
 
-  /** True when the value is sealed under SECRETS_KEY in the current format. */
-  isCurrent(sealed: string): boolean {
-    return sealed.startsWith(this.currentPrefix);
-  }
-
   /** The same secret sealed under SECRETS_KEY (whatever the sealing key is now). */
   reseal(sealed: string, purpose: string): string {
     return this.#seal(this.#current, this.decrypt(sealed, purpose), purpose);
@@ -153,6 +151,6 @@ export class KeyRing extends SecretBox {
 
   #seal(sealer: Sealer, plaintext: string | Buffer, purpose: string): string {
     const v1 = sealer.box.encrypt(plaintext, purpose); // "v1.<iv>.<ct>.<tag>"
-    return `v2.${sealer.id}.${v1.slice(3)}`;
+    return this.#previous ? `v2.${sealer.id}.${v1.slice(3)}` : v1;
   }
 }

@@ -10,6 +10,8 @@
  *   instances may run it at once, a value is never lost and never sealed twice over
  * - it repeats until a pass finds nothing left; the status (ring.status) is what the admin
  *   console and /readyz show; state "idle" with SECRETS_KEY_PREVIOUS set means it may be dropped
+ * - without SECRETS_KEY_PREVIOUS there is nothing to do but the heartbeat: values are written
+ *   in the format the previous release reads (key-ring.ts), and none is rewritten
  */
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/database.ts';
@@ -133,7 +135,15 @@ export class SecretsRotation {
 
   /** One heartbeat, one decision and (when allowed) re-sealing until nothing is left. */
   async tick(): Promise<void> {
-    if (!(await this.register())) {
+    const everyoneReads = await this.register();
+    if (!this.ring.previousKeyId) {
+      // No rotation: everything stored opens with SECRETS_KEY (the start-up check saw to it).
+      this.ring.status.state = 'idle';
+      this.ring.status.remaining = {};
+      this.ring.status.checkedAt = new Date().toISOString();
+      return;
+    }
+    if (!everyoneReads) {
       this.ring.status.state = 'waiting';
       this.ring.status.remaining = await this.remaining();
       this.ring.status.checkedAt = new Date().toISOString();

@@ -90,7 +90,8 @@ describe(`SECRETS_KEY rotation (${usingPostgres ? 'PostgreSQL' : 'PGlite'})`, ()
     const clinician = new Clinician(s1.url);
     await clinician.signIn(DEMO_CLINICIANS[0]!.username, DEMO_CLINICIANS[0]!.password);
     const pending = await clinician.launch(setup.patients[0]!, DEMO_SITE, 'viewMap');
-    expect((await sealedValues(t)).every((v) => v.startsWith(`v2.${secretsKeyId(k1)}.`))).toBe(true);
+    // No rotation under way: the format the previous release reads too (no key id).
+    expect((await sealedValues(t)).every((v) => v.startsWith('v1.'))).toBe(true);
     await stop(s1);
 
     // The rotation: new key, old one still readable; re-sealed in the background.
@@ -178,15 +179,23 @@ describe(`SECRETS_KEY rotation (${usingPostgres ? 'PostgreSQL' : 'PGlite'})`, ()
       const { client_id } = (
         await own.db.query<{ client_id: string }>('SELECT client_id FROM clients LIMIT 1')
       ).rows[0]!;
+      // One sealed by a server without rotation (no key id), one during someone else's rotation.
       const stranger = new KeyRing(key(), key());
+      const rotatingStranger = new KeyRing(key(), key(), key());
       await own.db.query(
-        `INSERT INTO sites (site_num, client_id, sek_encrypted, sek_hint) VALUES ('990077', $1, $2, '…')`,
-        [client_id, stranger.encrypt('x', 'sek:990077')],
+        `INSERT INTO sites (site_num, client_id, sek_encrypted, sek_hint)
+         VALUES ('990077', $1, $2, '…'), ('990078', $1, $3, '…')`,
+        [client_id, stranger.encrypt('x', 'sek:990077'), rotatingStranger.encrypt('y', 'sek:990078')],
       );
       const err = await startTestServer(own.db, { SECRETS_KEY: b64(k) }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SecretsKeyError);
-      expect((err as Error).message).toMatch(/sites\.sek_encrypted \(990077\).*neither SECRETS_KEY/);
-      expect((err as Error).message).toMatch(/set SECRETS_KEY_PREVIOUS back to the old key/);
+      const message = (err as Error).message;
+      expect(message).toMatch(/^2 stored secret\(s\) cannot be opened with SECRETS_KEY \(key id /);
+      expect(message).toMatch(/sites\.sek_encrypted \(990077\): secret cannot be decrypted/);
+      expect(message).toMatch(
+        /sites\.sek_encrypted \(990078\): secret sealed under key \S+, which is neither SECRETS_KEY/,
+      );
+      expect(message).toMatch(/set SECRETS_KEY_PREVIOUS back to the old key/);
     } finally {
       await own.drop();
     }
