@@ -24,14 +24,18 @@ export interface WorkingCopy {
   remove(): void;
 }
 
-/** A copy of the runnable tree in a temp dir; node_modules is the only thing shared (read-only code). */
-export function workingCopy(label = 'instance'): WorkingCopy {
+/**
+ * A copy of the runnable tree in a temp dir; node_modules is the only thing shared (read-only code).
+ * `revision`: a git commit to copy instead of the working tree (an earlier release, for upgrade tests).
+ */
+export function workingCopy(label = 'instance', revision?: string): WorkingCopy {
   const dir = mkdtempSync(join(tmpdir(), `wc-${label}-`));
-  if (process.env.OPS_WORKING_COPY === 'head') {
-    // The last commit instead of the tree: handy while others have half-done edits in the tree.
+  const commit = revision ?? (process.env.OPS_WORKING_COPY === 'head' ? 'HEAD' : undefined);
+  if (commit) {
+    // A commit instead of the tree: an earlier release, or HEAD while others have half-done edits.
     execFileSync('sh', [
       '-c',
-      `git -C "${REPO_ROOT}" archive HEAD ${ENTRIES.join(' ')} | tar -x -C "${dir}"`,
+      `git -C "${REPO_ROOT}" archive "${commit}" ${ENTRIES.join(' ')} | tar -x -C "${dir}"`,
     ]);
   } else {
     for (const entry of ENTRIES) cpSync(join(REPO_ROOT, entry), join(dir, entry), { recursive: true });
