@@ -154,7 +154,7 @@ export function apiHandlers(ops: AdminOperations) {
 
     listKeys: async (_req, res) => {
       // secretsKey: the SECRETS_KEY rotation's progress (src/keys/secrets-rotation.ts).
-      res.json({ keys: (await ops.listKeys()).map(keyJson), secretsKey: ctx.box.status });
+      res.json({ keys: (await ops.listKeys()).map(keyJson), secretsKey: ops.secretsKeyStatus() });
     },
 
     rotateKeys: async (req, res) => {

@@ -96,7 +96,7 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
     render(req, res, 'keys', {
       title: 'Signing keys',
       keys: (await ops.listKeys()).map(keyJson),
-      secretsKey: ctx.box.status,
+      secretsKey: ops.secretsKeyStatus(),
     });
   });
   router.post('/keys/rotate', async (req, res) => {
