@@ -14,7 +14,6 @@ import { type AuditFilter, type AuditPage, searchAudit } from '../audit/audit-qu
 import type { AppContext } from '../context.ts';
 import type { Queryable } from '../db/database.ts';
 import { NotFoundError, parseInput } from '../http/errors.ts';
-import type { RotationStatus } from '../keys/key-ring.ts';
 import type { SecretBox } from '../keys/secret-box.ts';
 import type { SigningKeyInfo } from '../keys/signing-keys.ts';
 import {
@@ -421,11 +420,8 @@ export class AdminOperations {
 
   // ---- keys
 
-  /** Where a SECRETS_KEY rotation stands (src/keys/secrets-rotation.ts): key ids and counts, never keys. */
-  secretsKeyStatus(): RotationStatus {
-    return this.ctx.box.status;
-  }
-
+  /** Where a SECRETS_KEY rotation stands (keys/secrets-rotation.ts): key ids and counts, never keys. */
+  secretsKeyStatus = (): AppContext['box']['status'] => this.ctx.box.status;
   async listKeys(): Promise<SigningKeyInfo[]> {
     return this.ctx.keys.list();
   }
