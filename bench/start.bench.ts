@@ -71,7 +71,12 @@ async function timeToReady(command: string, args: string[], env: Record<string, 
     stderr += d;
   });
   let exited = false;
-  const done = new Promise<void>((r) => child.once('exit', () => ((exited = true), r())));
+  const done = new Promise<void>((r) =>
+    child.once('exit', () => {
+      exited = true;
+      r();
+    }),
+  );
   try {
     for (;;) {
       if (exited) throw new Error(`exited before ready: ${stderr.slice(-2000)}`);
