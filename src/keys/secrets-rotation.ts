@@ -192,6 +192,9 @@ export class SecretsRotation {
        ON CONFLICT (instance_id) DO UPDATE SET current_key_id = $2, readable_key_ids = $3, seen_at = now()`,
       [this.instanceId, this.ring.keyId, this.ring.readableKeyIds],
     );
+    // Rows of instances that died without saying goodbye (a crash, SIGKILL) stop counting after
+    // three intervals and go after a day.
+    await this.db.query(`DELETE FROM secrets_key_readers WHERE seen_at < now() - interval '1 day'`);
   }
 
   /** Live: seen within three intervals (a crashed instance stops counting after that). */
