@@ -1,5 +1,5 @@
 /*
- * Online rotation of SECRETS_KEY (SPEC §3.1): SECRETS_KEY_PREVIOUS keeps old values readable while
+ * Online rotation of SECRETS_KEY (CONTRACT §3.1): SECRETS_KEY_PREVIOUS keeps old values readable while
  * every stored secret (sealed-columns.ts) is re-sealed under SECRETS_KEY in the background.
  * - at start, openKeyRing() reads (or seeds) the derivation root and opens every live sealed
  *   value that is not under a configured key id: one that neither key opens stops the start

@@ -1,5 +1,5 @@
 /*
- * SECRETS_KEY rotation (SPEC §3.1, src/keys/secrets-rotation.ts) on the run's database, with
+ * SECRETS_KEY rotation (CONTRACT §3.1, src/keys/secrets-rotation.ts) on the run's database, with
  * the real server on a real socket:
  * - a SEK registered under one key, a launch context made under it, a confidential client's
  *   secret and an EHR session all outlive the rotation AND the dropping of the old key

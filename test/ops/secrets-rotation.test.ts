@@ -1,6 +1,6 @@
 /*
  * SECRETS_KEY rotation with two server PROCESSES on one PostgreSQL and launches going on the
- * whole time (SPEC §3.1): instance A restarts with the new key (old one as
+ * whole time (CONTRACT §3.1): instance A restarts with the new key (old one as
  * SECRETS_KEY_PREVIOUS) while B still has only the old key — A must seal nothing B cannot open;
  * then B restarts the same way, the stored secrets are re-sealed in the background, and both
  * restart once more without the old key. Every launch of the run — through both instances,
