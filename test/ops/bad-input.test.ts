@@ -6,7 +6,8 @@
  * Every answer must be a clear 4xx (exactly 413 for an oversized body, 431 for oversized
  * headers) in the endpoint's own vocabulary, never a 5xx or a stack trace, and the database
  * must be unchanged afterwards (a digest of every table, minus the bookkeeping that is supposed
- * to move: rate-limit counters, sign-in failure counts, the audit trail, session expiry).
+ * to move: rate-limit counters, sign-in failure counts, the audit trail, session expiry,
+ * the instances' key heartbeats).
  */
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -27,6 +28,7 @@ const BOOKKEEPING = new Set([
   'audit_events',
   'ehr_sessions',
   'schema_migrations',
+  'secrets_key_readers', // each instance's heartbeat (keys/secrets-rotation.ts)
 ]);
 
 type Vocabulary = 'fhir' | 'oauth' | 'json' | 'html' | 'any';
