@@ -5,6 +5,9 @@
  * - production refuses insecure settings (no SECRETS_KEY, no ADMIN_TOKEN, PUBLIC_URL not https)
  */
 import { z } from 'zod';
+import { type IdentityProviderConfig, identityProviderConfig } from './sso/settings.ts';
+
+export type { IdentityProviderConfig };
 
 const seconds = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z
@@ -67,6 +70,16 @@ export const settings = {
       .optional(),
     default: undefined,
     why: 'AES-256-GCM key that encrypts SEKs and signing private keys at rest; required in production',
+  },
+  SECRETS_KEY_PREVIOUS: {
+    schema: z
+      .string()
+      .refine((v) => Buffer.from(v, 'base64').length === 32 && /^[A-Za-z0-9+/]+={0,2}$/.test(v), {
+        message: 'must be Base64 of exactly 32 bytes: the SECRETS_KEY being rotated out',
+      })
+      .optional(),
+    default: undefined,
+    why: 'during a rotation of SECRETS_KEY, the old key: what it sealed stays readable and is re-sealed under SECRETS_KEY in the background; drop it when the admin console says the rotation is done',
   },
   ADMIN_TOKEN: {
     schema: z
@@ -176,6 +189,46 @@ export const settings = {
     default: undefined,
     why: 'when set, GET /metrics needs Authorization: Bearer METRICS_TOKEN (metrics never carry PHI either way)',
   },
+  IDP_ISSUER: {
+    schema: z.url({ message: "must be the identity provider's issuer URL" }).optional(),
+    default: undefined,
+    why: 'issuer of the organization\'s OpenID Connect provider (Entra ID, Okta, Keycloak…); set it to offer "sign in with your organization account" (discovery and keys are read from it)',
+  },
+  IDP_CLIENT_ID: {
+    schema: z.string().min(1).max(500).optional(),
+    default: undefined,
+    why: 'client id this server was registered with at the identity provider (required with IDP_ISSUER)',
+  },
+  IDP_CLIENT_SECRET: {
+    schema: z.string().min(1).max(2000).optional(),
+    default: undefined,
+    why: "client secret of that registration, sent with HTTP Basic at the provider's token endpoint (required with IDP_ISSUER)",
+  },
+  IDP_SCOPE: {
+    schema: z.string().regex(/^(\S+ )*openid( \S+)*$/, { message: 'must be scopes including openid' }),
+    default: 'openid profile email',
+    why: 'scopes asked of the identity provider; add the one that releases the roles claim if your provider needs it',
+  },
+  IDP_ROLES_CLAIM: {
+    schema: z.string().min(1).max(200),
+    default: 'roles',
+    why: "claim carrying the user's roles or groups (Entra ID: roles, Okta: groups, Keycloak: realm_access.roles — a dotted path reaches into an object)",
+  },
+  IDP_ADMIN_ROLE: {
+    schema: z.string().min(1).max(200).optional(),
+    default: undefined,
+    why: 'value of the roles claim that makes the user an administrator of this server; unset = nobody becomes one through the provider',
+  },
+  IDP_BUTTON_LABEL: {
+    schema: z.string().trim().min(1).max(80),
+    default: 'Sign in with your organization account',
+    why: 'text of the sign-in page\'s button for the identity provider (e.g. "Sign in with St. Mary\'s Hospital")',
+  },
+  LOCAL_PASSWORDS: {
+    schema: bool,
+    default: 'true',
+    why: 'whether users may also sign in with a password kept here; false = the identity provider only (needs IDP_ISSUER)',
+  },
   DEMO_DATA: {
     schema: bool,
     default: undefined,
@@ -196,6 +249,8 @@ export type Config = {
   dataDir: string;
   keysDir: string;
   secretsKey: Buffer | undefined;
+  /** SECRETS_KEY_PREVIOUS: the key being rotated out (src/keys/secrets-rotation.ts). */
+  secretsKeyPrevious: Buffer | undefined;
   adminToken: string | undefined;
   logLevel: string;
   trustProxy: boolean | number | string;
@@ -218,6 +273,10 @@ export type Config = {
   rateLimits: { windowSeconds: number; login: number; token: number; introspection: number; admin: number };
   /** Cookies get the Secure flag when the public URL is https. */
   secureCookies: boolean;
+  /** Sign-in through the organization's OpenID Connect provider (src/sso/); undefined = not offered. */
+  identityProvider: IdentityProviderConfig | undefined;
+  /** Whether password sign-in (POST /login) is on. */
+  localPasswords: boolean;
 };
 
 export class ConfigError extends Error {
@@ -228,7 +287,7 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
-type Key = keyof typeof settings;
+export type Key = keyof typeof settings;
 
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
@@ -271,6 +330,13 @@ export function loadConfig(env: Env = process.env): Config {
       problems.push('PUBLIC_URL: must be https in production (OAuth tokens and PHI travel over it)');
     if (values.DEMO_DATA === true) problems.push('DEMO_DATA: demo data is never loaded in production');
   }
+  const identityProvider = identityProviderConfig(values, isProduction, problems);
+  if (values.LOCAL_PASSWORDS === false && !identityProvider)
+    problems.push('LOCAL_PASSWORDS: false needs IDP_ISSUER, or nobody could sign in');
+  if (values.SECRETS_KEY_PREVIOUS && !values.SECRETS_KEY)
+    problems.push('SECRETS_KEY_PREVIOUS: only means something beside SECRETS_KEY (the new key)');
+  if (values.SECRETS_KEY_PREVIOUS && values.SECRETS_KEY_PREVIOUS === values.SECRETS_KEY)
+    problems.push('SECRETS_KEY_PREVIOUS: is the same key as SECRETS_KEY; give the old key, or unset it');
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -285,6 +351,9 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: values.DATA_DIR as string,
     keysDir: values.KEYS_DIR as string,
     secretsKey: values.SECRETS_KEY ? Buffer.from(values.SECRETS_KEY as string, 'base64') : undefined,
+    secretsKeyPrevious: values.SECRETS_KEY_PREVIOUS
+      ? Buffer.from(values.SECRETS_KEY_PREVIOUS as string, 'base64')
+      : undefined,
     adminToken: values.ADMIN_TOKEN as string | undefined,
     logLevel: values.LOG_LEVEL as string,
     trustProxy: parseTrustProxy(values.TRUST_PROXY as string),
@@ -314,10 +383,19 @@ export function loadConfig(env: Env = process.env): Config {
       admin: values.RATE_LIMIT_ADMIN as number,
     },
     secureCookies: url.protocol === 'https:',
+    identityProvider,
+    localPasswords: values.LOCAL_PASSWORDS as boolean,
   };
 }
 
-const secretSettings = new Set<string>(['SECRETS_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'METRICS_TOKEN']);
+const secretSettings = new Set<string>([
+  'SECRETS_KEY',
+  'SECRETS_KEY_PREVIOUS',
+  'ADMIN_TOKEN',
+  'DATABASE_URL',
+  'METRICS_TOKEN',
+  'IDP_CLIENT_SECRET',
+]);
 
 /** Messages about bad values must not echo secrets (they end up in deployment logs). */
 function redact(name: string, raw: string | undefined): string {
@@ -342,5 +420,7 @@ export function describeConfig(config: Config, databaseKind: string): string[] {
     `FHIR base/iss ${config.fhirBaseUrl}`,
     `discovery     ${config.fhirBaseUrl}/.well-known/smart-configuration`,
     `database      ${databaseKind}`,
+    ...(config.identityProvider ? [`sign-in via    ${config.identityProvider.issuer}`] : []),
+    ...(config.localPasswords ? [] : ['passwords     off (identity provider only)']),
   ];
 }
