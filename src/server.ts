@@ -23,6 +23,7 @@ import { resolveAdminToken, resolveSecretsKey } from './keys/secrets-key.ts';
 import { SigningKeys } from './keys/signing-keys.ts';
 import { createLaunch } from './launch/index.ts';
 import { createOidc } from './oidc/index.ts';
+import { createReferrals } from './referrals/index.ts';
 
 export interface BuiltServer {
   app: Express;
@@ -73,7 +74,7 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
 
     // Dependency order: later capabilities may use services registered by earlier ones.
     const capabilities: Capability[] = [];
-    for (const create of [createOidc, createFhir, createEhr, createLaunch, createAdmin]) {
+    for (const create of [createOidc, createFhir, createEhr, createLaunch, createReferrals, createAdmin]) {
       capabilities.push(await create(ctx));
     }
     const app = createApp(ctx, capabilities);

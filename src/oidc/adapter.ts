@@ -10,6 +10,7 @@
  */
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { AppContext } from '../context.ts';
+import { integrationClientMetadata } from '../referrals/integrations.ts';
 import { providerClientMetadata } from './clients-store.ts';
 
 interface ModelRow {
@@ -53,7 +54,10 @@ export function postgresAdapter(ctx: AppContext): new (model: string) => Adapter
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.model === 'Client')
-        return (await providerClientMetadata(ctx, id)) as AdapterPayload | undefined;
+        // Ocean's message integrations are clients too (client_credentials only, src/referrals/).
+        return ((await providerClientMetadata(ctx, id)) ?? (await integrationClientMetadata(db, id))) as
+          | AdapterPayload
+          | undefined;
       const { rows } = await db.query<ModelRow>(
         `SELECT payload, consumed_at FROM oidc_models
           WHERE model = $1 AND id = $2 AND (expires_at IS NULL OR expires_at > now())`,

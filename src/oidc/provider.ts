@@ -127,6 +127,8 @@ export function buildProvider(ctx: AppContext): Provider {
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
       registration: { enabled: false },
+      // Machine clients (Ocean's message integrations, src/referrals/) get their allowed_scope, nothing more.
+      clientCredentials: { enabled: true },
       // Built in for client authentication and refresh tokens; JWT access tokens are added by token-hooks.
       introspection: {
         enabled: true,
@@ -145,7 +147,10 @@ export function buildProvider(ctx: AppContext): Provider {
           if (resource !== fhirBase) throw new errors.InvalidTarget('the only resource is the FHIR base URL');
           return {
             // The scopes in play; our grant (src/oidc/interactions.ts) decides which are granted.
-            scope: scopesInPlay(kctx, fhirBase),
+            scope:
+              kctx.oidc.params?.grant_type === 'client_credentials'
+                ? String(client.allowed_scope ?? '')
+                : scopesInPlay(kctx, fhirBase),
             audience: fhirBase,
             accessTokenTTL: config.ttl.accessToken,
             accessTokenFormat: 'jwt',
