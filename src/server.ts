@@ -11,7 +11,6 @@ import type { Database } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { openDatabase } from './db/open-database.ts';
 import { createEhr } from './ehr/index.ts';
-import { DatabaseSessionStore, sessionMiddleware } from './ehr/session.ts';
 import { createFhir } from './fhir/index.ts';
 import { createApp } from './http/app.ts';
 import { loggableError } from './http/errors.ts';
@@ -24,6 +23,7 @@ import { SigningKeys } from './keys/signing-keys.ts';
 import { createLaunch } from './launch/index.ts';
 import { createOidc } from './oidc/index.ts';
 import { createReferrals } from './referrals/index.ts';
+import { DatabaseSessionStore, sessionMiddleware } from './web/session.ts';
 
 export interface BuiltServer {
   app: Express;

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { AuditEvent, AuditTrail } from '../audit/audit.ts';
 import type { Database } from '../db/database.ts';
 import { readResource } from '../fhir/repository.ts';
-import { ConflictError, NotFoundError, parseInput } from '../oidc/store-errors.ts';
+import { ConflictError, NotFoundError, parseInput } from '../http/errors.ts';
 import { fileClaimed } from './apply-message.ts';
 import { getInboxItem, type InboxItem, listInbox, type Outcome, settle } from './inbox.ts';
 import type { Integration, IntegrationCredentials, Integrations } from './integrations.ts';

@@ -8,10 +8,9 @@
  */
 import express, { type Request, type RequestHandler, type Response, Router } from 'express';
 import type { AppContext } from '../context.ts';
-import { noStore, requireUser } from '../ehr/current-user.ts';
-import { csrfGuard } from '../ehr/session.ts';
-import { HttpError } from '../http/errors.ts';
-import { ValidationError } from '../oidc/store-errors.ts';
+import { HttpError, ValidationError } from '../http/errors.ts';
+import { noStore, requireUser } from '../web/current-user.ts';
+import { csrfGuard } from '../web/session.ts';
 import type { Actor, ReferralAdmin } from './admin-api.ts';
 import { inboxCounts } from './inbox.ts';
 

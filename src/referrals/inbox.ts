@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type Database, InvalidInputError, type Queryable } from '../db/database.ts';
-import { NotFoundError } from '../oidc/store-errors.ts';
+import { NotFoundError } from '../http/errors.ts';
 
 export type Outcome = 'filed' | 'unmatched' | 'ignored' | 'refused' | 'dismissed';
 

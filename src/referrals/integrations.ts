@@ -12,8 +12,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Database, Queryable } from '../db/database.ts';
 import { sqlState, UNIQUE_VIOLATION } from '../db/database.ts';
+import { ConflictError, NotFoundError, parseInput } from '../http/errors.ts';
 import type { SecretBox } from '../keys/secret-box.ts';
-import { ConflictError, NotFoundError, parseInput } from '../oidc/store-errors.ts';
 
 /**
  * The keyed-hash purpose of client secrets: the authorization server hashes a presented secret

@@ -201,7 +201,7 @@ export function referralMessage(o: MessageOptions = {}): Bundle {
           questionnaire: 'https://ocean.cognisantmd.com/forms/ortho-knee',
           subject: { reference: u.patient },
           item: items,
-        } as Resource,
+        } as unknown as Resource,
       },
       {
         fullUrl: u.sr,
