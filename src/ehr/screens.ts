@@ -137,15 +137,16 @@ export function screenRoutes(ctx: AppContext) {
       const list = await recentInCompartment<T>(ctx.db, id, types, limit);
       return { items: list.items, total: list.total, more: list.total > list.items.length };
     };
-    const [allergies, medications, conditions, observations, documents, buttons, referrals] = await Promise.all([
-      listOf<AllergyIntolerance>(['AllergyIntolerance']),
-      listOf<MedicationStatement | MedicationRequest>(['MedicationStatement', 'MedicationRequest']),
-      listOf<Condition>(['Condition']),
-      listOf<Observation>(['Observation'], RECENT_OBSERVATIONS),
-      recentDocuments(ctx.db, id, CHART_LIMIT),
-      oceanButtons(ctx, id),
-      referralSection(ctx.db, id),
-    ]);
+    const [allergies, medications, conditions, observations, documents, buttons, referrals] =
+      await Promise.all([
+        listOf<AllergyIntolerance>(['AllergyIntolerance']),
+        listOf<MedicationStatement | MedicationRequest>(['MedicationStatement', 'MedicationRequest']),
+        listOf<Condition>(['Condition']),
+        listOf<Observation>(['Observation'], RECENT_OBSERVATIONS),
+        recentDocuments(ctx.db, id, CHART_LIMIT),
+        oceanButtons(ctx, id),
+        referralSection(ctx.db, id),
+      ]);
     await ctx.audit.record({
       action: 'ehr.chart.view',
       ...auditBase(req, user.id),

@@ -23,7 +23,7 @@ import { requireAdminToken } from '../admin/admin-token.ts';
 import { optionalJsonBody, requireJsonBody } from '../admin/api.ts';
 import type { AppContext, Capability } from '../context.ts';
 import { HttpError, notFound, speaks } from '../http/errors.ts';
-import { noStore, requireUser } from '../web/current-user.ts';
+import { loadCurrentUser, noStore, requireUser } from '../web/current-user.ts';
 import { type Actor, ReferralAdmin } from './admin-api.ts';
 import { referralConsole } from './console.ts';
 import { Integrations } from './integrations.ts';
@@ -46,13 +46,12 @@ const apiActor = (req: express.Request): Actor => ({
 });
 const MESSAGE_TYPES = ['application/fhir+json', 'application/json', 'application/json+fhir'];
 
-export interface ReferralsService {
-  /** The chart's "Referrals (Ocean)" section data (src/ehr/screens.ts). */
-  admin: ReferralAdmin;
+/** The referrals capability, with its letter job (tests and operations run a pass on demand). */
+export interface ReferralsCapability extends Capability {
   letters: LetterJob;
 }
 
-export async function createReferrals(ctx: AppContext): Promise<Capability> {
+export function createReferrals(ctx: AppContext): ReferralsCapability {
   const integrations = new Integrations(ctx.db, ctx.box, ctx.config.fhirBaseUrl);
   const letters = new LetterJob(ctx.db, integrations, ctx.logger);
   const kickLetters = () => letters.kick();
@@ -64,7 +63,6 @@ export async function createReferrals(ctx: AppContext): Promise<Capability> {
     integrations,
     onFiled: kickLetters,
   });
-  ctx.services.referrals = { admin, letters } satisfies ReferralsService;
 
   // ---- Ocean's endpoint: FHIR vocabulary; credentials checked before the body is read
   const onlyPost: RequestHandler = (req, _res, next) =>
@@ -190,9 +188,7 @@ export async function createReferrals(ctx: AppContext): Promise<Capability> {
   });
 
   // ---- people: the console page and the letter from the chart
-  const currentUser = ctx.services.currentUser as RequestHandler | undefined;
-  if (!currentUser)
-    throw new Error('the EHR capability must be created before referrals (it provides the current user)');
+  const currentUser = loadCurrentUser(ctx);
   const router = Router();
   router.use('/admin/api', adminApi);
   router.use('/admin/ocean', referralConsole(ctx, admin, currentUser));
@@ -224,6 +220,9 @@ export async function createReferrals(ctx: AppContext): Promise<Capability> {
     name: 'referrals',
     api,
     router,
+    letters,
+    // Refusals before the route runs (413 from the body guard) speak FHIR to Ocean.
+    paths: [{ path: /^\/fhir\/\$process-message\/?$/, errorFormat: 'fhir' }],
     start() {
       letters.start();
       letters.kick();

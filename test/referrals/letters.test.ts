@@ -8,7 +8,7 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { putResource } from '../../src/fhir/repository.ts';
-import type { ReferralsService } from '../../src/referrals/index.ts';
+import type { ReferralsCapability } from '../../src/referrals/index.ts';
 import { MAX_ATTEMPTS } from '../../src/referrals/letters.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { createTestUser, signIn } from '../helpers/oidc.ts';
@@ -24,7 +24,9 @@ let integrationId: string;
 let cookie: string;
 const admin = { Authorization: `Bearer ${TEST_ADMIN_TOKEN}` };
 
-const letters = () => (server.ctx.services.referrals as ReferralsService).letters;
+const jobOf = (s: TestServer) =>
+  (s.capabilities.find((c) => c.name === 'referrals') as ReferralsCapability).letters;
+const letters = () => jobOf(server);
 
 async function letterRow(referralId: string) {
   const r = await t.db.query<{ status: string; attempts: number; last_error: string | null; wait: unknown }>(
@@ -165,10 +167,7 @@ describe('the letter job', () => {
     const calls = ocean.letterCalls;
     const other = await startTestServer(await t.connectAnother());
     try {
-      await Promise.all([
-        letters().runOnce(),
-        (other.ctx.services.referrals as ReferralsService).letters.runOnce(),
-      ]);
+      await Promise.all([letters().runOnce(), jobOf(other).runOnce()]);
     } finally {
       await other.stop();
       letters().start();
