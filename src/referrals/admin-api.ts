@@ -102,14 +102,9 @@ export class ReferralAdmin {
       if (!item.integration_id) throw new ConflictError('the integration of this message was deleted');
       if (!(await readResource(tx, 'Patient', patient_id))) throw new NotFoundError('no such patient');
       const message = readMessage(item.message);
-      const fetchesLetters = Boolean(await this.integrations.outbound(tx, item.integration_id));
-      const applied = await fileClaimed(
-        tx,
-        { id: item.integration_id, fetchesLetters },
-        message,
-        id,
-        patient_id,
-      );
+      const integration = await this.integrations.ref(tx, item.integration_id);
+      if (!integration) throw new ConflictError('the integration of this message was deleted');
+      const applied = await fileClaimed(tx, integration, message, id, patient_id);
       if (applied.outcome !== 'filed')
         throw new ConflictError('the referral is already filed in another chart; it cannot be filed here');
     });

@@ -12,6 +12,7 @@
 import type { Queryable } from '../db/database.ts';
 import { fileReferral } from './filing.ts';
 import { claim, settle } from './inbox.ts';
+import type { IntegrationRef } from './integrations.ts';
 import { scheduleLetter } from './letters.ts';
 import type { ReferralMessage } from './message.ts';
 import { matchPatient } from './patient-match.ts';
@@ -20,12 +21,6 @@ export type Applied =
   | { outcome: 'duplicate' }
   | { outcome: 'ignored' | 'unmatched'; inboxId: string }
   | { outcome: 'filed'; inboxId: string; patientId: string; serviceRequestId: string };
-
-export interface IntegrationRef {
-  id: string;
-  /** Whether Ocean's outbound credentials are set (letters can be fetched). */
-  fetchesLetters: boolean;
-}
 
 /** Claims and applies a message received now. */
 export async function applyMessage(
@@ -64,15 +59,14 @@ export async function fileClaimed(
 ): Promise<Applied> {
   const referral = message.referral!;
   const sentAt = message.sentAt ?? new Date();
-  await q.query(
-    `INSERT INTO ocean_referrals (referral_id, integration_id, patient_id, service_request_id, last_message_at)
-     VALUES ($1, $2, $3, '', '-infinity') ON CONFLICT (referral_id) DO NOTHING`,
-    [referral.referralId, integration.id, patientId],
-    { prepare: true },
-  );
+  // Creates the referral row or locks the existing one, in one statement: DO UPDATE takes the row
+  // lock (waiting for a concurrent filer) and RETURNING gives the row as it was.
   const { rows } = await q.query<{ patient_id: string; last_message_at: Date | string }>(
-    'SELECT patient_id, last_message_at FROM ocean_referrals WHERE referral_id = $1 FOR UPDATE',
-    [referral.referralId],
+    `INSERT INTO ocean_referrals (referral_id, integration_id, patient_id, service_request_id, last_message_at)
+     VALUES ($1, $2, $3, '', '-infinity')
+     ON CONFLICT (referral_id) DO UPDATE SET referral_id = EXCLUDED.referral_id
+     RETURNING patient_id, last_message_at`,
+    [referral.referralId, integration.id, patientId],
     { prepare: true },
   );
   const row = rows[0]!;
@@ -90,16 +84,19 @@ export async function fileClaimed(
     return { outcome: 'ignored', inboxId };
   }
   const filed = await fileReferral(q, message, patientId);
-  await q.query(
-    `UPDATE ocean_referrals SET service_request_id = $2, last_message_at = $3::timestamptz,
-            integration_id = $4, updated_at = now()
-      WHERE referral_id = $1`,
-    [referral.referralId, filed.serviceRequestId, sentAt.toISOString(), integration.id],
-    { prepare: true },
-  );
   if (filed.letterUrl)
     await scheduleLetter(q, referral.referralId, filed.letterUrl, integration.fetchesLetters);
-  await settle(q, inboxId, 'filed', { patientId });
+  // The referral's newest message and the inbox outcome, in one statement.
+  await q.query(
+    `WITH referral AS (
+       UPDATE ocean_referrals SET service_request_id = $2, last_message_at = $3::timestamptz,
+              integration_id = $4, updated_at = now()
+        WHERE referral_id = $1)
+     UPDATE ocean_inbox SET outcome = 'filed', patient_id = $6, problem = NULL, resolved_at = now()
+      WHERE id = $5`,
+    [referral.referralId, filed.serviceRequestId, sentAt.toISOString(), integration.id, inboxId, patientId],
+    { prepare: true },
+  );
   return { outcome: 'filed', inboxId, patientId, serviceRequestId: filed.serviceRequestId };
 }
 

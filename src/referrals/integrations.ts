@@ -93,6 +93,14 @@ interface Row {
 
 const iso = (d: Date | string) => new Date(d).toISOString();
 
+/** Which integration a message came through, and whether its site's letters can be fetched. */
+export interface IntegrationRef {
+  id: string;
+  siteNum: string;
+  /** Ocean's outbound OAuth2 credentials are set. */
+  fetchesLetters: boolean;
+}
+
 /** Ocean's outbound credentials, opened for the letter job. */
 export interface OutboundCredentials {
   tokenUrl: string;
@@ -234,27 +242,40 @@ export class Integrations {
   }
 
   /** The integration whose Basic credentials these are, or undefined. */
-  async byBasic(username: string, password: string): Promise<{ id: string; siteNum: string } | undefined> {
-    const { rows } = await this.db.query<{ id: string; site_num: string }>(
-      'SELECT id, site_num FROM ocean_integrations WHERE username = $1 AND password_hash = $2',
+  async byBasic(username: string, password: string): Promise<IntegrationRef | undefined> {
+    const { rows } = await this.db.query<{ id: string; site_num: string; fetches: boolean }>(
+      `SELECT id, site_num, outbound_token_url IS NOT NULL AS fetches
+         FROM ocean_integrations WHERE username = $1 AND password_hash = $2`,
       [username, this.box.keyedHash(password, PASSWORD_PURPOSE)],
       { prepare: true },
     );
-    return rows[0] ? { id: rows[0].id, siteNum: rows[0].site_num } : undefined;
+    const row = rows[0];
+    return row ? { id: row.id, siteNum: row.site_num, fetchesLetters: row.fetches } : undefined;
   }
 
   /** The integration of an OAuth client, with when its credentials were last drawn (epoch seconds). */
-  async byClient(
-    clientId: string,
-  ): Promise<{ id: string; siteNum: string; issuedAfter: number } | undefined> {
-    const { rows } = await this.db.query<{ id: string; site_num: string; issued: unknown }>(
-      `SELECT id, site_num, floor(extract(epoch FROM credentials_issued_at)) AS issued
+  async byClient(clientId: string): Promise<(IntegrationRef & { issuedAfter: number }) | undefined> {
+    const { rows } = await this.db.query<{ id: string; site_num: string; fetches: boolean; issued: unknown }>(
+      `SELECT id, site_num, outbound_token_url IS NOT NULL AS fetches,
+              floor(extract(epoch FROM credentials_issued_at)) AS issued
          FROM ocean_integrations WHERE client_id = $1`,
       [clientId],
       { prepare: true },
     );
     const row = rows[0];
-    return row ? { id: row.id, siteNum: row.site_num, issuedAfter: Number(row.issued) } : undefined;
+    return row
+      ? { id: row.id, siteNum: row.site_num, fetchesLetters: row.fetches, issuedAfter: Number(row.issued) }
+      : undefined;
+  }
+
+  /** An integration as the filing needs it (an administrator's match). */
+  async ref(q: Queryable, id: string): Promise<IntegrationRef | undefined> {
+    const { rows } = await q.query<{ id: string; site_num: string; fetches: boolean }>(
+      'SELECT id, site_num, outbound_token_url IS NOT NULL AS fetches FROM ocean_integrations WHERE id = $1',
+      [id],
+    );
+    const row = rows[0];
+    return row ? { id: row.id, siteNum: row.site_num, fetchesLetters: row.fetches } : undefined;
   }
 }
 

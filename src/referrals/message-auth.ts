@@ -12,11 +12,15 @@ import { errors as joseErrors, jwtVerify } from 'jose';
 import { HttpError } from '../http/errors.ts';
 import type { SigningKeys } from '../keys/signing-keys.ts';
 import { splitScope } from '../smart/scopes.ts';
-import { INTEGRATION_CLIENT_PREFIX, type Integrations, MESSAGE_SCOPE } from './integrations.ts';
+import {
+  INTEGRATION_CLIENT_PREFIX,
+  type IntegrationRef,
+  type Integrations,
+  MESSAGE_SCOPE,
+} from './integrations.ts';
 
 export interface Sender {
-  integrationId: string;
-  siteNum: string;
+  integration: IntegrationRef;
   via: 'basic' | 'bearer';
   clientId?: string;
 }
@@ -36,7 +40,7 @@ export function messageAuthenticator(integrations: Integrations, keys: SigningKe
       const found =
         colon > 0 ? await integrations.byBasic(decoded.slice(0, colon), decoded.slice(colon + 1)) : undefined;
       if (!found) throw unauthorized('the username or password is not valid');
-      return { integrationId: found.id, siteNum: found.siteNum, via: 'basic' };
+      return { integration: found, via: 'basic' };
     }
     const bearer = /^Bearer +([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)$/i.exec(header);
     if (!bearer) throw unauthorized('credentials are required: HTTP Basic or a Bearer token');
@@ -70,6 +74,7 @@ export function messageAuthenticator(integrations: Integrations, keys: SigningKe
         'forbidden',
       );
     }
-    return { integrationId: found.id, siteNum: found.siteNum, via: 'bearer', clientId };
+    const { issuedAfter: _, ...integration } = found;
+    return { integration, via: 'bearer', clientId };
   };
 }

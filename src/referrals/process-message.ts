@@ -42,7 +42,7 @@ export function processMessageHandler(deps: ProcessMessageDeps) {
       body = JSON.parse(text);
     } catch {
       await keepRefused(deps.db, {
-        integrationId: sender.integrationId,
+        integrationId: sender.integration.id,
         problem: 'the body is not valid JSON',
         text,
       });
@@ -53,10 +53,7 @@ export function processMessageHandler(deps: ProcessMessageDeps) {
     try {
       const message = readMessage(body);
       event = message.event;
-      const fetchesLetters = Boolean(await deps.integrations.outbound(deps.db, sender.integrationId));
-      applied = await deps.db.transaction((tx) =>
-        applyMessage(tx, { id: sender.integrationId, fetchesLetters }, message, text),
-      );
+      applied = await deps.db.transaction((tx) => applyMessage(tx, sender.integration, message, text));
     } catch (err) {
       const problem =
         err instanceof MessageError || (err instanceof HttpError && err.status === 400)
@@ -66,13 +63,13 @@ export function processMessageHandler(deps: ProcessMessageDeps) {
             : undefined;
       if (problem === undefined) throw err;
       const facts = headerFacts(body);
-      await keepRefused(deps.db, { integrationId: sender.integrationId, ...facts, problem, json: text });
+      await keepRefused(deps.db, { integrationId: sender.integration.id, ...facts, problem, json: text });
       await record(deps, req, sender, 'refused', facts.event);
       throw refuse(problem);
     }
     await record(deps, req, sender, applied.outcome, event, applied);
     if (applied.outcome === 'filed') deps.onFiled?.();
-    req.log?.info({ event, outcome: applied.outcome, integration: sender.integrationId }, 'ocean message');
+    req.log?.info({ event, outcome: applied.outcome, integration: sender.integration.id }, 'ocean message');
     res.status(200).type(FHIR_JSON);
     res.end(
       JSON.stringify(
@@ -106,7 +103,9 @@ function record(
     clientId: sender.clientId ?? null,
     patientId: applied?.outcome === 'filed' ? applied.patientId : null,
     entity:
-      applied?.outcome === 'filed' ? `ServiceRequest/${applied.serviceRequestId}` : `site/${sender.siteNum}`,
+      applied?.outcome === 'filed'
+        ? `ServiceRequest/${applied.serviceRequestId}`
+        : `site/${sender.integration.siteNum}`,
     requestId: req.id != null ? String(req.id) : null,
     ip: req.ip ?? null,
     detail: { event: event ?? null, outcome, via: sender.via },
