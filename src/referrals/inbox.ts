@@ -51,7 +51,7 @@ export async function claim(
 ): Promise<string | undefined> {
   const { rows } = await q.query<{ id: string }>(
     `INSERT INTO ocean_inbox (id, integration_id, message_id, event, referral_id, outcome, message)
-     VALUES ($1, $2, $3, $4, $5, 'ignored', $6::jsonb)
+     VALUES ($1, $2, $3, $4, $5, 'ignored', $6)
      ON CONFLICT (integration_id, message_id) WHERE outcome <> 'refused' DO NOTHING
      RETURNING id`,
     [randomUUID(), m.integrationId, m.messageId, m.event, m.referralId ?? null, m.text],
@@ -76,38 +76,23 @@ export async function settle(
   );
 }
 
-/** Keeps a refused message for the administrator: parsed when it was JSON, else its text. */
+/** Keeps a refused message for the administrator, as received. */
 export async function keepRefused(
   db: Database,
-  m: {
-    integrationId: string;
-    messageId?: string;
-    event?: string;
-    problem: string;
-    json?: string;
-    text?: string;
-  },
+  m: { integrationId: string; messageId?: string; event?: string; problem: string; text: string },
 ): Promise<void> {
-  const insert = (json: string | null, text: string | null) =>
+  const insert = (text: string | null) =>
     db.query(
-      `INSERT INTO ocean_inbox (id, integration_id, message_id, event, outcome, problem, message, raw_text, resolved_at)
-       VALUES ($1, $2, $3, $4, 'refused', $5, $6::jsonb, $7, now())`,
-      [
-        randomUUID(),
-        m.integrationId,
-        m.messageId ?? null,
-        m.event ?? null,
-        m.problem.slice(0, 500),
-        json,
-        text,
-      ],
+      `INSERT INTO ocean_inbox (id, integration_id, message_id, event, outcome, problem, message, resolved_at)
+       VALUES ($1, $2, $3, $4, 'refused', $5, $6, now())`,
+      [randomUUID(), m.integrationId, m.messageId ?? null, m.event ?? null, m.problem.slice(0, 500), text],
     );
   try {
-    await insert(m.json ?? null, m.json ? null : (m.text ?? null));
+    await insert(m.text);
   } catch (err) {
     // A body PostgreSQL cannot hold (a NUL character): keep the facts of the refusal without it.
     if (!(err instanceof InvalidInputError)) throw err;
-    await insert(null, null);
+    await insert(null);
   }
 }
 
@@ -130,14 +115,24 @@ export async function getInboxItem(
   id: string,
   lock = false,
 ): Promise<InboxItem & { message: unknown }> {
-  const { rows } = await q.query<Row & { message: unknown; raw_text: string | null }>(
-    `SELECT ${COLUMNS}, message, raw_text FROM ocean_inbox WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
+  const { rows } = await q.query<Row & { message: string | null }>(
+    `SELECT ${COLUMNS}, message FROM ocean_inbox WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
     [id],
   );
   const row = rows[0];
   if (!row) throw new NotFoundError('no such message in the Ocean inbox');
-  const { message, raw_text, ...rest } = row;
-  return { ...toItem(rest), message: message ?? raw_text };
+  const { message, ...rest } = row;
+  return { ...toItem(rest), message: parsedOrText(message) };
+}
+
+/** The body as JSON when it is JSON (every accepted message), else as the text received. */
+function parsedOrText(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
 
 /** Counts by outcome, for the console. */

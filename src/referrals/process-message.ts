@@ -63,7 +63,7 @@ export function processMessageHandler(deps: ProcessMessageDeps) {
             : undefined;
       if (problem === undefined) throw err;
       const facts = headerFacts(body);
-      await keepRefused(deps.db, { integrationId: sender.integration.id, ...facts, problem, json: text });
+      await keepRefused(deps.db, { integrationId: sender.integration.id, ...facts, problem, text });
       await record(deps, req, sender, 'refused', facts.event);
       throw refuse(problem);
     }

@@ -21,7 +21,8 @@ CREATE TABLE ocean_integrations (
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 
--- Every message received, accepted or not: the raw Bundle for the administrator, never logged.
+-- Every message received, accepted or not: the body exactly as received (text: stored, never
+-- parsed again by the database), for the administrator; never logged.
 -- outcome: filed (applied to a chart), duplicate-free by the unique index below; unmatched (no
 -- patient found: waits for an administrator); ignored (a known event without a referral, or
 -- older than what is filed); refused (400: kept, nothing filed); dismissed (by an administrator).
@@ -34,8 +35,7 @@ CREATE TABLE ocean_inbox (
   outcome text NOT NULL CHECK (outcome IN ('filed', 'unmatched', 'ignored', 'refused', 'dismissed')),
   problem text,
   patient_id text,
-  message jsonb,
-  raw_text text,
+  message text,
   received_at timestamptz NOT NULL DEFAULT now(),
   resolved_at timestamptz
 );
