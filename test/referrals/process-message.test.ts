@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { putResource } from '../../src/fhir/repository.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { issueTokens } from '../helpers/oidc.ts';
-import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../helpers/server.ts';
+import { capturedLogger, startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../helpers/server.ts';
 import { HCN_SYSTEM, referralMessage } from './messages.ts';
 
 let t: TestDatabase;
@@ -585,5 +585,29 @@ describe('the letter DocumentReference', () => {
       `SELECT resource FROM fhir_resources WHERE resource_type = 'DocumentReference' AND compartment_patient = 'pat-a' AND resource #>> '{identifier,0,value}' = 'REF-LET'`,
     );
     expect(docs.rows[0]!.resource.content[0]!.attachment.url).toContain('REF-LET-letter');
+  });
+});
+
+describe('logs', () => {
+  it('carry no value from a message at trace level, filed, unmatched or refused', async () => {
+    const { logger, lines } = capturedLogger('trace');
+    const traced = await startTestServer(await t.connectAnother(), {}, logger);
+    try {
+      const secrets = ['Zebulon-Quixote', '7777-888-999', 'REF-SECRET-42', 'knee-secret-note'];
+      const m = referralMessage({ referralId: secrets[2], patientRef: 'pat-a', note: secrets[3] });
+      const p = m.entry!.find((e) => e.resource?.resourceType === 'Patient')!.resource as Patient;
+      p.name = [{ family: secrets[0] }];
+      expect((await post(traced, m)).status).toBe(200);
+      const unmatched = referralMessage({ hcn: secrets[1], note: secrets[3] });
+      expect((await post(traced, unmatched)).status).toBe(200);
+      const refused = referralMessage({ referralId: secrets[2] });
+      (refused.entry!.at(-1)!.resource as ServiceRequest).subject = { reference: 'urn:uuid:nope' };
+      expect((await post(traced, refused)).status).toBe(400);
+      const log = lines.join('\n');
+      expect(log).toContain('ocean message');
+      for (const s of secrets) expect(log).not.toContain(s);
+    } finally {
+      await traced.stop();
+    }
   });
 });
