@@ -5,8 +5,7 @@
  * - responses carry Cache-Control: no-store (they may hold a secret once)
  */
 import type { Request, RequestHandler } from 'express';
-import { parseAuditFilter, searchAudit } from '../audit/audit-query.ts';
-import type { AppContext } from '../context.ts';
+import { parseAuditFilter } from '../audit/audit-query.ts';
 import { HttpError } from '../http/errors.ts';
 import { type Actor, type AdminOperations, keyJson, siteJson, userJson } from './operations.ts';
 
@@ -48,7 +47,7 @@ export const optionalJsonBody: RequestHandler = (req, _res, next) => {
   next();
 };
 
-export function apiHandlers(ctx: AppContext, ops: AdminOperations) {
+export function apiHandlers(ops: AdminOperations) {
   return {
     listClients: async (_req, res) => {
       res.json({ clients: await ops.listClients() });
@@ -162,7 +161,7 @@ export function apiHandlers(ctx: AppContext, ops: AdminOperations) {
     },
 
     audit: async (req, res) => {
-      res.json(await searchAudit(ctx, parseAuditFilter(req.query)));
+      res.json(await ops.searchAudit(parseAuditFilter(req.query)));
     },
   } satisfies Record<string, RequestHandler>;
 }
