@@ -75,14 +75,16 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
     };
     ctx.sessions.middleware = sessionMiddleware(ctx, sessionStore);
 
-    const oidc = await createOidc(ctx);
+    // Ocean's message integrations are machine clients of the authorization server.
+    const referrals = createReferrals(ctx);
+    const oidc = await createOidc(ctx, { machineClients: referrals.clientMetadata });
     const capabilities: Capability[] = [
       oidc,
       await createFhir(ctx),
       await createEhr(ctx),
       await createLaunch(ctx),
       createDemo(ctx),
-      createReferrals(ctx),
+      referrals,
       await createAdmin(ctx, { provider: oidc.provider }),
     ];
     const app = createApp(ctx, capabilities);

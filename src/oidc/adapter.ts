@@ -10,7 +10,6 @@
  */
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { AppContext } from '../context.ts';
-import { integrationClientMetadata } from '../referrals/integrations.ts';
 import { providerClientMetadata } from './clients-store.ts';
 
 interface ModelRow {
@@ -18,8 +17,16 @@ interface ModelRow {
   consumed_at: Date | string | null;
 }
 
+/** Client metadata of machine clients another room owns (Ocean's message integrations), by client_id. */
+export type MachineClients = (clientId: string) => Promise<Record<string, unknown> | undefined>;
+
 /** Builds the adapter class oidc-provider instantiates once per model name. */
-export function postgresAdapter(ctx: AppContext): new (model: string) => Adapter {
+export function postgresAdapter(
+  ctx: AppContext,
+  machineClients: MachineClients = async () => undefined,
+): new (
+  model: string,
+) => Adapter {
   const { db } = ctx;
 
   const hydrate = (row: ModelRow | undefined): AdapterPayload | undefined => {
@@ -55,7 +62,7 @@ export function postgresAdapter(ctx: AppContext): new (model: string) => Adapter
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.model === 'Client')
         // Ocean's message integrations are clients too (client_credentials only, src/referrals/).
-        return ((await providerClientMetadata(ctx, id)) ?? (await integrationClientMetadata(db, id))) as
+        return ((await providerClientMetadata(ctx, id)) ?? (await machineClients(id))) as
           | AdapterPayload
           | undefined;
       const { rows } = await db.query<ModelRow>(

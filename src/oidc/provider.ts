@@ -19,7 +19,7 @@ import { isLaunchUsable } from '../launch/launch-contexts.ts';
 import { CLIENT_AUTH_METHODS, ROUTES, SIGNING_ALGS } from '../smart/endpoints.ts';
 import { OIDC_SCOPES, splitScope } from '../smart/scopes.ts';
 import { CLAIMS_BY_SCOPE, loadAccount } from './accounts.ts';
-import { postgresAdapter } from './adapter.ts';
+import { type MachineClients, postgresAdapter } from './adapter.ts';
 import { CLIENT_SECRET_PURPOSE } from './clients-store.ts';
 import { ssoGrant } from './launch-grant.ts';
 import { contextForGrant, installTokenHooks } from './token-hooks.ts';
@@ -35,12 +35,12 @@ export function audMatches(aud: string, fhirBaseUrl: string): boolean {
   return aud === fhirBaseUrl || aud === `${fhirBaseUrl}/`;
 }
 
-export function buildProvider(ctx: AppContext): Provider {
+export function buildProvider(ctx: AppContext, machineClients?: MachineClients): Provider {
   const { config } = ctx;
   const fhirBase = config.fhirBaseUrl;
 
   const configuration: Configuration = {
-    adapter: postgresAdapter(ctx),
+    adapter: postgresAdapter(ctx, machineClients),
     clients: [],
     findAccount: (_kctx, sub) => loadAccount(ctx, sub),
     // Only the keys that sign now; relying parties get next and retired keys from our JWKS route.

@@ -26,7 +26,7 @@ import { HttpError, notFound, speaks } from '../http/errors.ts';
 import { loadCurrentUser, noStore, requireUser } from '../web/current-user.ts';
 import { type Actor, ReferralAdmin } from './admin-api.ts';
 import { referralConsole } from './console.ts';
-import { Integrations } from './integrations.ts';
+import { Integrations, integrationClientMetadata } from './integrations.ts';
 import { LetterJob, readLetter } from './letters.ts';
 import { messageAuthenticator } from './message-auth.ts';
 import { processMessageHandler } from './process-message.ts';
@@ -49,6 +49,8 @@ const MESSAGE_TYPES = ['application/fhir+json', 'application/json', 'application
 /** The referrals capability, with its letter job (tests and operations run a pass on demand). */
 export interface ReferralsCapability extends Capability {
   letters: LetterJob;
+  /** oidc-provider metadata of the integrations' OAuth clients (the authorization server's Client lookup). */
+  clientMetadata(clientId: string): Promise<Record<string, unknown> | undefined>;
 }
 
 export function createReferrals(ctx: AppContext): ReferralsCapability {
@@ -221,6 +223,7 @@ export function createReferrals(ctx: AppContext): ReferralsCapability {
     api,
     router,
     letters,
+    clientMetadata: (clientId) => integrationClientMetadata(ctx.db, clientId),
     // Refusals before the route runs (413 from the body guard) speak FHIR to Ocean.
     paths: [{ path: /^\/fhir\/\$process-message\/?$/, errorFormat: 'fhir' }],
     start() {

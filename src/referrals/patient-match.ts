@@ -9,8 +9,14 @@
  */
 import type { Identifier, Patient } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/database.ts';
-import { healthCard, ON_HCN_SYSTEM, VERSION_CODE_EXTENSIONS } from '../ehr/patient-view.ts';
 import { readResource, searchPatients } from '../fhir/repository.ts';
+
+const ON_HCN_SYSTEM = 'https://fhir.infoway-inforoute.ca/NamingSystem/ca-on-patient-hcn';
+/** The version code's extensions: Ocean's own and CA Baseline's (SPEC §2). */
+const VERSION_CODE_EXTENSIONS = [
+  'http://ehealthontario.ca/fhir/StructureDefinition/ext-id-health-card-version-code',
+  'http://hl7.org/fhir/ca/baseline/StructureDefinition/ext-identifierversion',
+];
 
 export const EXTERNAL_PATIENT_SYSTEM =
   'https://ocean.cognisantmd.com/svc/fhir/v1/NamingSystem/id-external-patient-reference';
@@ -21,7 +27,8 @@ export type PatientMatch =
 
 const normalHcn = (v: string) => v.replace(/[\s-]/g, '').toUpperCase();
 
-function messageCard(patient: Patient): { number: string; versionCode?: string } | undefined {
+/** The Ontario health card of a Patient (ours or the message's): number normalised, version code upper case. */
+function ontarioCard(patient: Patient): { number: string; versionCode?: string } | undefined {
   const id = (Array.isArray(patient.identifier) ? patient.identifier : []).find(
     (i: Identifier) => i?.system === ON_HCN_SYSTEM && typeof i.value === 'string' && i.value.trim(),
   );
@@ -35,16 +42,16 @@ function cardsAgree(
   ours: Patient,
   compareVersion: boolean,
 ): boolean {
-  const card = healthCard(ours);
-  if (card?.province !== 'ON') return !compareVersion; // nothing to contradict the reference
-  if (normalHcn(card.number) !== theirs.number) return false;
+  const card = ontarioCard(ours);
+  if (!card) return !compareVersion; // nothing to contradict the reference
+  if (card.number !== theirs.number) return false;
   if (compareVersion && theirs.versionCode && card.versionCode)
-    return card.versionCode.toUpperCase() === theirs.versionCode;
+    return card.versionCode === theirs.versionCode;
   return true;
 }
 
 export async function matchPatient(q: Queryable, patient: Patient): Promise<PatientMatch> {
-  const card = messageCard(patient);
+  const card = ontarioCard(patient);
   const reference = (Array.isArray(patient.identifier) ? patient.identifier : []).find(
     (i) => i?.system === EXTERNAL_PATIENT_SYSTEM && typeof i.value === 'string',
   )?.value;
