@@ -170,6 +170,14 @@ describe('integration registration', () => {
   });
 });
 
+describe('discovery', () => {
+  it('the CapabilityStatement names $process-message', async () => {
+    const r = await request(server.app).get('/fhir/metadata');
+    const ops = (r.body.rest[0].operation as { name: string }[]).map((o) => o.name);
+    expect(ops).toContain('process-message');
+  });
+});
+
 describe('authentication', () => {
   it('answers 401 without credentials or with wrong ones, and stores nothing', async () => {
     const before = await count('SELECT count(*) AS n FROM ocean_inbox');
