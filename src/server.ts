@@ -26,6 +26,7 @@ import { openKeyRing, SecretsRotation } from './keys/secrets-rotation.ts';
 import { SigningKeys } from './keys/signing-keys.ts';
 import { createLaunch } from './launch/index.ts';
 import { createOidc } from './oidc/index.ts';
+import { createReferrals } from './referrals/index.ts';
 import { createSso } from './sso/index.ts';
 import { DatabaseSessionStore, sessionMiddleware } from './web/session.ts';
 
@@ -85,7 +86,9 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
     };
     ctx.sessions.middleware = sessionMiddleware(ctx, sessionStore);
 
-    const oidc = await createOidc(ctx);
+    // Ocean's message integrations are machine clients of the authorization server.
+    const referrals = createReferrals(ctx);
+    const oidc = await createOidc(ctx, { machineClients: referrals.clientMetadata });
     const sso = createSso(ctx);
     const capabilities: Capability[] = [
       oidc,
@@ -94,6 +97,7 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
       sso,
       await createLaunch(ctx),
       createDemo(ctx),
+      referrals,
       await createAdmin(ctx, { provider: oidc.provider }),
     ];
     const app = createApp(ctx, capabilities);

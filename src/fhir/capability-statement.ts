@@ -134,7 +134,14 @@ export function capabilityStatement(ctx: AppContext) {
             ],
           },
           resource: SUPPORTED_TYPES.map(resourceEntry),
-          operation: [EVERYTHING],
+          operation: [
+            EVERYTHING,
+            // Ocean's eReferral messages (src/referrals/, CONTRACT §3.7)
+            {
+              name: 'process-message',
+              definition: 'http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message',
+            },
+          ],
         },
       ],
     };
