@@ -136,8 +136,8 @@ async function floor(ctx: import('../src/context.ts').AppContext): Promise<strin
       }
       const id = read[1]!;
       const p = await verifier.authenticate(req as never);
-      const { raw, userActive } = await readRawAsUser(ctx.db, 'Patient', id, p.userId);
-      if (!userActive || !raw || raw.deleted || !canSee(p, 'r', 'Patient', id, raw.compartment, () => ({}))) {
+      const { raw, live } = await readRawAsUser(ctx.db, 'Patient', id, p);
+      if (!live || !raw || raw.deleted || !canSee(p, 'r', 'Patient', id, raw.compartment, () => ({}))) {
         res.writeHead(404).end();
         return;
       }

@@ -3,12 +3,14 @@
  * - one index lookup on (resource_type, id); the stored text is sent as is
  * - a resource the token may not see answers exactly like an absent one (404)
  * - a deleted resource answers 410 (only to a token that could have seen it)
- * - a token whose user has since been deactivated is refused (401), checked in the same round trip
+ * - a token whose grant has ended since it was issued (revoked, its user deactivated: see
+ *   src/oidc/grant-revocation.ts) is refused (401), checked in the same round trip as the read
  */
 import type { Request, Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { HttpError, notFound } from '../http/errors.ts';
 import { canSee, type Principal, typeAllowed } from './access.ts';
+import { liveAccessTokenGrant } from '../oidc/grant-revocation.ts';
 import { insufficientScope, unauthorized } from './access-token.ts';
 import { audit, checkId, FHIR_JSON, parseCount, principalOf, sendStored } from './fhir-http.ts';
 import { listHistory, readRaw, readRawAsUser, readVersion } from './repository.ts';
@@ -25,21 +27,20 @@ export async function denyType(ctx: AppContext, req: Request, res: Response, typ
   throw insufficientScope(`the granted scopes do not allow reading ${type}`);
 }
 
-/** The token's user was deactivated (or removed) after the token was issued: the token no longer counts. */
-export async function inactiveUser(ctx: AppContext, req: Request, p: Principal): Promise<never> {
+/** The token's grant ended after it was issued (revoked, user deactivated …): the token no longer counts. */
+export async function endedGrant(ctx: AppContext, req: Request, p: Principal): Promise<never> {
   await audit(ctx, req, p, {
     action: 'fhir.denied',
     entity: req.path.split('/').slice(0, 3).join('/'),
     outcome: 'failure',
-    detail: { status: 401, reason: 'user inactive' },
+    detail: { status: 401, reason: 'grant ended' },
   });
-  throw unauthorized('the user of this access token is no longer active');
+  throw unauthorized('the access token has been revoked');
 }
 
-/** For handlers that make more than one query anyway: a separate, cheap check. */
-export async function assertActiveUser(ctx: AppContext, req: Request, p: Principal): Promise<void> {
-  const r = await ctx.db.query<{ active: boolean }>('SELECT active FROM users WHERE id = $1', [p.userId]);
-  if (!r.rows[0]?.active) await inactiveUser(ctx, req, p);
+/** For handlers that make more than one query anyway: a separate, cheap check (one indexed lookup). */
+export async function assertLiveToken(ctx: AppContext, req: Request, p: Principal): Promise<void> {
+  if (!(await liveAccessTokenGrant(ctx.db, p.tokenId, p.userId))) await endedGrant(ctx, req, p);
 }
 
 export function readHandlers(ctx: AppContext) {
@@ -51,8 +52,8 @@ export function readHandlers(ctx: AppContext) {
       const p = principalOf(res);
       const entity = `${type}/${id}`;
       if (!typeAllowed(p, type, 'r')) return denyType(ctx, req, res, type, entity);
-      const { raw, userActive } = await readRawAsUser(db, type, id, p.userId);
-      if (!userActive) return inactiveUser(ctx, req, p);
+      const { raw, live } = await readRawAsUser(db, type, id, p);
+      if (!live) return endedGrant(ctx, req, p);
       if (!raw || !canSee(p, 'r', type, id, raw.compartment, () => JSON.parse(raw.body))) {
         await audit(ctx, req, p, {
           action: 'fhir.read',
@@ -83,7 +84,7 @@ export function readHandlers(ctx: AppContext) {
       const p = principalOf(res);
       const entity = `${type}/${id}/_history/${vid.slice(0, 20)}`;
       if (!typeAllowed(p, type, 'r')) return denyType(ctx, req, res, type, entity);
-      await assertActiveUser(ctx, req, p);
+      await assertLiveToken(ctx, req, p);
       const version = /^[1-9]\d{0,8}$/.test(vid) ? await readVersion(db, type, id, Number(vid)) : undefined;
       // visibility is judged on the version's own body and the resource's compartment
       if (!version || !canSee(p, 'r', type, id, version.compartment, () => version.resource as never)) {
@@ -116,7 +117,7 @@ export function readHandlers(ctx: AppContext) {
       const entity = `${type}/${id}/_history`;
       if (!typeAllowed(p, type, 'r')) return denyType(ctx, req, res, type, entity);
       const count = parseCount(req.query._count, 100, 1000);
-      await assertActiveUser(ctx, req, p);
+      await assertLiveToken(ctx, req, p);
       const current = await readRaw(db, type, id);
       if (!current || !canSee(p, 'r', type, id, current.compartment, () => JSON.parse(current.body))) {
         await audit(ctx, req, p, {

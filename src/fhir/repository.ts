@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { Patient, Resource, ResourceType } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/database.ts';
 import { conflict, HttpError } from '../http/errors.ts';
+import { liveAccessToken } from '../oidc/grant-revocation.ts';
 import { compartmentOf, isSupportedType, isValidId } from './resource-types.ts';
 import { extractIndexRows, INDEXED_TYPES, normalizeText } from './search-index.ts';
 
@@ -397,28 +398,28 @@ export async function readRaw(q: Queryable, type: string, id: string): Promise<R
 }
 
 /**
- * readRaw plus whether `userId` is an active EHR user, in one round trip (the FHIR read hot path
- * checks that a token's user has not been deactivated since it was issued).
+ * readRaw plus whether the access token is still live (its grant not revoked, its user active),
+ * in one round trip: the FHIR read hot path honours a revocation without a query of its own.
  */
 export async function readRawAsUser(
   q: Queryable,
   type: string,
   id: string,
-  userId: string,
-): Promise<{ raw: RawResource | undefined; userActive: boolean }> {
+  token: { tokenId: string; userId: string },
+): Promise<{ raw: RawResource | undefined; live: boolean }> {
   const r = await q.query<{
     body: string | null;
     version_id: unknown;
     last_updated: unknown;
     compartment_patient: string | null;
     deleted: boolean | null;
-    active: boolean | null;
+    live: boolean;
   }>(
-    `SELECT f.resource::text AS body, f.version_id, f.last_updated, f.compartment_patient, f.deleted, u.active
+    `SELECT f.resource::text AS body, f.version_id, f.last_updated, f.compartment_patient, f.deleted,
+            EXISTS (${liveAccessToken('$3', '$4')}) AS live
        FROM (SELECT 1) AS one
-       LEFT JOIN fhir_resources f ON f.resource_type = $1 AND f.id = $2
-       LEFT JOIN users u ON u.id = $3`,
-    [type, id, userId],
+       LEFT JOIN fhir_resources f ON f.resource_type = $1 AND f.id = $2`,
+    [type, id, token.tokenId, token.userId],
     { prepare: true },
   );
   const row = r.rows[0];
@@ -432,7 +433,7 @@ export async function readRawAsUser(
           deleted: Boolean(row.deleted),
         }
       : undefined;
-  return { raw, userActive: row?.active === true };
+  return { raw, live: row?.live === true };
 }
 
 /** The current version, or undefined when absent or deleted. */
