@@ -162,6 +162,10 @@ export function apiHandlers(ctx: AppContext, ops: AdminOperations) {
       res.status(204).end();
     }),
 
+    revokeGrants: handle(async (req, res) => {
+      res.json(await ops.endUserAccess(actorOf(req), param(req, 'userId')));
+    }),
+
     listKeys: handle(async (_req, res) => {
       res.json({ keys: (await ops.listKeys()).map(keyJson) });
     }),

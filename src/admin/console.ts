@@ -31,6 +31,7 @@ import {
   siteUpdateFromForm,
   userInputFromForm,
 } from './console-forms.ts';
+import { endedAccessNotice } from './end-access.ts';
 import { type Actor, type AdminOperations, keyJson } from './operations.ts';
 
 declare module 'express-session' {
@@ -467,7 +468,7 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
             req,
             res,
             '/admin/users',
-            `Password of ${user.username} reset; their sessions were ended.`,
+            `Password of ${user.username} reset; their sessions and grants were ended.`,
           );
         },
         async (errors) =>
@@ -537,7 +538,19 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
         req,
         res,
         '/admin/users',
-        `${user.username} ${active ? 'reactivated' : 'deactivated; their sessions were ended'}.`,
+        `${user.username} ${active ? 'reactivated' : 'deactivated; their sessions and grants were ended'}.`,
+      );
+    }),
+  );
+  router.post(
+    '/users/:userId/revoke-grants',
+    handle(async (req, res) => {
+      const ended = await ops.endUserAccess(actorOf(req, res), param(req, 'userId'));
+      await redirectWith(
+        req,
+        res,
+        '/admin/users',
+        endedAccessNotice((await ops.getUser(ended.id)).username, ended),
       );
     }),
   );

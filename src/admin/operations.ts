@@ -34,8 +34,17 @@ import {
   type SiteRecord,
   updateClient,
 } from '../oidc/clients-store.ts';
+import { type Revocation, type RevocationReason, revokeGrants } from '../oidc/grant-revocation.ts';
+import { type EndedAccess, endUserAccess, inTransaction, revokeSiteGrants } from './end-access.ts';
 import { replaceSiteActions } from './sites.ts';
 import { linkPractitioner } from './users.ts';
+
+/** The reason a change ends grants, with the request that made it (the grants' audit rows). */
+const why = (actor: Actor, reason: RevocationReason): Revocation => ({
+  reason,
+  requestId: actor.requestId ?? null,
+  ip: actor.ip ?? null,
+});
 
 /** Who is acting: an admin user of the console, or whoever holds the admin token. */
 export interface Actor {
@@ -233,7 +242,12 @@ export class AdminOperations {
   }
 
   async resetClientSecret(actor: Actor, clientId: string): Promise<string> {
-    const secret = await resetClientSecret(this.ctx, clientId);
+    // A new secret because the old one may have leaked: what was obtained with it ends too.
+    const secret = await this.ctx.db.transaction(async (tx) => {
+      const drawn = await resetClientSecret(inTransaction(this.ctx, tx), clientId);
+      await revokeGrants(tx, { clientId }, why(actor, 'client_secret_reset'));
+      return drawn;
+    });
     await this.audit(actor, { action: 'admin.client.secret_reset', clientId, entity: `client/${clientId}` });
     return secret;
   }
@@ -288,7 +302,10 @@ export class AdminOperations {
   }
 
   async deleteSite(actor: Actor, clientId: string, siteNum: string): Promise<void> {
-    await deleteSite(this.ctx, clientId, siteNum);
+    await this.ctx.db.transaction(async (tx) => {
+      await revokeSiteGrants(tx, clientId, siteNum, why(actor, 'site_deleted'));
+      await deleteSite(inTransaction(this.ctx, tx), clientId, siteNum);
+    });
     await this.audit(actor, { action: 'admin.site.delete', clientId, entity: `site/${siteNum}` });
   }
 
@@ -316,22 +333,37 @@ export class AdminOperations {
 
   async resetPassword(actor: Actor, id: string, input: unknown): Promise<void> {
     const { password } = parseInput(passwordSchema, input);
-    await ehrResetPassword(this.ctx, id, password);
+    await this.ctx.db.transaction(async (tx) => {
+      await ehrResetPassword(inTransaction(this.ctx, tx), id, password);
+      await revokeGrants(tx, { userId: id }, why(actor, 'password_reset'));
+    });
     await this.audit(actor, { action: 'admin.user.password_reset', entity: `user/${id}` });
   }
 
   async updateUser(actor: Actor, id: string, input: unknown): Promise<User> {
     const v = parseInput(userUpdateSchema, input);
-    // Roles, active state and Practitioner change together or not at all (setActive also ends sessions).
+    // Roles, active state and Practitioner change together or not at all (setActive also ends
+    // sessions); a deactivation or new roles end the user's grants in the same transaction.
     await this.ctx.db.transaction(async (tx) => {
-      const inTx = {
-        db: { query: tx.query.bind(tx), transaction: <T>(fn: (q: typeof tx) => Promise<T>) => fn(tx) },
-      };
-      const exists = await tx.query('SELECT 1 FROM users WHERE id = $1 FOR UPDATE', [id]);
-      if (exists.rowCount === 0) throw new NotFoundError('no such user');
+      const inTx = inTransaction(this.ctx, tx);
+      const current = await tx.query<{ roles: string[] }>(
+        'SELECT roles FROM users WHERE id = $1 FOR UPDATE',
+        [id],
+      );
+      if (current.rowCount === 0) throw new NotFoundError('no such user');
       if (v.practitioner !== undefined) await linkPractitioner(tx, id, v.practitioner);
-      if (v.roles !== undefined) await ehrSetRoles(inTx as never, id, v.roles);
-      if (v.active !== undefined) await ehrSetActive(inTx as never, id, v.active);
+      if (v.roles !== undefined) await ehrSetRoles(inTx, id, v.roles);
+      if (v.active !== undefined) await ehrSetActive(inTx, id, v.active);
+      const before = new Set(current.rows[0]!.roles);
+      const rolesChanged =
+        v.roles !== undefined && (v.roles.length !== before.size || v.roles.some((r) => !before.has(r)));
+      if (v.active === false || rolesChanged) {
+        await revokeGrants(
+          tx,
+          { userId: id },
+          why(actor, v.active === false ? 'user_deactivated' : 'roles_changed'),
+        );
+      }
     });
     const user = await this.getUser(id);
     await this.audit(actor, {
@@ -344,6 +376,17 @@ export class AdminOperations {
       },
     });
     return user;
+  }
+
+  /** An administrator's "end this user's access": sessions and every grant. */
+  async endUserAccess(actor: Actor, id: string): Promise<EndedAccess> {
+    const ended = await endUserAccess(this.ctx, id, why(actor, 'access_ended_by_admin'));
+    await this.audit(actor, {
+      action: 'admin.user.revoke_grants',
+      entity: `user/${id}`,
+      detail: { sessions_ended: ended.sessions_ended, grants_revoked: ended.grants_revoked },
+    });
+    return ended;
   }
 
   // ---- keys

@@ -10,7 +10,7 @@ import { csrfSync } from 'csrf-sync';
 import type { RequestHandler } from 'express';
 import session, { type SessionData, Store } from 'express-session';
 import type { AppContext } from '../context.ts';
-import type { Database } from '../db/database.ts';
+import type { Database, Queryable } from '../db/database.ts';
 import { HttpError } from '../http/errors.ts';
 
 declare module 'express-session' {
@@ -77,6 +77,11 @@ export class DatabaseSessionStore extends Store {
     const r = await this.db.query('DELETE FROM ehr_sessions WHERE expires_at < now()');
     return r.rowCount;
   }
+}
+
+/** Ends every sign-in session of a user (password reset, deactivation, an administrator ending access). */
+export async function endSessions(q: Queryable, userId: string): Promise<number> {
+  return (await q.query('DELETE FROM ehr_sessions WHERE user_id = $1', [userId])).rowCount;
 }
 
 export function sessionMiddleware(ctx: AppContext, store: DatabaseSessionStore): RequestHandler {

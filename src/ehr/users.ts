@@ -17,6 +17,7 @@ import { sqlState, UNIQUE_VIOLATION } from '../db/database.ts';
 import { putResource } from '../fhir/repository.ts';
 import { ConflictError, NotFoundError, parseInput } from '../http/errors.ts';
 import { hashPassword, needsRehash, verifyAgainstDummy, verifyPasswordHash } from './passwords.ts';
+import { endSessions } from './session.ts';
 
 export const ROLES = ['admin', 'clinician'] as const;
 export type Role = (typeof ROLES)[number];
@@ -254,7 +255,7 @@ export async function resetPassword(ctx: Ctx, id: string, newPassword: string): 
       [id, hash],
     );
     if (r.rowCount === 0) throw new NotFoundError('no such user');
-    await tx.query('DELETE FROM ehr_sessions WHERE user_id = $1', [id]);
+    await endSessions(tx, id);
   });
 }
 
@@ -266,7 +267,7 @@ export async function setActive(ctx: Ctx, id: string, active: boolean): Promise<
       [id, active],
     );
     if (r.rowCount === 0) throw new NotFoundError('no such user');
-    if (!active) await tx.query('DELETE FROM ehr_sessions WHERE user_id = $1', [id]);
+    if (!active) await endSessions(tx, id);
     return toUser(r.rows[0]!);
   });
 }

@@ -9,8 +9,8 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { HttpError, notFound } from '../http/errors.ts';
-import { canSee, type Principal, typeAllowed } from './access.ts';
 import { liveAccessTokenGrant } from '../oidc/grant-revocation.ts';
+import { canSee, type Principal, typeAllowed } from './access.ts';
 import { insufficientScope, unauthorized } from './access-token.ts';
 import { audit, checkId, FHIR_JSON, parseCount, principalOf, sendStored } from './fhir-http.ts';
 import { listHistory, readRaw, readRawAsUser, readVersion } from './repository.ts';
