@@ -29,6 +29,7 @@
  */
 import { type AuditEvent, auditedChange } from '../audit/audit.ts';
 import type { Queryable } from '../db/database.ts';
+import { activeUserSql } from '../users/users.ts';
 
 /** The model name of a JWT access token's reference row in oidc_models. */
 export const JWT_ACCESS_TOKEN_MODEL = 'JwtAccessToken';
@@ -40,8 +41,8 @@ export const JWT_ACCESS_TOKEN_MODEL = 'JwtAccessToken';
 export function liveAccessToken(jti: string, sub: string): string {
   return `SELECT t.grant_id FROM oidc_models t
       JOIN oidc_models g ON g.model = 'Grant' AND g.id = t.grant_id AND (g.expires_at IS NULL OR g.expires_at > now())
-      JOIN users u ON u.id = ${sub} AND u.active
-     WHERE t.model = '${JWT_ACCESS_TOKEN_MODEL}' AND t.id = ${jti} AND t.expires_at > now()`;
+     WHERE t.model = '${JWT_ACCESS_TOKEN_MODEL}' AND t.id = ${jti} AND t.expires_at > now()
+       AND ${activeUserSql(sub)}`;
 }
 
 const LIVE_GRANT = liveAccessToken('$1', '$2');

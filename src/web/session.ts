@@ -1,5 +1,5 @@
 /*
- * EHR sign-in sessions.
+ * Sign-in sessions of the people-facing screens (EHR, admin console, the provider's interactions).
  * - express-session with its rows in ehr_sessions: every instance shares them, a restart keeps them
  * - cookie: HttpOnly, SameSite=Lax (Ocean's redirect to authorize is a top-level GET and must carry it),
  *   Secure when PUBLIC_URL is https; signed with a key derived from SECRETS_KEY
@@ -79,11 +79,6 @@ export class DatabaseSessionStore extends Store {
   }
 }
 
-/** Ends every sign-in session of a user (password reset, deactivation, an administrator ending access). */
-export async function endSessions(q: Queryable, userId: string): Promise<number> {
-  return (await q.query('DELETE FROM ehr_sessions WHERE user_id = $1', [userId])).rowCount;
-}
-
 export function sessionMiddleware(ctx: AppContext, store: DatabaseSessionStore): RequestHandler {
   return session({
     name: SESSION_COOKIE,
@@ -132,3 +127,8 @@ export const csrfGuard: RequestHandler = (req, res, next) =>
       );
     } else next(err);
   });
+
+/** Ends every sign-in session of a user (a password reset, a deactivation), in the caller's transaction. */
+export async function endSessionsOf(q: Queryable, userId: string): Promise<number> {
+  return (await q.query('DELETE FROM ehr_sessions WHERE user_id = $1', [userId])).rowCount;
+}
