@@ -45,7 +45,8 @@ export function liveAccessToken(jti: string, sub: string): string {
        AND ${activeUserSql(sub)}`;
 }
 
-const LIVE_GRANT = liveAccessToken('$1', '$2');
+// Built on first use, not at import: users/ → fhir/ → this module is an import cycle.
+let liveGrantSql: string | undefined;
 
 /** The grant of a live access token; undefined when the token (or its grant, or its user) has ended. */
 export async function liveAccessTokenGrant(
@@ -53,7 +54,8 @@ export async function liveAccessTokenGrant(
   jti: string,
   sub: string,
 ): Promise<string | undefined> {
-  const { rows } = await q.query<{ grant_id: string }>(LIVE_GRANT, [jti, sub], { prepare: true });
+  liveGrantSql ??= liveAccessToken('$1', '$2');
+  const { rows } = await q.query<{ grant_id: string }>(liveGrantSql, [jti, sub], { prepare: true });
   return rows[0]?.grant_id;
 }
 
