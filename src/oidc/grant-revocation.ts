@@ -15,7 +15,8 @@
  *   6. the Ocean site it was launched for is removed (src/admin/)
  *   7. online_access: the EHR session it was redeemed under ends — its refresh token stops at once
  *      (./token-hooks.ts); an administrator ending the user's sessions ends the grant itself (4)
- *   8. it expires (the Grant lives REFRESH_TOKEN_TTL)
+ *   8. the user ends it under "Connected apps" (GET /account/apps, ./connected-apps.ts)
+ *   9. it expires (the Grant lives REFRESH_TOKEN_TTL)
  * Rules:
  * - a grant has ended exactly when its Grant row is gone or expired; revokeGrants deletes the Grant
  *   row and every artefact of it in ONE statement, which also writes one `grant.revoked` audit row
@@ -59,8 +60,11 @@ export async function liveAccessTokenGrant(
   return rows[0]?.grant_id;
 }
 
-/** Which grants end: some by id, or every grant of one user or one client. */
-export type GrantSelection = { grantIds: readonly string[] } | { userId: string } | { clientId: string };
+/** Which grants end: some by id (only the user's own, when a user is named), or every grant of one user or one client. */
+export type GrantSelection =
+  | { grantIds: readonly string[]; userId?: string }
+  | { userId: string }
+  | { clientId: string };
 
 export type RevocationReason =
   | 'access_token_revoked'
@@ -68,6 +72,7 @@ export type RevocationReason =
   | 'password_reset'
   | 'roles_changed'
   | 'access_ended_by_admin'
+  | 'revoked_by_user'
   | 'client_deleted'
   | 'client_secret_reset'
   | 'site_deleted';
@@ -91,6 +96,10 @@ export async function revokeGrants(q: Queryable, which: GrantSelection, why: Rev
     if (which.grantIds.length === 0) return 0;
     params.push([...which.grantIds]);
     selected = 'id = ANY($1::text[])';
+    if (which.userId !== undefined) {
+      params.push(which.userId);
+      selected += ` AND payload->>'accountId' = $2`;
+    }
   } else if ('userId' in which) {
     params.push(which.userId);
     selected = `payload->>'accountId' = $1`; // index oidc_grants_account

@@ -6,6 +6,7 @@
  *   GET|POST /fhir/auth, GET /fhir/auth/:uid      oidc-provider (POST normalised, ./authorize-request.ts)
  *   POST /fhir/token, /fhir/token/introspection, /fhir/token/revocation   oidc-provider + ./token-hooks.ts
  *   GET  /interaction/:uid, POST …/confirm       ./interactions.ts (EHR session → login, grant, consent)
+ *   GET  /account/apps, POST …/:grantId/revoke   ./connected-apps.ts (the user's standing grants)
  *   GET  /smart-style.json                       the SMART style document
  * The provider is rebuilt behind a stable handler when the signing keys change; expired OIDC
  * rows and launch contexts are purged in the background.
@@ -19,6 +20,7 @@ import { smartConfiguration } from '../smart/configuration.ts';
 import { SMART_STYLE_PATH, smartStyleHandler } from '../smart/style.ts';
 import { purgeExpiredModels } from './adapter.ts';
 import { prepareAuthorizationRequest } from './authorize-request.ts';
+import { connectedAppsRoutes } from './connected-apps.ts';
 import { interactionRoutes } from './interactions.ts';
 import { buildProvider, ROUTES } from './provider.ts';
 
@@ -121,6 +123,7 @@ export async function createOidc(ctx: AppContext): Promise<Capability> {
   });
   router.use(FHIR_MOUNT, fhir);
   router.use(interactionRoutes(ctx, getProvider));
+  router.use(connectedAppsRoutes(ctx));
 
   let timer: NodeJS.Timeout | undefined;
   const purge = async () => {
