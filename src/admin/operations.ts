@@ -6,6 +6,7 @@
  * - audit events carry ids and field NAMES only: never a secret, SEK, password or body
  * - refusals are the stores' typed HttpErrors (400 ValidationError, 404, 409), thrown unchanged
  */
+import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import { type AuditEvent, recordAuditEvent } from '../audit/audit.ts';
 import type { AppContext } from '../context.ts';
@@ -38,6 +39,7 @@ import {
   setRoles,
   type User,
 } from '../users/users.ts';
+import { type AllowlistPacket, allowlistPacket } from './allowlist.ts';
 import { type EndedAccess, endUserAccess } from './user-access.ts';
 
 /** The reason a change ends grants, with the request that made it (the grants' audit rows). */
@@ -202,8 +204,22 @@ const fieldNames = (input: unknown): string =>
     ? Object.keys(input).sort().join(',').slice(0, 300)
     : '';
 
+/** What the admin needs of other capabilities, passed by the composition root. */
+export interface AdminDeps {
+  /** The authorization server serving now (its discovery document goes into the allowlist packet). */
+  provider(): Provider;
+}
+
 export class AdminOperations {
-  constructor(private readonly ctx: AppContext) {}
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly deps: AdminDeps,
+  ) {}
+
+  /** The seven values Ocean asks for (SPEC §2), for one client. */
+  allowlist(clientId: string): Promise<AllowlistPacket> {
+    return allowlistPacket(this.ctx, this.deps.provider(), clientId);
+  }
 
   /**
    * Runs a change and records its audit event in one transaction: the stores get the transaction
@@ -387,16 +403,14 @@ export class AdminOperations {
     );
   }
 
-  /**
-   * Roles, active state and Practitioner change together or not at all; deactivation ends the
-   * user's access, new roles end the user's grants (they were granted under the old ones).
-   */
+  /** Roles, active state and Practitioner change together or not at all; deactivation ends the user's access. */
   async updateUser(actor: Actor, id: string, input: unknown): Promise<User> {
     const v = parseInput(userUpdateSchema, input);
     return this.change(
       actor,
       async (store) => {
         if (!(await lockUser(store.db, id))) throw new NotFoundError('no such user');
+        // New roles end the user's grants: they were granted under the old ones.
         const before = v.roles !== undefined ? (await getUser(store, id))!.roles : [];
         if (v.practitioner !== undefined) await linkPractitioner(store.db, id, v.practitioner);
         if (v.roles !== undefined) await setRoles(store, id, v.roles);
