@@ -68,24 +68,10 @@ export function connectedAppsRoutes(ctx: AppContext): Router {
   const form = express.urlencoded({ extended: false, limit: ctx.config.bodyLimit, parameterLimit: 5 });
   const router = Router();
 
-  router.get(
-    CONNECTED_APPS_PATH,
-    noStore,
-    currentUser,
-    requireUser,
-    async (req: Request, res: Response, next) => {
-      try {
-        const apps = await listConnectedApps(ctx, res.locals.currentUser!.id);
-        res.render('oidc/connected-apps', {
-          title: 'Connected apps',
-          apps,
-          revoked: req.query.revoked === '1',
-        });
-      } catch (err) {
-        next(err);
-      }
-    },
-  );
+  router.get(CONNECTED_APPS_PATH, noStore, currentUser, requireUser, async (req: Request, res: Response) => {
+    const apps = await listConnectedApps(ctx, res.locals.currentUser!.id);
+    res.render('oidc/connected-apps', { title: 'Connected apps', apps, revoked: req.query.revoked === '1' });
+  });
 
   router.post(
     `${CONNECTED_APPS_PATH}/:grantId/revoke`,
@@ -94,22 +80,13 @@ export function connectedAppsRoutes(ctx: AppContext): Router {
     csrfGuard,
     currentUser,
     requireUser,
-    async (req: Request, res: Response, next) => {
-      try {
-        const grantId = String(req.params.grantId ?? '').slice(0, 200);
-        await revokeGrants(
-          ctx.db,
-          { grantIds: [grantId], userId: res.locals.currentUser!.id },
-          {
-            reason: 'revoked_by_user',
-            requestId: req.id != null ? String(req.id) : null,
-            ip: req.ip ?? null,
-          },
-        );
-        res.redirect(303, `${CONNECTED_APPS_PATH}?revoked=1`);
-      } catch (err) {
-        next(err);
-      }
+    async (req: Request, res: Response) => {
+      await revokeGrants(
+        ctx.db,
+        { grantIds: [String(req.params.grantId ?? '').slice(0, 200)], userId: res.locals.currentUser!.id },
+        { reason: 'revoked_by_user', requestId: req.id != null ? String(req.id) : null, ip: req.ip ?? null },
+      );
+      res.redirect(303, `${CONNECTED_APPS_PATH}?revoked=1`);
     },
   );
   return router;

@@ -9,17 +9,14 @@ import type { Observation, Patient } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
 import { putResource } from '../../src/fhir/repository.ts';
-import { createLaunchContext } from '../../src/launch/launch-contexts.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import {
-  authorize,
-  CookieJar,
+  authorizeLaunch,
+  clientAuth,
   createTestClient,
   createTestSite,
-  createTestUser,
   type IssuedTokens,
   issueTokens,
-  signIn,
   type TestClient,
   tokenRequest,
 } from '../helpers/oidc.ts';
@@ -30,11 +27,6 @@ let a: TestServer;
 let b: TestServer;
 let bystander: IssuedTokens;
 let patients = 0;
-
-const auth = (c: TestClient) => ({
-  clientId: c.clientId,
-  ...(c.clientSecret ? { clientSecret: c.clientSecret } : {}),
-});
 
 async function newPatient(): Promise<string> {
   const id = `rev-${++patients}`;
@@ -70,7 +62,11 @@ const fhir = (s: TestServer, path: string, token: string) =>
   fetch(`${s.url}/fhir/${path}`, { headers: { authorization: `Bearer ${token}` } });
 
 const introspect = (s: TestServer, token: string, client: TestClient) =>
-  tokenRequest(s.url, { token }, auth(client), '/fhir/token/introspection');
+  tokenRequest(s.url, { token }, clientAuth(client), '/fhir/token/introspection');
+
+/** RFC 7009 revocation at one instance. */
+const revokeAt = (s: TestServer, token: string, client: TestClient) =>
+  tokenRequest(s.url, { token }, clientAuth(client), '/fhir/token/revocation');
 
 function admin(s: TestServer, method: string, path: string, body?: unknown) {
   return fetch(`${s.url}/admin/api${path}`, {
@@ -112,7 +108,7 @@ async function expectEnded(x: IssuedTokens, client: TestClient = x.client) {
     const again = await tokenRequest(
       b.url,
       { grant_type: 'refresh_token', refresh_token: x.body.refresh_token },
-      auth(client),
+      clientAuth(client),
     );
     expect(again.body.error).toBe('invalid_grant');
   }
@@ -145,39 +141,19 @@ afterAll(async () => {
 
 describe('a grant that ends, ends everywhere: FHIR 401 and introspection inactive on both instances', () => {
   it('authorization code replayed (RFC 6749 §4.1.2): the first redemption’s tokens end', async () => {
-    const client = await createTestClient(a.ctx, { require_pkce: false });
-    const siteNum = (await createTestSite(a.ctx, client.clientId)).siteNum;
-    const user = await createTestUser(a.ctx);
-    const patientId = await newPatient();
-    const jar = new CookieJar((await signIn(a.ctx, user.id)).cookie);
-    const { launchId } = await createLaunchContext(a.ctx, {
-      userId: user.id,
-      patientId,
-      siteNum,
-      action: 'viewMap',
+    const {
+      form,
+      code: _code,
+      ...launched
+    } = await authorizeLaunch(a, {
+      patientId: await newPatient(),
+      scope: 'openid launch patient/*.read offline_access',
     });
-    const r = await authorize(
-      a.url,
-      {
-        response_type: 'code',
-        client_id: client.clientId,
-        redirect_uri: client.client.redirect_uris[0],
-        scope: 'openid launch patient/*.read offline_access',
-        aud: a.ctx.config.fhirBaseUrl,
-        launch: launchId,
-      },
-      jar,
-    );
-    const form = {
-      grant_type: 'authorization_code',
-      code: r.code!,
-      redirect_uri: client.client.redirect_uris[0],
-    };
-    const first = await tokenRequest(a.url, form, auth(client));
+    const first = await tokenRequest(a.url, form, clientAuth(launched.client));
     expect(first.status).toBe(200);
-    const issued = { body: first.body, client, patientId, user } as unknown as IssuedTokens;
+    const issued = { ...launched, status: 200, headers: first.headers, body: first.body };
     await expectLive(issued);
-    const replay = await tokenRequest(b.url, form, auth(client));
+    const replay = await tokenRequest(b.url, form, clientAuth(launched.client));
     expect(replay.body.error).toBe('invalid_grant');
     await expectEnded(issued);
   });
@@ -185,13 +161,7 @@ describe('a grant that ends, ends everywhere: FHIR 401 and introspection inactiv
   it('refresh token revoked (RFC 7009) at the other instance', async () => {
     const x = await launch();
     await expectLive(x);
-    const rev = await tokenRequest(
-      b.url,
-      { token: x.body.refresh_token! },
-      auth(x.client),
-      '/fhir/token/revocation',
-    );
-    expect(rev.status).toBe(200);
+    expect((await revokeAt(b, x.body.refresh_token!, x.client)).status).toBe(200);
     await expectEnded(x);
   });
 
@@ -201,19 +171,13 @@ describe('a grant that ends, ends everywhere: FHIR 401 and introspection inactiv
     const refreshed = await tokenRequest(
       a.url,
       { grant_type: 'refresh_token', refresh_token: x.body.refresh_token! },
-      auth(x.client),
+      clientAuth(x.client),
     );
     expect(refreshed.status).toBe(200);
     const sibling = { ...x, body: { access_token: String(refreshed.body.access_token) } } as IssuedTokens;
     await expectLive(x);
     await expectLive(sibling);
-    const rev = await tokenRequest(
-      b.url,
-      { token: x.body.access_token! },
-      auth(x.client),
-      '/fhir/token/revocation',
-    );
-    expect(rev.status).toBe(200);
+    expect((await revokeAt(b, x.body.access_token!, x.client)).status).toBe(200);
     await expectEnded({ ...x, body: { ...x.body, refresh_token: String(refreshed.body.refresh_token) } });
     await expectEnded(sibling);
     expect(await grantRevokedReasons(x.user.id)).toEqual(['access_token_revoked']);
@@ -386,7 +350,7 @@ describe('the check costs no round trip of its own', () => {
       expect(made[0]).toContain('oidc_models');
       expect(made[1]).toMatch(/INSERT INTO audit_events/);
       // …and that one query refuses the token once the grant has ended.
-      await tokenRequest(a.url, { token: x.body.access_token! }, auth(x.client), '/fhir/token/revocation');
+      await revokeAt(a, x.body.access_token!, x.client);
       queries.length = 0;
       expect((await fhir(c, `Patient/${x.patientId}`, x.body.access_token!)).status).toBe(401);
       await c.ctx.audit.flush();

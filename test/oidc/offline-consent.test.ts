@@ -102,6 +102,15 @@ async function consented(user: TestUser) {
   return { jar, page: r.stoppedAt!.body, tokens: await redeem(back.code!, verifier) };
 }
 
+/** A form POST to one of our pages with a browser's cookies. */
+const postForm = (path: string, jar: CookieJar, fields: Record<string, string>) =>
+  fetch(`${s.url}${path}`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { cookie: jar.header(path), 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(fields).toString(),
+  });
+
 const fhirRead = (token: string) =>
   fetch(`${s.url}/fhir/Patient/${PATIENT}`, { headers: { authorization: `Bearer ${token}` } });
 const introspect = async (token: string) =>
@@ -197,31 +206,16 @@ describe('offline_access for a pre-authorized client', () => {
     ).text();
     expect(otherPage).toContain('No app holds standing access');
     const otherCsrf = /name="_csrf" value="([^"]+)"/.exec(otherPage)![1]!;
-    const stolen = await fetch(`${s.url}${action}`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { cookie: otherJar.header(action), 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ _csrf: otherCsrf }).toString(),
-    });
+    const stolen = await postForm(action, otherJar, { _csrf: otherCsrf });
     expect(stolen.status).toBe(303);
     expect((await fhirRead(tokens.access_token)).status).toBe(200);
 
     // Without the CSRF token: refused, nothing ends.
-    const forged = await fetch(`${s.url}${action}`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { cookie: jar.header(action), 'content-type': 'application/x-www-form-urlencoded' },
-      body: '',
-    });
+    const forged = await postForm(action, jar, {});
     expect(forged.status).toBe(403);
     expect((await fhirRead(tokens.access_token)).status).toBe(200);
 
-    const ended = await fetch(`${s.url}${action}`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { cookie: jar.header(action), 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ _csrf: csrf }).toString(),
-    });
+    const ended = await postForm(action, jar, { _csrf: csrf });
     expect(ended.status).toBe(303);
     expect(ended.headers.get('location')).toBe('/account/apps?revoked=1');
     await expectEnded(tokens);
