@@ -8,27 +8,25 @@
  */
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
+import { createUser, linkPractitioner } from '../accounts/accounts.ts';
 import { type AuditEvent, recordAuditEvent } from '../audit/audit.ts';
+import { type AuditFilter, type AuditPage, searchAudit } from '../audit/audit-query.ts';
 import type { AppContext } from '../context.ts';
 import type { Queryable } from '../db/database.ts';
 import { NotFoundError, parseInput } from '../http/errors.ts';
 import type { SecretBox } from '../keys/secret-box.ts';
 import type { SigningKeyInfo } from '../keys/signing-keys.ts';
-import { grantIdsOfSite } from '../launch/launch-contexts.ts';
 import {
   type ClientRecord,
   createClient,
   deleteClient,
   getClient,
   listClients,
-  resetClientSecret,
   updateClient,
 } from '../oidc/clients-store.ts';
-import { type Revocation, type RevocationReason, revokeGrants } from '../oidc/grant-revocation.ts';
-import { addSite, addSiteInput, deleteSite, listSites, type SiteRecord, updateSite } from '../sites/sites.ts';
-import { linkPractitioner } from '../users/practitioner-link.ts';
+import { addSite, addSiteInput, listSites, type SiteRecord, updateSite } from '../sites/sites.ts';
 import {
-  createUser,
+  findUserIds,
   getUser,
   listUsers,
   lockUser,
@@ -38,19 +36,10 @@ import {
   setActive,
   setRoles,
   type User,
+  usernamesOf,
 } from '../users/users.ts';
 import { type AllowlistPacket, allowlistPacket } from './allowlist.ts';
-import { type EndedAccess, endUserAccess } from './user-access.ts';
-
-/** The reason a change ends grants, with the request that made it (the grants' audit rows). */
-const why = (actor: Actor, reason: RevocationReason): Revocation => ({
-  reason,
-  requestId: actor.requestId ?? null,
-  ip: actor.ip ?? null,
-});
-
-const sameRoles = (a: readonly string[], b: readonly string[]) =>
-  new Set(a).size === new Set(b).size && b.every((r) => a.includes(r));
+import * as access from './user-access.ts';
 
 /** Who is acting: an admin user of the console, or whoever holds the admin token. */
 export interface Actor {
@@ -216,6 +205,16 @@ export class AdminOperations {
     private readonly deps: AdminDeps,
   ) {}
 
+  /** The audit trail, filtered, with the username of each event's user. */
+  searchAudit(filter: AuditFilter): Promise<AuditPage> {
+    const db = this.ctx.db;
+    const people = {
+      idsOf: (u: string) => findUserIds(db, u),
+      usernamesOf: (ids: string[]) => usernamesOf(db, ids),
+    };
+    return searchAudit(this.ctx, people, filter);
+  }
+
   /** The seven values Ocean asks for (SPEC §2), for one client. */
   allowlist(clientId: string): Promise<AllowlistPacket> {
     return allowlistPacket(this.ctx, this.deps.provider(), clientId);
@@ -290,15 +289,10 @@ export class AdminOperations {
     );
   }
 
-  /** A new secret because the old one may have leaked: what was obtained with it ends too. */
   resetClientSecret(actor: Actor, clientId: string): Promise<string> {
     return this.change(
       actor,
-      async (store) => {
-        const secret = await resetClientSecret(store, clientId);
-        await revokeGrants(store.db, { clientId }, why(actor, 'client_secret_reset'));
-        return secret;
-      },
+      (store) => access.newSecretEndingGrants(store, clientId, actor),
       () => ({ action: 'admin.client.secret_reset', clientId, entity: `client/${clientId}` }),
     );
   }
@@ -356,12 +350,7 @@ export class AdminOperations {
   async deleteSite(actor: Actor, clientId: string, siteNum: string): Promise<void> {
     await this.change(
       actor,
-      async (store) => {
-        // The grants launched for this site end with it.
-        const grantIds = await grantIdsOfSite(store.db, clientId, siteNum);
-        await deleteSite(store, clientId, siteNum);
-        await revokeGrants(store.db, { grantIds }, why(actor, 'site_deleted'));
-      },
+      (store) => access.deleteSiteEndingGrants(store, clientId, siteNum, actor),
       () => ({ action: 'admin.site.delete', clientId, entity: `site/${siteNum}` }),
     );
   }
@@ -397,7 +386,7 @@ export class AdminOperations {
       actor,
       async (store) => {
         await resetPassword(store, id, password);
-        await endUserAccess(store.db, id, why(actor, 'password_reset'));
+        await access.endUserAccess(store.db, id, access.revocation(actor, 'password_reset'));
       },
       () => ({ action: 'admin.user.password_reset', entity: `user/${id}` }),
     );
@@ -410,14 +399,11 @@ export class AdminOperations {
       actor,
       async (store) => {
         if (!(await lockUser(store.db, id))) throw new NotFoundError('no such user');
-        // New roles end the user's grants: they were granted under the old ones.
-        const before = v.roles !== undefined ? (await getUser(store, id))!.roles : [];
+        const rolesBefore = (await getUser(store, id))!.roles;
         if (v.practitioner !== undefined) await linkPractitioner(store.db, id, v.practitioner);
         if (v.roles !== undefined) await setRoles(store, id, v.roles);
         if (v.active !== undefined) await setActive(store, id, v.active);
-        if (v.active === false) await endUserAccess(store.db, id, why(actor, 'user_deactivated'));
-        else if (v.roles !== undefined && !sameRoles(before, v.roles))
-          await revokeGrants(store.db, { userId: id }, why(actor, 'roles_changed'));
+        await access.endWhatTheChangeEnds(store.db, id, { ...v, rolesBefore }, actor);
         return (await getUser(store, id))!;
       },
       (user) => ({
@@ -432,20 +418,8 @@ export class AdminOperations {
     );
   }
 
-  /** An administrator's "end this user's access": sessions and every grant. */
-  endUserAccess(actor: Actor, id: string): Promise<EndedAccess> {
-    return this.change(
-      actor,
-      async (store) => {
-        if (!(await lockUser(store.db, id))) throw new NotFoundError('no such user');
-        return endUserAccess(store.db, id, why(actor, 'access_ended_by_admin'));
-      },
-      (ended) => ({
-        action: 'admin.user.revoke_grants',
-        entity: `user/${id}`,
-        detail: { sessions_ended: ended.sessions_ended, grants_revoked: ended.grants_revoked },
-      }),
-    );
+  endUserAccess(actor: Actor, id: string): Promise<access.EndedAccess> {
+    return this.change(actor, (store) => access.endAccessOf(store.db, id, actor), access.accessEnded);
   }
 
   // ---- keys

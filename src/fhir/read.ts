@@ -4,15 +4,16 @@
  * - a resource the token may not see answers exactly like an absent one (404)
  * - a deleted resource answers 410 (only to a token that could have seen it)
  * - a token whose grant has ended since it was issued (revoked, its user deactivated: see
- *   src/oidc/grant-revocation.ts) is refused (401), checked in the same round trip as the read
+ *   ./live-token.ts) is refused (401): the read checks it in its own query, vread and history
+ *   behind the route table's guard step
  */
 import type { Request, Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { HttpError, notFound } from '../http/errors.ts';
-import { liveAccessTokenGrant } from '../oidc/grant-revocation.ts';
-import { canSee, type Principal, typeAllowed } from './access.ts';
-import { insufficientScope, unauthorized } from './access-token.ts';
+import { canSee, typeAllowed } from './access.ts';
+import { insufficientScope } from './access-token.ts';
 import { audit, checkId, FHIR_JSON, parseCount, principalOf, sendStored } from './fhir-http.ts';
+import { endedGrant, type LiveTokenSql } from './live-token.ts';
 import { listHistory, readRaw, readRawAsUser, readVersion } from './repository.ts';
 
 export const notFoundAs = (type: string, id: string) => notFound(`${type}/${id} was not found`);
@@ -27,23 +28,7 @@ export async function denyType(ctx: AppContext, req: Request, res: Response, typ
   throw insufficientScope(`the granted scopes do not allow reading ${type}`);
 }
 
-/** The token's grant ended after it was issued (revoked, user deactivated …): the token no longer counts. */
-export async function endedGrant(ctx: AppContext, req: Request, p: Principal): Promise<never> {
-  await audit(ctx, req, p, {
-    action: 'fhir.denied',
-    entity: req.path.split('/').slice(0, 3).join('/'),
-    outcome: 'failure',
-    detail: { status: 401, reason: 'grant ended' },
-  });
-  throw unauthorized('the access token has been revoked');
-}
-
-/** For handlers that make more than one query anyway: a separate, cheap check (one indexed lookup). */
-export async function assertLiveToken(ctx: AppContext, req: Request, p: Principal): Promise<void> {
-  if (!(await liveAccessTokenGrant(ctx.db, p.tokenId, p.userId))) await endedGrant(ctx, req, p);
-}
-
-export function readHandlers(ctx: AppContext) {
+export function readHandlers(ctx: AppContext, liveTokenSql: LiveTokenSql) {
   const db = ctx.db;
   return {
     async read(req: Request, res: Response): Promise<void> {
@@ -52,7 +37,7 @@ export function readHandlers(ctx: AppContext) {
       const p = principalOf(res);
       const entity = `${type}/${id}`;
       if (!typeAllowed(p, type, 'r')) return denyType(ctx, req, res, type, entity);
-      const { raw, live } = await readRawAsUser(db, type, id, p);
+      const { raw, live } = await readRawAsUser(db, type, id, p, liveTokenSql);
       if (!live) return endedGrant(ctx, req, p);
       if (!raw || !canSee(p, 'r', type, id, raw.compartment, () => JSON.parse(raw.body))) {
         await audit(ctx, req, p, {
@@ -84,7 +69,6 @@ export function readHandlers(ctx: AppContext) {
       const p = principalOf(res);
       const entity = `${type}/${id}/_history/${vid.slice(0, 20)}`;
       if (!typeAllowed(p, type, 'r')) return denyType(ctx, req, res, type, entity);
-      await assertLiveToken(ctx, req, p);
       const version = /^[1-9]\d{0,8}$/.test(vid) ? await readVersion(db, type, id, Number(vid)) : undefined;
       // visibility is judged on the version's own body and the resource's compartment
       if (!version || !canSee(p, 'r', type, id, version.compartment, () => version.resource as never)) {
@@ -117,7 +101,6 @@ export function readHandlers(ctx: AppContext) {
       const entity = `${type}/${id}/_history`;
       if (!typeAllowed(p, type, 'r')) return denyType(ctx, req, res, type, entity);
       const count = parseCount(req.query._count, 100, 1000);
-      await assertLiveToken(ctx, req, p);
       const current = await readRaw(db, type, id);
       if (!current || !canSee(p, 'r', type, id, current.compartment, () => JSON.parse(current.body))) {
         await audit(ctx, req, p, {

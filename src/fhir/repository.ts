@@ -12,7 +12,6 @@ import { randomUUID } from 'node:crypto';
 import type { Patient, Resource, ResourceType } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/database.ts';
 import { conflict, HttpError } from '../http/errors.ts';
-import { liveAccessToken } from '../oidc/grant-revocation.ts';
 import { compartmentOf, isSupportedType, isValidId } from './resource-types.ts';
 import { extractIndexRows, INDEXED_TYPES, normalizeText } from './search-index.ts';
 
@@ -406,6 +405,7 @@ export async function readRawAsUser(
   type: string,
   id: string,
   token: { tokenId: string; userId: string },
+  liveTokenSql: (jti: string, sub: string) => string,
 ): Promise<{ raw: RawResource | undefined; live: boolean }> {
   const r = await q.query<{
     body: string | null;
@@ -416,7 +416,7 @@ export async function readRawAsUser(
     live: boolean;
   }>(
     `SELECT f.resource::text AS body, f.version_id, f.last_updated, f.compartment_patient, f.deleted,
-            EXISTS (${liveAccessToken('$3', '$4')}) AS live
+            EXISTS (${liveTokenSql('$3', '$4')}) AS live
        FROM (SELECT 1) AS one
        LEFT JOIN fhir_resources f ON f.resource_type = $1 AND f.id = $2`,
     [type, id, token.tokenId, token.userId],

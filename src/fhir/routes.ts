@@ -8,6 +8,7 @@ import { AccessTokenVerifier } from './access-token.ts';
 import { capabilityStatement } from './capability-statement.ts';
 import { everythingHandler } from './everything.ts';
 import { audit, cors, FHIR_JSON, handle, negotiate } from './fhir-http.ts';
+import { type LiveTokenSql, liveTokenGuard } from './live-token.ts';
 import { readHandlers } from './read.ts';
 import { isSupportedType } from './resource-types.ts';
 import { searchHandler } from './search.ts';
@@ -16,9 +17,11 @@ import { searchHandler } from './search.ts';
 const FHIR_PATH = /^\/(metadata|[A-Z][A-Za-z]{0,63})(\/|$)/;
 
 /** The FHIR API under /fhir (bearer tokens, read-only). */
-export function fhirRoutes(ctx: AppContext): Router {
+export function fhirRoutes(ctx: AppContext, liveTokenSql: LiveTokenSql): Router {
   const verifier = new AccessTokenVerifier(ctx);
-  const { read, vread, history } = readHandlers(ctx);
+  const { read, vread, history } = readHandlers(ctx, liveTokenSql);
+  // The read asks whether the token is live inside its own query; the others ask first.
+  const live = liveTokenGuard(ctx, liveTokenSql);
   const metadata = capabilityStatement(ctx);
 
   const authenticate = (req: Request, res: Response, next: NextFunction) => {
@@ -78,11 +81,11 @@ export function fhirRoutes(ctx: AppContext): Router {
     res.end(metadataText);
   });
   fhir.options(['/:type', '/:type/*rest'], knownType, cors);
-  fhir.get('/Patient/:id/\\$everything', cors, negotiate, authenticate, handle(everythingHandler(ctx)));
-  fhir.get('/:type', knownType, cors, negotiate, authenticate, handle(searchHandler(ctx)));
+  fhir.get('/Patient/:id/\\$everything', cors, negotiate, authenticate, live, handle(everythingHandler(ctx)));
+  fhir.get('/:type', knownType, cors, negotiate, authenticate, live, handle(searchHandler(ctx)));
   fhir.get('/:type/:id', knownType, cors, negotiate, authenticate, handle(read));
-  fhir.get('/:type/:id/_history', knownType, cors, negotiate, authenticate, handle(history));
-  fhir.get('/:type/:id/_history/:vid', knownType, cors, negotiate, authenticate, handle(vread));
+  fhir.get('/:type/:id/_history', knownType, cors, negotiate, authenticate, live, handle(history));
+  fhir.get('/:type/:id/_history/:vid', knownType, cors, negotiate, authenticate, live, handle(vread));
   fhir.all(['/:type', '/:type/*rest'], knownType, cors, readOnly);
 
   // Only FHIR interaction paths enter: the provider's endpoints under the same base (/fhir/token,

@@ -22,9 +22,10 @@
  *   row and every artefact of it in ONE statement, which also writes one `grant.revoked` audit row
  *   per grant it ended
  * - an access token counts only while its reference row and its Grant row exist unexpired and its
- *   user is active: liveAccessToken() is that one condition, which the FHIR API and introspection
- *   both evaluate inside the query they already make — so they cannot disagree, and a token
- *   issued while its grant was being revoked is dead too (its Grant row is gone)
+ *   user is active: liveAccessToken() is that one condition, which introspection evaluates and the
+ *   FHIR API (given it at wiring: src/fhir/live-token.ts) folds into the query it makes anyway —
+ *   so they cannot disagree, and a token issued while its grant was being revoked is dead too
+ *   (its Grant row is gone)
  * - nothing lives in process memory (STYLE habit 6): every instance sees a revocation at its next
  *   query (the FHIR verifier's memory holds signature checks only, never whether a token is live)
  */
@@ -46,8 +47,7 @@ export function liveAccessToken(jti: string, sub: string): string {
        AND ${activeUserSql(sub)}`;
 }
 
-// Built on first use, not at import: users/ → fhir/ → this module is an import cycle.
-let liveGrantSql: string | undefined;
+const LIVE_GRANT = liveAccessToken('$1', '$2');
 
 /** The grant of a live access token; undefined when the token (or its grant, or its user) has ended. */
 export async function liveAccessTokenGrant(
@@ -55,8 +55,7 @@ export async function liveAccessTokenGrant(
   jti: string,
   sub: string,
 ): Promise<string | undefined> {
-  liveGrantSql ??= liveAccessToken('$1', '$2');
-  const { rows } = await q.query<{ grant_id: string }>(liveGrantSql, [jti, sub], { prepare: true });
+  const { rows } = await q.query<{ grant_id: string }>(LIVE_GRANT, [jti, sub], { prepare: true });
   return rows[0]?.grant_id;
 }
 

@@ -17,12 +17,14 @@ import type { AppContext, Capability } from '../context.ts';
 import { loggableError } from '../http/errors.ts';
 import { purgeLaunchContexts } from '../launch/launch-contexts.ts';
 import { smartConfiguration } from '../smart/configuration.ts';
+import { ROUTES } from '../smart/endpoints.ts';
 import { SMART_STYLE_PATH, smartStyleHandler } from '../smart/style.ts';
 import { purgeExpiredModels } from './adapter.ts';
 import { prepareAuthorizationRequest } from './authorize-request.ts';
 import { connectedAppsRoutes } from './connected-apps.ts';
+import { liveAccessToken } from './grant-revocation.ts';
 import { interactionRoutes } from './interactions.ts';
-import { buildProvider, ROUTES } from './provider.ts';
+import { buildProvider } from './provider.ts';
 
 const FHIR_MOUNT = '/fhir';
 const PURGE_INTERVAL_MS = 60_000;
@@ -49,6 +51,8 @@ const AUTHORIZE_PATH = new RegExp(`^${FHIR_MOUNT}${ROUTES.authorization}(/|$)`, 
 export interface OidcCapability extends Capability {
   /** The provider serving now (rebuilt on key changes). */
   provider(): Provider;
+  /** SQL "this access token still counts" for the FHIR API (./grant-revocation.ts). */
+  liveTokenSql: typeof liveAccessToken;
 }
 
 export async function createOidc(ctx: AppContext): Promise<OidcCapability> {
@@ -147,6 +151,7 @@ export async function createOidc(ctx: AppContext): Promise<OidcCapability> {
     name: 'oidc',
     router,
     provider: getProvider,
+    liveTokenSql: liveAccessToken,
     paths: [
       { path: AUTHORIZE_PATH, errorFormat: 'html' },
       { path: OAUTH_PATH, errorFormat: 'oauth' },
