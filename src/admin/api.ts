@@ -6,7 +6,6 @@
  */
 import type { Request, RequestHandler } from 'express';
 import { parseAuditFilter } from '../audit/audit-query.ts';
-import type { AppContext } from '../context.ts';
 import { HttpError } from '../http/errors.ts';
 import { type Actor, type AdminOperations, keyJson, siteJson, userJson } from './operations.ts';
 
@@ -48,7 +47,7 @@ export const optionalJsonBody: RequestHandler = (req, _res, next) => {
   next();
 };
 
-export function apiHandlers(ctx: AppContext, ops: AdminOperations) {
+export function apiHandlers(ops: AdminOperations) {
   return {
     listClients: async (_req, res) => {
       res.json({ clients: await ops.listClients() });

@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { inTransaction, type Queryable, sqlState, UNIQUE_VIOLATION } from '../db/database.ts';
+import { type Queryable, sqlState, UNIQUE_VIOLATION } from '../db/database.ts';
 import { ConflictError, NotFoundError, parseInput } from '../http/errors.ts';
 import { hashPassword, needsRehash, verifyAgainstDummy, verifyPasswordHash } from './passwords.ts';
 
