@@ -32,7 +32,6 @@ import {
   lockUser,
   type NewUser,
   ROLES,
-  resetPassword,
   setActive,
   setRoles,
   type User,
@@ -384,10 +383,7 @@ export class AdminOperations {
     const { password } = parseInput(passwordSchema, input);
     await this.change(
       actor,
-      async (store) => {
-        await resetPassword(store, id, password);
-        await access.endUserAccess(store.db, id, access.revocation(actor, 'password_reset'));
-      },
+      (store) => access.newPasswordEndingAccess(store, id, password, actor),
       () => ({ action: 'admin.user.password_reset', entity: `user/${id}` }),
     );
   }

@@ -16,7 +16,7 @@ import { grantIdsOfSite } from '../launch/launch-contexts.ts';
 import { type ClientStore, resetClientSecret } from '../oidc/clients-store.ts';
 import { type Revocation, type RevocationReason, revokeGrants } from '../oidc/grant-revocation.ts';
 import { deleteSite, type SiteStore } from '../sites/sites.ts';
-import { lockUser } from '../users/users.ts';
+import { lockUser, resetPassword } from '../users/users.ts';
 import { endSessionsOf } from '../web/session.ts';
 
 export interface EndedAccess {
@@ -65,6 +65,17 @@ export async function endWhatTheChangeEnds(
   if (active === false) await endUserAccess(tx, userId, revocation(request, 'user_deactivated'));
   else if (after && (new Set(before).size !== new Set(after).size || after.some((r) => !before.includes(r))))
     await revokeGrants(tx, { userId }, revocation(request, 'roles_changed'));
+}
+
+/** A new password ends the user's access (sessions and grants). */
+export async function newPasswordEndingAccess(
+  store: Parameters<typeof resetPassword>[0],
+  userId: string,
+  password: string,
+  request: Request,
+): Promise<void> {
+  await resetPassword(store, userId, password);
+  await endUserAccess(store.db, userId, revocation(request, 'password_reset'));
 }
 
 /** A new secret (the old one may have leaked) ends what was obtained with the old one. */
