@@ -12,6 +12,7 @@ import { Passport } from 'passport';
 import { Strategy as LocalStrategy } from 'passport-local';
 import type { AppContext } from '../context.ts';
 import { loggableError, sendError, toHttpError } from '../http/errors.ts';
+import { revokeSessionGrants } from '../oidc/grant-revocation.ts';
 import { type User, verifyPassword } from '../users/users.ts';
 import { safeReturnTo } from '../web/current-user.ts';
 import { csrfProtection, csrfToken, isCsrfError, SESSION_COOKIE } from '../web/session.ts';
@@ -174,6 +175,8 @@ export function signInRoutes(ctx: AppContext) {
   const signOut: RequestHandler = async (req, res, next) => {
     try {
       const userId = req.session.userId;
+      const why = { reason: 'signed_out' as const, requestId: String(req.id ?? ''), ip: req.ip ?? null };
+      await revokeSessionGrants(ctx.db, req.sessionID, why);
       await promisify((cb) => req.session.destroy(cb));
       res.clearCookie(SESSION_COOKIE, {
         path: '/',

@@ -286,6 +286,15 @@ export async function grantIdsOfSite(q: Queryable, clientId: string, siteNum: st
   return rows.map((r) => r.grant_id);
 }
 
+/** The grants redeemed under one EHR session (its online_access grants end with it). */
+export async function grantIdsOfSession(q: Queryable, ehrSessionId: string): Promise<string[]> {
+  const { rows } = await q.query<{ grant_id: string }>(
+    'SELECT grant_id FROM launch_contexts WHERE ehr_session_id = $1 AND grant_id IS NOT NULL',
+    [ehrSessionId],
+  );
+  return rows.map((r) => r.grant_id);
+}
+
 /** Drops contexts that expired unused, and used ones whose grant has ended (revoked or expired). */
 export async function purgeLaunchContexts(ctx: AppContext): Promise<number> {
   const r = await ctx.db.query(

@@ -13,8 +13,9 @@
  *      of the user, and the user's EHR sessions with them (src/admin/)
  *   5. its client is deleted, or the client's secret is reset (src/admin/)
  *   6. the Ocean site it was launched for is removed (src/admin/)
- *   7. online_access: the EHR session it was redeemed under ends — its refresh token stops at once
- *      (./token-hooks.ts); an administrator ending the user's sessions ends the grant itself (4)
+ *   7. online_access (and no offline_access): the EHR session it was redeemed under ends — the
+ *      user signs out (src/ehr/sign-in.ts → revokeSessionGrants), or an administrator ends the
+ *      user's sessions (4); a refresh token of a session that merely expired stops too (./token-hooks.ts)
  *   8. the user ends it under "Connected apps" (GET /account/apps, ./connected-apps.ts)
  *   9. it expires (the Grant lives REFRESH_TOKEN_TTL)
  * Rules:
@@ -31,6 +32,7 @@
  */
 import { type AuditEvent, auditedChange } from '../audit/audit.ts';
 import type { Queryable } from '../db/database.ts';
+import { grantIdsOfSession } from '../launch/launch-contexts.ts';
 import { activeUserSql } from '../users/users.ts';
 
 /** The model name of a JWT access token's reference row in oidc_models. */
@@ -59,9 +61,14 @@ export async function liveAccessTokenGrant(
   return rows[0]?.grant_id;
 }
 
-/** Which grants end: some by id (only the user's own, when a user is named), or every grant of one user or one client. */
+const HOLDS_OFFLINE_ACCESS = '$.resources.* ? (@ like_regex "(^| )offline_access( |$)")';
+
+/**
+ * Which grants end: some by id (only the user's own, when a user is named; only those without
+ * offline_access, when `onlineOnly`), or every grant of one user or one client.
+ */
 export type GrantSelection =
-  | { grantIds: readonly string[]; userId?: string }
+  | { grantIds: readonly string[]; userId?: string; onlineOnly?: boolean }
   | { userId: string }
   | { clientId: string };
 
@@ -72,6 +79,7 @@ export type RevocationReason =
   | 'roles_changed'
   | 'access_ended_by_admin'
   | 'revoked_by_user'
+  | 'signed_out'
   | 'client_deleted'
   | 'client_secret_reset'
   | 'site_deleted';
@@ -97,8 +105,10 @@ export async function revokeGrants(q: Queryable, which: GrantSelection, why: Rev
     selected = 'id = ANY($1::text[])';
     if (which.userId !== undefined) {
       params.push(which.userId);
-      selected += ` AND payload->>'accountId' = $2`;
+      selected += ` AND payload->>'accountId' = $${params.length}`;
     }
+    // Every granted scope is a scope of the FHIR resource (./launch-grant.ts), so one look suffices.
+    if (which.onlineOnly) selected += ` AND NOT jsonb_path_exists(payload, '${HOLDS_OFFLINE_ACCESS}')`;
   } else if ('userId' in which) {
     params.push(which.userId);
     selected = `payload->>'accountId' = $1`; // index oidc_grants_account
@@ -130,4 +140,14 @@ export async function revokeGrants(q: Queryable, which: GrantSelection, why: Rev
     params,
   );
   return Number(rows[0]?.n ?? 0);
+}
+
+/** Sign-out: the online_access grants redeemed under this EHR session end with it (SMART 2.2 online_access). */
+export async function revokeSessionGrants(
+  q: Queryable,
+  ehrSessionId: string,
+  why: Revocation,
+): Promise<number> {
+  const grantIds = await grantIdsOfSession(q, ehrSessionId);
+  return revokeGrants(q, { grantIds, onlineOnly: true }, why);
 }

@@ -281,6 +281,38 @@ describe('a grant that ends, ends everywhere: FHIR 401 and introspection inactiv
     await expectLive(bystander);
   });
 
+  it('the user signs out: the online_access grant of that session ends, an offline_access one does not', async () => {
+    const client = await createTestClient(a.ctx);
+    const siteNum = (await createTestSite(a.ctx, client.clientId)).siteNum;
+    const online = await launch({
+      client,
+      siteNum,
+      scope: 'openid fhirUser launch patient/*.read online_access',
+    });
+    const offline = await issueTokens(a, {
+      client,
+      siteNum,
+      user: online.user,
+      jar: online.jar,
+      patientId: await newPatient(),
+      scope: 'openid fhirUser launch patient/*.read offline_access',
+    });
+    await expectLive(online);
+    await expectLive(offline);
+    const page = await fetch(`${b.url}/patients`, { headers: { cookie: online.jar.header('/patients') } });
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(await page.text())![1]!;
+    const out = await fetch(`${b.url}/logout`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: online.jar.header('/logout'), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrf }).toString(),
+    });
+    expect(out.status).toBe(303);
+    await expectEnded(online);
+    await expectLive(offline);
+    expect(await grantRevokedReasons(online.user.id)).toEqual(['signed_out']);
+  });
+
   it('client deleted', async () => {
     const x = await launch();
     await expectLive(x);

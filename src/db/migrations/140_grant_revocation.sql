@@ -4,3 +4,5 @@
 -- index: the other oidc-provider models pay nothing on write), by the ids their payload names.
 CREATE INDEX oidc_grants_account ON oidc_models ((payload->>'accountId')) WHERE model = 'Grant';
 CREATE INDEX oidc_grants_client ON oidc_models ((payload->>'clientId')) WHERE model = 'Grant';
+-- Signing out ends the online_access grants redeemed under that EHR session: found by session.
+CREATE INDEX launch_contexts_ehr_session ON launch_contexts (ehr_session_id) WHERE ehr_session_id IS NOT NULL;
