@@ -1,5 +1,5 @@
 /*
- * The allowlist packet Ocean asks of each launching server (SPEC §2), for one registered client:
+ * The allowlist packet Ocean asks of each launching server (CONTRACT §2 item 10), for one registered client:
  * (1) server URL = iss = FHIR base, (2) client_id, (3) authorization endpoint, (4) token endpoint,
  * (5) token issuer URL (the id_token's iss), (6) URL and current body of smart-configuration,
  * (7) URL and current body of openid-configuration.
@@ -7,8 +7,8 @@
  * - asText() lays the values out for an e-mail to Ocean
  */
 import type Provider from 'oidc-provider';
+import { getClient } from '../clients/clients.ts';
 import type { AppContext } from '../context.ts';
-import { getClient } from '../oidc/clients-store.ts';
 import { discoveryDocuments } from '../oidc/discovery-documents.ts';
 
 export interface AllowlistPacket {

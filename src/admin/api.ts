@@ -1,5 +1,5 @@
 /*
- * The admin API handlers (SPEC §3.3): JSON in, JSON out, behind the admin token (./index.ts).
+ * The admin API handlers (CONTRACT §3.3): JSON in, JSON out, behind the admin token (./index.ts).
  * - a state-changing request must be JSON (415 otherwise) with an object body (400 otherwise)
  * - a secret appears in exactly one response: the one that drew it (create, reset, auth-method switch)
  * - responses carry Cache-Control: no-store (they may hold a secret once)

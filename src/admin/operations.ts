@@ -11,11 +11,6 @@ import { z } from 'zod';
 import { createUser, linkPractitioner } from '../accounts/accounts.ts';
 import { type AuditEvent, recordAuditEvent } from '../audit/audit.ts';
 import { type AuditFilter, type AuditPage, searchAudit } from '../audit/audit-query.ts';
-import type { AppContext } from '../context.ts';
-import type { Queryable } from '../db/database.ts';
-import { NotFoundError, parseInput } from '../http/errors.ts';
-import type { SecretBox } from '../keys/secret-box.ts';
-import type { SigningKeyInfo } from '../keys/signing-keys.ts';
 import {
   type ClientRecord,
   createClient,
@@ -23,7 +18,13 @@ import {
   getClient,
   listClients,
   updateClient,
-} from '../oidc/clients-store.ts';
+} from '../clients/clients.ts';
+import type { AppContext } from '../context.ts';
+import type { Queryable } from '../db/database.ts';
+import { NotFoundError, parseInput } from '../http/errors.ts';
+import type { SecretBox } from '../keys/secret-box.ts';
+import type { SigningKeyInfo } from '../keys/signing-keys.ts';
+import { forgetClient } from '../oidc/adapter.ts';
 import { addSite, addSiteInput, listSites, type SiteRecord, updateSite } from '../sites/sites.ts';
 import {
   findUserIds,
@@ -48,7 +49,7 @@ export interface Actor {
   ip?: string | null;
 }
 
-// ---- the API's JSON shapes (SPEC §3.3 names) -------------------------------------------------
+// ---- the API's JSON shapes (CONTRACT §3.3 names) ---------------------------------------------
 
 export interface SiteJson {
   site_num: string;
@@ -214,7 +215,7 @@ export class AdminOperations {
     return searchAudit(this.ctx, people, filter);
   }
 
-  /** The seven values Ocean asks for (SPEC §2), for one client. */
+  /** The seven values Ocean asks for (CONTRACT §2 item 10), for one client. */
   allowlist(clientId: string): Promise<AllowlistPacket> {
     return allowlistPacket(this.ctx, this.deps.provider(), clientId);
   }
@@ -283,7 +284,10 @@ export class AdminOperations {
   async deleteClient(actor: Actor, clientId: string): Promise<void> {
     await this.change(
       actor,
-      (store) => deleteClient(store, clientId),
+      async (store) => {
+        await deleteClient(store, clientId);
+        await forgetClient(store.db, clientId);
+      },
       () => ({ action: 'admin.client.delete', clientId, entity: `client/${clientId}` }),
     );
   }
@@ -417,7 +421,6 @@ export class AdminOperations {
   endUserAccess(actor: Actor, id: string): Promise<access.EndedAccess> {
     return this.change(actor, (store) => access.endAccessOf(store.db, id, actor), access.accessEnded);
   }
-
   // ---- keys
 
   async listKeys(): Promise<SigningKeyInfo[]> {

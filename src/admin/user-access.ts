@@ -10,10 +10,11 @@
  *   ends the grants launched for it
  * - every grant ended leaves a `grant.revoked` audit row naming the reason and the request
  */
+
+import { type ClientStore, resetClientSecret } from '../clients/clients.ts';
 import type { Queryable } from '../db/database.ts';
 import { NotFoundError } from '../http/errors.ts';
 import { grantIdsOfSite } from '../launch/launch-contexts.ts';
-import { type ClientStore, resetClientSecret } from '../oidc/clients-store.ts';
 import { type Revocation, type RevocationReason, revokeGrants } from '../oidc/grant-revocation.ts';
 import { deleteSite, type SiteStore } from '../sites/sites.ts';
 import { lockUser, resetPassword } from '../users/users.ts';

@@ -1,5 +1,5 @@
 /*
- * The EHR launch: GET /launch?patient={id}&site={siteNum}&action={action} (SPEC §3.2, §3.4 steps 1–2).
+ * The EHR launch: GET /launch?patient={id}&site={siteNum}&action={action} (CONTRACT §3.2, §3.4 steps 1–2).
  * - not signed in → the sign-in page, then straight back here
  * - every refusal (missing or malformed parameter, unknown patient, unknown site, an action the
  *   site does not offer, a site whose client has no launch URL) is a 4xx page and writes nothing

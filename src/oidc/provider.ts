@@ -1,6 +1,6 @@
 /*
  * oidc-provider configured as the SMART on FHIR authorization server for the EHR launch into Ocean.
- * - issuer = FHIR base, byte for byte (SPEC §3.2); routes live under it, where discovery says
+ * - issuer = FHIR base, byte for byte (CONTRACT §3.2); routes live under it, where discovery says
  * - state in PostgreSQL (./adapter.ts); clients from the clients table, secrets compared as keyed hashes
  * - signs with the ACTIVE keys only; the JWKS (next and retired keys too) is served by ./index.ts
  * - every authorization goes through our interaction (no grant is ever reused): one grant per launch
@@ -14,13 +14,13 @@ import Provider, {
   interactionPolicy,
   type KoaContextWithOIDC,
 } from 'oidc-provider';
+import { CLIENT_SECRET_PURPOSE } from '../clients/clients.ts';
 import type { AppContext } from '../context.ts';
 import { isLaunchUsable } from '../launch/launch-contexts.ts';
 import { CLIENT_AUTH_METHODS, ROUTES, SIGNING_ALGS } from '../smart/endpoints.ts';
 import { OIDC_SCOPES, splitScope } from '../smart/scopes.ts';
 import { CLAIMS_BY_SCOPE, loadAccount } from './accounts.ts';
 import { postgresAdapter } from './adapter.ts';
-import { CLIENT_SECRET_PURPOSE } from './clients-store.ts';
 import { ssoGrant } from './launch-grant.ts';
 import { contextForGrant, installTokenHooks } from './token-hooks.ts';
 
@@ -75,7 +75,7 @@ export function buildProvider(ctx: AppContext): Provider {
     extraClientMetadata: { properties: ['require_pkce', 'pre_authorized', 'allowed_scope'] },
     clientAuthMethods: [...CLIENT_AUTH_METHODS],
     responseTypes: ['code'],
-    // PKCE S256 for everyone unless an administrator switched it off for one client (SPEC §2).
+    // PKCE S256 for everyone unless an administrator switched it off for one client (CONTRACT §2 item 11).
     pkce: { required: (_kctx, client) => client.require_pkce !== false },
     enabledJWA: {
       idTokenSigningAlgValues: [...SIGNING_ALGS],
@@ -172,7 +172,7 @@ export function buildProvider(ctx: AppContext): Provider {
   const provider = new Provider(fhirBase, configuration);
   provider.proxy = config.trustProxy !== false;
 
-  // Client secrets are stored as keyed hashes (SPEC §3.3): the metadata's client_secret IS that
+  // Client secrets are stored as keyed hashes (CONTRACT §3.3): the metadata's client_secret IS that
   // hash, so the presented secret is hashed the same way before the constant-time comparison.
   provider.Client.prototype.compareClientSecret = function compareHashed(actual: string) {
     const expected = Buffer.from(String(this.clientSecret ?? ''), 'utf8');

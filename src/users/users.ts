@@ -1,7 +1,7 @@
 /*
  * EHR users: the people who sign in, each linked to a FHIR Practitioner.
  * - `id` is drawn once at random and never changes: it is the id_token `sub`, and Ocean links
- *   its user to `sub@iss` (SPEC §2) — not on a username, password, name or e-mail change either
+ *   its user to `sub@iss` (CONTRACT §2 item 5) — not on a username, password, name or e-mail change either
  * - an account is a user and its Practitioner: src/accounts/ writes both in ONE transaction
  * - passwords are scrypt hashes (src/users/passwords.ts); a password reset or deactivation also
  *   ends the user's sign-in sessions (and with them online_access refresh tokens)
@@ -303,3 +303,7 @@ export async function setRoles(ctx: Ctx, id: string, roles: Role[]): Promise<Use
 export function displayName(user: Pick<User, 'givenName' | 'familyName'>): string {
   return `${user.givenName} ${user.familyName}`;
 }
+
+/** SQL for the Practitioner id of the user named by an expression, for another room's statement. */
+export const practitionerIdSql = (userIdExpr: string): string =>
+  `(SELECT practitioner_id FROM users WHERE id = ${userIdExpr})`;
