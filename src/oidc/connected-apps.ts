@@ -1,7 +1,7 @@
 /*
  * "Connected apps": the signed-in EHR user's standing grants — the ones that outlive the sign-in
- * (offline_access) — each with a button that ends it (issue 16: offline access only after a
- * consent the user can see and revoke).
+ * (offline_access) — each with a button that ends it: offline access outside a launch comes only
+ * after a consent the user can see and revoke (docs/CONTRACT.md §3.4 point 4).
  *   GET  /account/apps                       the user's live grants holding offline_access
  *   POST /account/apps/:grantId/revoke       end one (CSRF), everywhere at once (./grant-revocation.ts)
  * - only the user's own grants are listed or ended: another user's grant id ends nothing

@@ -1,5 +1,5 @@
 /*
- * How a grant ends, and how everything that honours its tokens learns it at once (SPEC §3.4 point 8).
+ * How a grant ends, and how everything that honours its tokens learns it at once (docs/CONTRACT.md §3.4 point 8).
  *
  * A grant is oidc-provider's Grant row (model "Grant" in oidc_models) and every artefact carrying
  * its grant_id: authorization codes, refresh tokens, and the reference row each JWT access token
