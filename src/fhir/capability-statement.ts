@@ -125,6 +125,11 @@ export function capabilityStatement(ctx: AppContext) {
           resource: SUPPORTED_TYPES.map(resourceEntry),
           operation: [
             { name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' },
+            // Ocean's eReferral messages (src/referrals/, CONTRACT §3.7)
+            {
+              name: 'process-message',
+              definition: 'http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message',
+            },
           ],
         },
       ],
