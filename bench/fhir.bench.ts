@@ -205,7 +205,7 @@ export default async function fhirBench(args: BenchArgs): Promise<string> {
       '| --- | --- | --- | --- |',
       `| \`GET /fhir/Patient/{id}\` throughput | ${prodRead.rps.toFixed(0)} req/s | ${bareRead.rps.toFixed(0)} req/s | **${readRatio.toFixed(2)}** (≥ 0.6) |`,
       `| server CPU time per \`Patient\` read (independent of machine load) | ${prodRead.cpu.toFixed(3)} ms | ${bareRead.cpu.toFixed(3)} ms | ${(bareRead.cpu / prodRead.cpu).toFixed(2)} |`,
-      `| floor: token check, read + user check, durable audit row — no framework (same process and modules) | ${floorRead.rps.toFixed(0)} req/s, ${floorRead.cpu.toFixed(3)} ms CPU | | ${(floorRead.rps / bareRead.rps).toFixed(2)} |`,
+      `| floor: token check, read + grant-live check, durable audit row — no framework (same process and modules) | ${floorRead.rps.toFixed(0)} req/s, ${floorRead.cpu.toFixed(3)} ms CPU | | ${(floorRead.rps / bareRead.rps).toFixed(2)} |`,
       `| product \`GET /healthz\` (middleware stack only, no FHIR code, no database) | ${health.rps.toFixed(0)} req/s, ${health.cpu.toFixed(3)} ms CPU | | ${(health.rps / bareRead.rps).toFixed(2)} |`,
       `| \`GET /fhir/Patient/{id}\` latency p50 / p99 | ${prodRead.p50.toFixed(1)} / ${prodRead.p99.toFixed(1)} ms | ${bareRead.p50.toFixed(1)} / ${bareRead.p99.toFixed(1)} ms | |`,
       `| \`$everything\` of 5,001 resources, all ${check.pages} pages (median of ${prodAll.runs} / ${bareAll.runs}) | ${prodAll.median.toFixed(0)} ms | ${bareAll.median.toFixed(0)} ms (one streamed response) | **${everythingRatio.toFixed(2)}** (≥ 0.5) |`,

@@ -92,7 +92,7 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
     const sso = createSso(ctx);
     const capabilities: Capability[] = [
       oidc,
-      await createFhir(ctx),
+      await createFhir(ctx, { liveTokenSql: oidc.liveTokenSql }),
       await createEhr(ctx, { signInChoices: sso.choices }),
       sso,
       await createLaunch(ctx),

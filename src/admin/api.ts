@@ -153,6 +153,10 @@ export function apiHandlers(ops: AdminOperations) {
       res.status(204).end();
     },
 
+    revokeGrants: async (req, res) => {
+      res.json(await ops.endUserAccess(actorOf(req), param(req, 'userId')));
+    },
+
     listKeys: async (_req, res) => {
       // secretsKey: the SECRETS_KEY rotation's progress (src/keys/secrets-rotation.ts).
       res.json({ keys: (await ops.listKeys()).map(keyJson), secretsKey: ops.secretsKeyStatus() });

@@ -16,7 +16,6 @@ import {
   deleteClient,
   getClient,
   listClients,
-  resetClientSecret,
   updateClient,
 } from '../clients/clients.ts';
 import type { AppContext } from '../context.ts';
@@ -25,14 +24,13 @@ import { NotFoundError, parseInput } from '../http/errors.ts';
 import type { SecretBox } from '../keys/secret-box.ts';
 import type { SigningKeyInfo } from '../keys/signing-keys.ts';
 import { forgetClient } from '../oidc/adapter.ts';
-import { addSite, deleteSite, listSites, type SiteRecord, updateSite } from '../sites/sites.ts';
+import { addSite, listSites, type SiteRecord, updateSite } from '../sites/sites.ts';
 import {
   findUserIds,
   getUser,
   listUsers,
   lockUser,
   type NewUser,
-  resetPassword,
   setActive,
   setRoles,
   type User,
@@ -40,7 +38,7 @@ import {
 } from '../users/users.ts';
 import { type AllowlistPacket, allowlistPacket } from './allowlist.ts';
 import { newSiteSchema, passwordSchema, siteUpdateSchema, userUpdateSchema } from './shapes.ts';
-import { endUserAccess } from './user-access.ts';
+import * as access from './user-access.ts';
 
 /** Who is acting: an admin user of the console, or whoever holds the admin token. */
 export interface Actor {
@@ -176,7 +174,7 @@ export class AdminOperations {
   resetClientSecret(actor: Actor, clientId: string): Promise<string> {
     return this.change(
       actor,
-      (store) => resetClientSecret(store, clientId),
+      (store) => access.newSecretEndingGrants(store, clientId, actor),
       () => ({ action: 'admin.client.secret_reset', clientId, entity: `client/${clientId}` }),
     );
   }
@@ -234,7 +232,7 @@ export class AdminOperations {
   async deleteSite(actor: Actor, clientId: string, siteNum: string): Promise<void> {
     await this.change(
       actor,
-      (store) => deleteSite(store, clientId, siteNum),
+      (store) => access.deleteSiteEndingGrants(store, clientId, siteNum, actor),
       () => ({ action: 'admin.site.delete', clientId, entity: `site/${siteNum}` }),
     );
   }
@@ -268,10 +266,7 @@ export class AdminOperations {
     const { password } = parseInput(passwordSchema, input);
     await this.change(
       actor,
-      async (store) => {
-        await resetPassword(store, id, password);
-        await endUserAccess(store.db, id);
-      },
+      (store) => access.newPasswordEndingAccess(store, id, password, actor),
       () => ({ action: 'admin.user.password_reset', entity: `user/${id}` }),
     );
   }
@@ -283,10 +278,11 @@ export class AdminOperations {
       actor,
       async (store) => {
         if (!(await lockUser(store.db, id))) throw new NotFoundError('no such user');
+        const rolesBefore = (await getUser(store, id))!.roles;
         if (v.practitioner !== undefined) await linkPractitioner(store.db, id, v.practitioner);
         if (v.roles !== undefined) await setRoles(store, id, v.roles);
         if (v.active !== undefined) await setActive(store, id, v.active);
-        if (v.active === false) await endUserAccess(store.db, id);
+        await access.endWhatTheChangeEnds(store.db, id, { ...v, rolesBefore }, actor);
         return (await getUser(store, id))!;
       },
       (user) => ({
@@ -299,6 +295,11 @@ export class AdminOperations {
         },
       }),
     );
+  }
+
+  /** An administrator's "end this user's access": sessions and every grant. */
+  endUserAccess(actor: Actor, id: string): Promise<access.EndedAccess> {
+    return this.change(actor, (store) => access.endAccessOf(store.db, id, actor), access.accessEnded);
   }
 
   // ---- keys

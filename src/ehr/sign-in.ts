@@ -15,6 +15,7 @@ import { Passport } from 'passport';
 import { Strategy as LocalStrategy } from 'passport-local';
 import type { AppContext } from '../context.ts';
 import { loggableError, sendError, toHttpError } from '../http/errors.ts';
+import { revokeSessionGrants } from '../oidc/grant-revocation.ts';
 import { type User, verifyPassword } from '../users/users.ts';
 import { safeReturnTo } from '../web/current-user.ts';
 import {
@@ -214,6 +215,8 @@ export function signInRoutes(ctx: AppContext, choices: SignInChoices) {
   const signOut: RequestHandler = async (req, res, next) => {
     try {
       const userId = req.session.userId;
+      const why = { reason: 'signed_out' as const, requestId: String(req.id ?? ''), ip: req.ip ?? null };
+      await revokeSessionGrants(ctx.db, req.sessionID, why);
       // Signed in through the provider: the page after sign-out offers its sign-out too.
       const viaProvider = req.session.signInMethod === 'identity_provider';
       await promisify((cb) => req.session.destroy(cb));

@@ -1,13 +1,13 @@
 /*
  * The guard pipeline of every FHIR interaction: named steps, always all of them, in this order
  * (the route table spreads `guarded(interaction)`, so no handler can skip one):
- *   authenticate → typeAllowed → perform → activeUser → audit → answer
+ *   authenticate → typeAllowed → perform → liveToken → audit → answer
  * - authenticate: a valid access token of this server, else 401 (audited)
  * - typeAllowed: the token's scopes reach the type at all, else 403 (audited)
  * - perform: the interaction reads what it needs and decides an Outcome; it writes nothing to
  *   the response, so nothing leaves before the steps after it have run
- * - activeUser: the token's user is still active, else 401 (audited); a read that proved it in
- *   its own round trip (the read hot path) spares the extra query
+ * - liveToken: the token still counts — its grant not ended, its user active (./live-token.ts) —
+ *   else 401 (audited); a read that proved it in its own round trip (the hot path) spares the query
  * - audit: one row for the outcome — user, client, patient, what; never a body — recorded
  *   before the answer leaves, refusals (404, 410) included
  * - answer: sends the outcome's body, or its refusal in the FHIR error format
@@ -15,9 +15,9 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { AppContext } from '../context.ts';
 import type { HttpError } from '../http/errors.ts';
-import { isActiveUser } from '../users/users.ts';
 import { type Principal, typeAllowed } from './access.ts';
 import { type AccessTokenVerifier, insufficientScope, unauthorized } from './access-token.ts';
+import { type LiveTokenSql, tokenLiveness } from './live-token.ts';
 
 type Detail = Record<string, string | number | boolean | null>;
 
@@ -36,8 +36,8 @@ export interface Outcome {
   /** The Patient the audit row names (default: the token's patient). */
   patientId?: string | null;
   detail?: Detail;
-  /** Set by a read that learnt, in its own round trip, whether the token's user is active. */
-  userActive?: boolean;
+  /** Set by a read that learnt, in its own round trip, whether the token still counts. */
+  live?: boolean;
   /** Writes the answer (after the audit row is recorded). */
   send?: (req: Request, res: Response) => void;
 }
@@ -72,7 +72,8 @@ const state = (res: Response): State => {
 const pathEntity = (req: Request) => req.path.split('/').slice(0, 3).join('/');
 
 /** The pipeline for one interaction: what a route spreads as `...guarded(interaction)`. */
-export function fhirPipeline(ctx: AppContext, verifier: AccessTokenVerifier) {
+export function fhirPipeline(ctx: AppContext, verifier: AccessTokenVerifier, liveTokenSql: LiveTokenSql) {
+  const isLive = tokenLiveness(liveTokenSql);
   const record = (req: Request, principal: Principal | undefined, facts: AuditFacts): Promise<void> =>
     ctx.audit.record({
       action: facts.action,
@@ -128,19 +129,19 @@ export function fhirPipeline(ctx: AppContext, verifier: AccessTokenVerifier) {
       next();
     };
 
-  const activeUser: RequestHandler = async (req, res, next) => {
+  const liveToken: RequestHandler = async (req, res, next) => {
     const s = state(res);
     const principal = s.principal!;
-    const active = s.outcome!.userActive ?? (await isActiveUser(ctx.db, principal.userId));
-    if (!active) {
-      // deactivated (or removed) after the token was issued: the token no longer counts
+    const live = s.outcome!.live ?? (await isLive(ctx.db, principal));
+    if (!live) {
+      // revoked, or its user deactivated, after the token was issued: it no longer counts
       await record(req, principal, {
         action: 'fhir.denied',
         entity: pathEntity(req),
         outcome: 'failure',
-        detail: { status: 401, reason: 'user inactive' },
+        detail: { status: 401, reason: 'grant ended' },
       });
-      throw unauthorized('the user of this access token is no longer active');
+      throw unauthorized('the access token is no longer valid: its grant has ended');
     }
     next();
   };
@@ -170,7 +171,7 @@ export function fhirPipeline(ctx: AppContext, verifier: AccessTokenVerifier) {
     authenticate,
     allowType(i),
     perform(i),
-    activeUser,
+    liveToken,
     audit(i),
     answer,
   ];

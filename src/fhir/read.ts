@@ -12,6 +12,7 @@ import type { AppContext } from '../context.ts';
 import { HttpError } from '../http/errors.ts';
 import { canSee, type Principal } from './access.ts';
 import { checkId, notFoundAs, sendStored } from './fhir-http.ts';
+import type { LiveTokenSql } from './live-token.ts';
 import type { Interaction } from './pipeline.ts';
 import { type RawResource, readRaw, readRawAsUser, readVersion } from './reads.ts';
 
@@ -26,7 +27,8 @@ const typeAndId = (req: Request) => ({
   id: checkId(req.params.id as string),
 });
 
-export function readInteraction(ctx: AppContext): Interaction {
+/** `liveTokenSql`: the read asks whether the token still counts inside its own query (./live-token.ts). */
+export function readInteraction(ctx: AppContext, liveTokenSql: LiveTokenSql): Interaction {
   return {
     action: 'fhir.read',
     interaction: 'r',
@@ -36,11 +38,11 @@ export function readInteraction(ctx: AppContext): Interaction {
     },
     async perform(req, { principal, type }) {
       const id = req.params.id as string;
-      const { raw, userActive } = await readRawAsUser(ctx.db, type, id, principal.userId);
-      if (!raw || !sees(principal, type, id, raw)) return { userActive, refusal: notFoundAs(type, id) };
+      const { raw, live } = await readRawAsUser(ctx.db, type, id, principal, liveTokenSql);
+      if (!raw || !sees(principal, type, id, raw)) return { live, refusal: notFoundAs(type, id) };
       if (raw.deleted)
-        return { userActive, patientId: raw.compartment, refusal: gone(`${type}/${id} has been deleted`) };
-      return { userActive, patientId: raw.compartment, send: (rq, res) => sendStored(rq, res, raw) };
+        return { live, patientId: raw.compartment, refusal: gone(`${type}/${id} has been deleted`) };
+      return { live, patientId: raw.compartment, send: (rq, res) => sendStored(rq, res, raw) };
     },
   };
 }

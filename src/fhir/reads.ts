@@ -8,7 +8,7 @@
  */
 import type { Resource, ResourceType } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/database.ts';
-import { activeUserSql } from '../users/users.ts';
+import type { LiveTokenSql } from './live-token.ts';
 import { isValidId } from './resource-types.ts';
 
 export interface StoredResource<T extends Resource = Resource> {
@@ -63,24 +63,25 @@ export async function readRaw(q: Queryable, type: string, id: string): Promise<R
 }
 
 /**
- * readRaw plus whether `userId` is an active EHR user, in one round trip (the FHIR read hot path
- * checks that a token's user has not been deactivated since it was issued).
+ * readRaw plus whether the access token still counts (its grant not ended, its user active), in
+ * one round trip: the FHIR read hot path checks revocation without a query of its own.
  */
 export async function readRawAsUser(
   q: Queryable,
   type: string,
   id: string,
-  userId: string,
-): Promise<{ raw: RawResource | undefined; userActive: boolean }> {
-  const r = await q.query<RawRow & { body: string | null; active: boolean | null }>(
-    `SELECT ${rawColumns('f')}, ${activeUserSql('$3')} AS active
+  token: { tokenId: string; userId: string },
+  liveTokenSql: LiveTokenSql,
+): Promise<{ raw: RawResource | undefined; live: boolean }> {
+  const r = await q.query<RawRow & { body: string | null; live: boolean | null }>(
+    `SELECT ${rawColumns('f')}, EXISTS (${liveTokenSql('$3', '$4')}) AS live
        FROM (SELECT 1) AS one
        LEFT JOIN fhir_resources f ON f.resource_type = $1 AND f.id = $2`,
-    [type, id, userId],
+    [type, id, token.tokenId, token.userId],
     { prepare: true },
   );
   const row = r.rows[0];
-  return { raw: row && row.body !== null ? toRaw(row) : undefined, userActive: row?.active === true };
+  return { raw: row && row.body !== null ? toRaw(row) : undefined, live: row?.live === true };
 }
 
 /** The current version, parsed, or undefined when absent or deleted. */

@@ -12,6 +12,7 @@ import { capabilityStatement } from './capability-statement.ts';
 import { everythingInteraction } from './everything.ts';
 import { cors, FHIR_JSON, negotiate } from './fhir-http.ts';
 import { historyInteraction } from './history.ts';
+import type { LiveTokenSql } from './live-token.ts';
 import { fhirPipeline } from './pipeline.ts';
 import { readInteraction, vreadInteraction } from './read.ts';
 import { isSupportedType } from './resource-types.ts';
@@ -50,8 +51,8 @@ function readOnly(_req: Request, _res: Response, next: NextFunction) {
 }
 
 /** The FHIR API under /fhir (bearer tokens, read-only). */
-export function fhirRoutes(ctx: AppContext): Router {
-  const guarded = fhirPipeline(ctx, new AccessTokenVerifier(ctx));
+export function fhirRoutes(ctx: AppContext, liveTokenSql: LiveTokenSql): Router {
+  const guarded = fhirPipeline(ctx, new AccessTokenVerifier(ctx), liveTokenSql);
   const metadataText = JSON.stringify(capabilityStatement(ctx)());
   const metadata = (_req: Request, res: Response) => {
     res.status(200).setHeader('Content-Type', FHIR_JSON);
@@ -66,7 +67,7 @@ export function fhirRoutes(ctx: AppContext): Router {
   fhir.options(['/:type', '/:type/*rest'], knownType, cors);
   fhir.get('/Patient/:id/\\$everything', cors, negotiate, ...guarded(everythingInteraction(ctx)));
   fhir.get('/:type', knownType, cors, negotiate, ...guarded(searchInteraction(ctx)));
-  fhir.get('/:type/:id', knownType, cors, negotiate, ...guarded(readInteraction(ctx)));
+  fhir.get('/:type/:id', knownType, cors, negotiate, ...guarded(readInteraction(ctx, liveTokenSql)));
   fhir.get('/:type/:id/_history', knownType, cors, negotiate, ...guarded(historyInteraction(ctx)));
   fhir.get('/:type/:id/_history/:vid', knownType, cors, negotiate, ...guarded(vreadInteraction(ctx)));
   fhir.all(['/:type', '/:type/*rest'], knownType, cors, readOnly);

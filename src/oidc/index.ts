@@ -6,6 +6,7 @@
  *   GET|POST /fhir/auth, GET /fhir/auth/:uid      oidc-provider (POST normalised, ./authorize-request.ts)
  *   POST /fhir/token, /fhir/token/introspection, /fhir/token/revocation   oidc-provider + ./token-hooks.ts
  *   GET  /interaction/:uid, POST …/confirm       ./interactions.ts (EHR session → login, grant, consent)
+ *   GET  /account/apps, POST …/:grantId/revoke   ./connected-apps.ts (the user's standing grants)
  *   GET  /smart-style.json                       the SMART style document
  * The provider is rebuilt behind a stable handler when the signing keys change; expired OIDC
  * rows and launch contexts are purged in the background.
@@ -20,6 +21,8 @@ import { ROUTES } from '../smart/endpoints.ts';
 import { SMART_STYLE_PATH, smartStyleHandler } from '../smart/style.ts';
 import { grantLivesSql, type MachineClients, purgeExpiredModels } from './adapter.ts';
 import { prepareAuthorizationRequest } from './authorize-request.ts';
+import { connectedAppsRoutes } from './connected-apps.ts';
+import { liveAccessToken } from './grant-revocation.ts';
 import { interactionRoutes } from './interactions.ts';
 import { buildProvider } from './provider.ts';
 
@@ -48,6 +51,8 @@ const AUTHORIZE_PATH = new RegExp(`^${FHIR_MOUNT}${ROUTES.authorization}(/|$)`, 
 export interface OidcCapability extends Capability {
   /** The provider serving now (rebuilt on key changes). */
   provider(): Provider;
+  /** SQL "this access token still counts" for the FHIR API (./grant-revocation.ts). */
+  liveTokenSql: typeof liveAccessToken;
 }
 
 export async function createOidc(
@@ -131,6 +136,7 @@ export async function createOidc(
   });
   router.use(FHIR_MOUNT, fhir);
   router.use(interactionRoutes(ctx, getProvider));
+  router.use(connectedAppsRoutes(ctx));
 
   let timer: NodeJS.Timeout | undefined;
   const purge = async () => {
@@ -148,6 +154,7 @@ export async function createOidc(
     name: 'oidc',
     router,
     provider: getProvider,
+    liveTokenSql: liveAccessToken,
     paths: [
       { path: AUTHORIZE_PATH, errorFormat: 'html' },
       { path: OAUTH_PATH, errorFormat: 'oauth' },

@@ -131,8 +131,8 @@ export const csrfGuard: RequestHandler = (req, res, next) =>
   });
 
 /** Ends every sign-in session of a user (a password reset, a deactivation), in the caller's transaction. */
-export async function endSessionsOf(q: Queryable, userId: string): Promise<void> {
-  await q.query('DELETE FROM ehr_sessions WHERE user_id = $1', [userId]);
+export async function endSessionsOf(q: Queryable, userId: string): Promise<number> {
+  return (await q.query('DELETE FROM ehr_sessions WHERE user_id = $1', [userId])).rowCount;
 }
 
 /**
