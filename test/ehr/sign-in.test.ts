@@ -160,6 +160,34 @@ describe('EHR sign-in', () => {
     expect(res.headers.get('location')).toBe('/patients?q=x');
   });
 
+  it.each([
+    '/.//evil.example',
+    '/..//evil.example',
+    '/%2e//evil.example',
+    '/a/..//evil.example/y?z=1',
+    '/\\evil.example',
+    '/%2f%2fevil.example',
+    '/\t/evil.example',
+    'https:evil.example',
+  ])('sends a signed-in user from /login?returnTo=%j home, never to another host', async (returnTo) => {
+    const b = new BrowserSession(s.url);
+    await b.signIn('alice', PASSWORD);
+    const res = await b.get(`/login?returnTo=${encodeURIComponent(returnTo)}`);
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe('/');
+    // And the same value posted with the sign-in form.
+    const c = new BrowserSession(s.url);
+    const csrf = await c.csrfFrom('/login');
+    const posted = await c.postForm('/login', {
+      username: 'alice',
+      password: PASSWORD,
+      _csrf: csrf,
+      returnTo,
+    });
+    expect(posted.status).toBe(303);
+    expect(posted.headers.get('location')).toBe('/');
+  });
+
   it('sends a person who is not signed in to /login and back', async () => {
     const b = new BrowserSession(s.url);
     const res = await b.get('/patients?q=tremblay');
