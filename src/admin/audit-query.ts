@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
-import { parseInput } from '../oidc/store-errors.ts';
+import { parseInput } from '../http/errors.ts';
 
 const text = (what: string) =>
   z

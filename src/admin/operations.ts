@@ -18,6 +18,7 @@ import {
   ROLES,
   type User,
 } from '../ehr/users.ts';
+import { NotFoundError, parseInput } from '../http/errors.ts';
 import type { SigningKeyInfo } from '../keys/signing-keys.ts';
 import {
   addSite,
@@ -33,7 +34,6 @@ import {
   type SiteRecord,
   updateClient,
 } from '../oidc/clients-store.ts';
-import { NotFoundError, parseInput } from '../oidc/store-errors.ts';
 import { replaceSiteActions } from './sites.ts';
 import { linkPractitioner } from './users.ts';
 

@@ -5,8 +5,8 @@
  * - the site must belong to the named client: 404 otherwise
  */
 import type { AppContext } from '../context.ts';
+import { NotFoundError } from '../http/errors.ts';
 import { maskSek, type SiteAction, type SiteRecord } from '../oidc/clients-store.ts';
-import { NotFoundError } from '../oidc/store-errors.ts';
 
 interface SiteRow {
   site_num: string;

@@ -5,7 +5,7 @@
  * - the user's id (the id_token sub) never changes; only fhirUser / profile now name the new resource
  */
 import type { Queryable } from '../db/database.ts';
-import { ValidationError } from '../oidc/store-errors.ts';
+import { ValidationError } from '../http/errors.ts';
 
 export async function linkPractitioner(tx: Queryable, userId: string, reference: string): Promise<void> {
   const practitionerId = reference.slice('Practitioner/'.length);

@@ -11,9 +11,8 @@ import type { AppContext } from '../context.ts';
 import type { Database, Queryable } from '../db/database.ts';
 import { countUsers, findByUsername, insertUser, type NewUser } from '../ehr/users.ts';
 import { putResource } from '../fhir/repository.ts';
-import { loggableError } from '../http/errors.ts';
+import { ConflictError, loggableError } from '../http/errors.ts';
 import { addSite, createClient } from '../oidc/clients-store.ts';
-import { ConflictError } from '../oidc/store-errors.ts';
 import { demoPatients } from './patients.ts';
 
 /** CPSO registration numbers (Ontario physician licence), Infoway naming system. */

@@ -15,7 +15,7 @@ import { z } from 'zod';
 import type { Database, Queryable } from '../db/database.ts';
 import { sqlState, UNIQUE_VIOLATION } from '../db/database.ts';
 import { putResource } from '../fhir/repository.ts';
-import { ConflictError, NotFoundError, parseInput } from '../oidc/store-errors.ts';
+import { ConflictError, NotFoundError, parseInput } from '../http/errors.ts';
 import { hashPassword, needsRehash, verifyAgainstDummy, verifyPasswordHash } from './passwords.ts';
 
 export const ROLES = ['admin', 'clinician'] as const;
@@ -24,7 +24,7 @@ export type Role = (typeof ROLES)[number];
 export const PASSWORD_MIN_LENGTH = 10;
 export const PASSWORD_MAX_LENGTH = 256;
 
-export { ConflictError, NotFoundError, ValidationError } from '../oidc/store-errors.ts';
+export { ConflictError, NotFoundError, ValidationError } from '../http/errors.ts';
 
 const password = z
   .string()

@@ -6,6 +6,7 @@
  * - never a stack trace to the client; 5xx are logged with a scrubbed error shape
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { z } from 'zod';
 import { DatabaseUnavailableError, InvalidInputError } from '../db/database.ts';
 
 export type ErrorFormat = 'fhir' | 'oauth' | 'json' | 'html';
@@ -27,9 +28,57 @@ export class HttpError extends Error {
   }
 }
 
+/*
+ * The typed refusals every room throws (stores, admin, screens, launch): each is an HttpError, so a
+ * router throws it as it is and the one handler answers in the router's vocabulary.
+ * ValidationError keeps zod's issues as { path, message } for forms that show them per field.
+ */
+export class NotFoundError extends HttpError {
+  constructor(message = 'not found') {
+    super(404, 'not_found', message, {}, 'not-found');
+    this.name = 'NotFoundError';
+  }
+}
+
+export class ConflictError extends HttpError {
+  constructor(message: string) {
+    super(409, 'conflict', message, {}, 'conflict');
+    this.name = 'ConflictError';
+  }
+}
+
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+export class ValidationError extends HttpError {
+  constructor(readonly issues: FieldIssue[]) {
+    super(
+      400,
+      'invalid_request',
+      issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; '),
+    );
+    this.name = 'ValidationError';
+  }
+
+  static fromZod(error: z.ZodError): ValidationError {
+    return new ValidationError(
+      error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+    );
+  }
+}
+
+/** Parses input with a zod schema, or throws a ValidationError naming every bad field. */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  const r = schema.safeParse(input);
+  if (!r.success) throw ValidationError.fromZod(r.error);
+  return r.data;
+}
+
 export const badRequest = (message: string, code = 'invalid_request') => new HttpError(400, code, message);
-export const notFound = (message = 'not found') => new HttpError(404, 'not_found', message, {}, 'not-found');
-export const conflict = (message: string) => new HttpError(409, 'conflict', message, {}, 'conflict');
+export const notFound = (message = 'not found') => new NotFoundError(message);
+export const conflict = (message: string) => new ConflictError(message);
 
 /** Marks the routes below it as speaking one error vocabulary. */
 export function speaks(format: ErrorFormat): RequestHandler {

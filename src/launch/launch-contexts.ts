@@ -14,8 +14,8 @@ import { z } from 'zod';
 import { auditedChange } from '../audit/audit.ts';
 import type { AppContext } from '../context.ts';
 import type { Queryable } from '../db/database.ts';
+import { NotFoundError, parseInput } from '../http/errors.ts';
 import { decryptSek } from '../oidc/clients-store.ts';
-import { NotFoundError, parseInput } from '../oidc/store-errors.ts';
 import { smartStyleUrl } from '../smart/style.ts';
 
 export interface LaunchContext {

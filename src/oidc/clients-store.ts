@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { AppContext } from '../context.ts';
 import { type Queryable, sqlState, UNIQUE_VIOLATION } from '../db/database.ts';
-import { ConflictError, NotFoundError, parseInput, ValidationError } from './store-errors.ts';
+import { ConflictError, NotFoundError, parseInput, ValidationError } from '../http/errors.ts';
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 export type TokenEndpointAuthMethod = (typeof AUTH_METHODS)[number];

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NotFoundError, ValidationError } from '../../src/http/errors.ts';
 import {
   consumeLaunchContext,
   createLaunchContext,
@@ -8,7 +9,6 @@ import {
   launchContextMembers,
   purgeLaunchContexts,
 } from '../../src/launch/launch-contexts.ts';
-import { NotFoundError, ValidationError } from '../../src/oidc/store-errors.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { createTestClient, createTestSite, createTestUser, type TestUser } from '../helpers/oidc.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConflictError, NotFoundError, ValidationError } from '../../src/http/errors.ts';
 import {
   addSite,
   createClient,
@@ -12,7 +13,6 @@ import {
   resetClientSecret,
   updateClient,
 } from '../../src/oidc/clients-store.ts';
-import { ConflictError, NotFoundError, ValidationError } from '../../src/oidc/store-errors.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
