@@ -2,7 +2,8 @@
  * Every setting of the server, in one typed object.
  * - each setting names its environment variable, its default and why it exists
  * - values are validated once, at start; every bad value gets its own message a person can act on
- * - production refuses insecure settings (no SECRETS_KEY, no ADMIN_TOKEN, PUBLIC_URL not https)
+ * - production refuses insecure settings (no SECRETS_KEY, no ADMIN_TOKEN, PUBLIC_URL not https,
+ *   /metrics open to anyone)
  */
 import { z } from 'zod';
 
@@ -174,7 +175,12 @@ export const settings = {
   METRICS_TOKEN: {
     schema: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
     default: undefined,
-    why: 'when set, GET /metrics needs Authorization: Bearer METRICS_TOKEN (metrics never carry PHI either way)',
+    why: 'when set, GET /metrics needs Authorization: Bearer METRICS_TOKEN (metrics never carry PHI either way); production needs it or METRICS_INTERNAL_ONLY',
+  },
+  METRICS_INTERNAL_ONLY: {
+    schema: bool,
+    default: 'false',
+    why: 'true: /metrics answers only clients on loopback or private addresses (the balancer must not route it); what lets production serve it without METRICS_TOKEN',
   },
   DEMO_DATA: {
     schema: bool,
@@ -212,6 +218,8 @@ export type Config = {
   importBodyLimit: string;
   demoData: boolean;
   metricsToken: string | undefined;
+  /** /metrics answers only loopback and private client addresses (src/http/metrics.ts). */
+  metricsInternalOnly: boolean;
   /** Failed-sign-in throttling of the EHR login form (src/ehr/throttle.ts). */
   loginThrottle: { maxFailuresPerAccount: number; maxFailuresPerAddress: number; windowSeconds: number };
   /** Requests per client address per window, counted in the database (src/http/rate-limit.ts); 0 = off. */
@@ -270,6 +278,12 @@ export function loadConfig(env: Env = process.env): Config {
     if (url.protocol !== 'https:')
       problems.push('PUBLIC_URL: must be https in production (OAuth tokens and PHI travel over it)');
     if (values.DEMO_DATA === true) problems.push('DEMO_DATA: demo data is never loaded in production');
+    // Metrics name no patient, but they map the deployment (routes, volumes, pool sizes, the Node
+    // version) for anyone who asks: in production someone must have decided who may ask.
+    if (!values.METRICS_TOKEN && values.METRICS_INTERNAL_ONLY !== true)
+      problems.push(
+        'METRICS_TOKEN: required in production (openssl rand -hex 32), unless METRICS_INTERNAL_ONLY=true says /metrics is served only on an internal address',
+      );
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -301,6 +315,7 @@ export function loadConfig(env: Env = process.env): Config {
     importBodyLimit: values.IMPORT_BODY_LIMIT as string,
     demoData: (values.DEMO_DATA as boolean | undefined) ?? !isProduction,
     metricsToken: values.METRICS_TOKEN as string | undefined,
+    metricsInternalOnly: values.METRICS_INTERNAL_ONLY as boolean,
     loginThrottle: {
       maxFailuresPerAccount: values.LOGIN_MAX_FAILURES_PER_ACCOUNT as number,
       maxFailuresPerAddress: values.LOGIN_MAX_FAILURES_PER_ADDRESS as number,

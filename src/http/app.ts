@@ -72,7 +72,9 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
     if (capability.api) app.use(capability.api);
   }
   app.use(healthRoutes(ctx.db));
-  app.use(ctx.metrics.routes(ctx.config.metricsToken));
+  app.use(
+    ctx.metrics.routes({ token: ctx.config.metricsToken, internalOnly: ctx.config.metricsInternalOnly }),
+  );
   app.use('/static', express.static(PUBLIC_DIR, { index: false, maxAge: '1h', fallthrough: true }));
 
   const limits = ctx.config.rateLimits;
