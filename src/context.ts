@@ -2,11 +2,11 @@ import type { RequestHandler, Router } from 'express';
 import type { AuditTrail } from './audit/audit.ts';
 import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
-import type { DatabaseSessionStore } from './ehr/session.ts';
 import type { Logger } from './http/logger.ts';
 import type { Metrics } from './http/metrics.ts';
 import type { SecretBox } from './keys/secret-box.ts';
 import type { SigningKeys } from './keys/signing-keys.ts';
+import type { DatabaseSessionStore } from './web/session.ts';
 
 /** What every capability is built from; made once by the composition root (src/server.ts). */
 export interface AppContext {

@@ -11,7 +11,6 @@ import type { Database } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { openDatabase } from './db/open-database.ts';
 import { createEhr } from './ehr/index.ts';
-import { DatabaseSessionStore, sessionMiddleware } from './ehr/session.ts';
 import { createFhir } from './fhir/index.ts';
 import { createApp } from './http/app.ts';
 import { loggableError } from './http/errors.ts';
@@ -23,6 +22,7 @@ import { resolveAdminToken, resolveSecretsKey } from './keys/secrets-key.ts';
 import { SigningKeys } from './keys/signing-keys.ts';
 import { createLaunch } from './launch/index.ts';
 import { createOidc } from './oidc/index.ts';
+import { DatabaseSessionStore, sessionMiddleware } from './web/session.ts';
 
 export interface BuiltServer {
   app: Express;

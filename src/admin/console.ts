@@ -15,11 +15,11 @@ import express, {
   Router,
 } from 'express';
 import type { AppContext } from '../context.ts';
-import { noStore, requireUser } from '../ehr/current-user.ts';
-import { csrfGuard } from '../ehr/session.ts';
 import { importRoute } from '../fhir/import-route.ts';
 import { HttpError, loggableError, ValidationError } from '../http/errors.ts';
 import { AUTH_METHODS, type ClientRecord, ID_TOKEN_ALGS } from '../oidc/clients-store.ts';
+import { noStore, requireUser } from '../web/current-user.ts';
+import { csrfGuard } from '../web/session.ts';
 import { allowlistPacket, allowlistText } from './allowlist.ts';
 import { type AuditFilter, parseAuditFilter, searchAudit } from './audit-query.ts';
 import {

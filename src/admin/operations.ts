@@ -1,41 +1,42 @@
 /*
  * Every administrative change, once, for both the admin API and the console.
- * - each operation validates (zod, via the stores), writes, then records an audit event naming
- *   who (the admin user, or the admin token), what (action + entity) and when (the row's time)
+ * - each change runs in ONE transaction with its audit event: the stores write on the
+ *   transaction, the event (who — the admin user or the admin token —, what, when) is inserted on
+ *   it, and both commit together or not at all
  * - audit events carry ids and field NAMES only: never a secret, SEK, password or body
  * - refusals are the stores' typed HttpErrors (400 ValidationError, 404, 409), thrown unchanged
  */
 import { z } from 'zod';
-import type { AuditEvent } from '../audit/audit.ts';
+import { type AuditEvent, recordAuditEvent } from '../audit/audit.ts';
 import type { AppContext } from '../context.ts';
-import {
-  createUser,
-  resetPassword as ehrResetPassword,
-  setActive as ehrSetActive,
-  setRoles as ehrSetRoles,
-  getUser,
-  listUsers,
-  ROLES,
-  type User,
-} from '../ehr/users.ts';
+import type { Queryable } from '../db/database.ts';
 import { NotFoundError, parseInput } from '../http/errors.ts';
+import type { SecretBox } from '../keys/secret-box.ts';
 import type { SigningKeyInfo } from '../keys/signing-keys.ts';
 import {
-  addSite,
-  addSiteInput,
   type ClientRecord,
   createClient,
   deleteClient,
-  deleteSite,
   getClient,
   listClients,
-  listSites,
   resetClientSecret,
-  type SiteRecord,
   updateClient,
 } from '../oidc/clients-store.ts';
-import { replaceSiteActions } from './sites.ts';
-import { linkPractitioner } from './users.ts';
+import { addSite, addSiteInput, deleteSite, listSites, type SiteRecord, updateSite } from '../sites/sites.ts';
+import { linkPractitioner } from '../users/practitioner-link.ts';
+import {
+  createUser,
+  getUser,
+  listUsers,
+  lockUser,
+  type NewUser,
+  ROLES,
+  resetPassword,
+  setActive,
+  setRoles,
+  type User,
+} from '../users/users.ts';
+import { endUserAccess } from './user-access.ts';
 
 /** Who is acting: an admin user of the console, or whoever holds the admin token. */
 export interface Actor {
@@ -165,6 +166,24 @@ export const userUpdateSchema = z
     message: 'give active, roles or practitioner',
   });
 
+/** An admin event before the actor's part (who, from where) is added. */
+type AdminEvent = Omit<AuditEvent, 'userId' | 'requestId' | 'ip'>;
+
+const withActor = (actor: Actor, e: AdminEvent): AuditEvent => ({
+  ...e,
+  userId: actor.userId,
+  requestId: actor.requestId ?? null,
+  ip: actor.ip ?? null,
+  detail: { via: actor.via, ...(actor.via === 'api' ? { actor: 'admin-token' } : {}), ...e.detail },
+});
+
+/** A site's action names, for the audit trail (short; never a SEK). */
+const actionNames = (site: SiteRecord): string =>
+  site.actions
+    .map((a) => a.action)
+    .join(',')
+    .slice(0, 300);
+
 /** Field names of a client input, for the audit trail (values may be long; none is secret, but keep it small). */
 const fieldNames = (input: unknown): string =>
   input && typeof input === 'object' && !Array.isArray(input)
@@ -174,13 +193,19 @@ const fieldNames = (input: unknown): string =>
 export class AdminOperations {
   constructor(private readonly ctx: AppContext) {}
 
-  private audit(actor: Actor, event: Omit<AuditEvent, 'userId' | 'requestId' | 'ip'>): Promise<void> {
-    return this.ctx.audit.record({
-      ...event,
-      userId: actor.userId,
-      requestId: actor.requestId ?? null,
-      ip: actor.ip ?? null,
-      detail: { via: actor.via, ...(actor.via === 'api' ? { actor: 'admin-token' } : {}), ...event.detail },
+  /**
+   * Runs a change and records its audit event in one transaction: the stores get the transaction
+   * (and the secret box), the event is built from the change's result.
+   */
+  private change<T>(
+    actor: Actor,
+    write: (store: { db: Queryable; box: SecretBox }) => Promise<T>,
+    event: (result: T) => AdminEvent,
+  ): Promise<T> {
+    return this.ctx.db.transaction(async (tx) => {
+      const result = await write({ db: tx, box: this.ctx.box });
+      await recordAuditEvent(tx, withActor(actor, event(result)));
+      return result;
     });
   }
 
@@ -194,48 +219,55 @@ export class AdminOperations {
     return getClient(this.ctx, clientId);
   }
 
-  async createClient(actor: Actor, input: unknown) {
-    const created = await createClient(this.ctx, input);
-    const c = created.client;
-    await this.audit(actor, {
-      action: 'admin.client.create',
-      clientId: c.client_id,
-      entity: `client/${c.client_id}`,
-      detail: {
-        auth_method: c.token_endpoint_auth_method,
-        alg: c.id_token_signed_response_alg,
-        require_pkce: c.require_pkce,
-        secret_issued: created.client_secret !== undefined,
-      },
-    });
-    return created;
+  createClient(actor: Actor, input: unknown) {
+    return this.change(
+      actor,
+      (store) => createClient(store, input),
+      ({ client: c, client_secret }) => ({
+        action: 'admin.client.create',
+        clientId: c.client_id,
+        entity: `client/${c.client_id}`,
+        detail: {
+          auth_method: c.token_endpoint_auth_method,
+          alg: c.id_token_signed_response_alg,
+          require_pkce: c.require_pkce,
+          secret_issued: client_secret !== undefined,
+        },
+      }),
+    );
   }
 
-  async updateClient(actor: Actor, clientId: string, input: unknown) {
-    const updated = await updateClient(this.ctx, clientId, input);
-    const c = updated.client;
-    await this.audit(actor, {
-      action: 'admin.client.update',
-      clientId,
-      entity: `client/${clientId}`,
-      detail: {
-        fields: fieldNames(input),
-        require_pkce: c.require_pkce,
-        secret_issued: updated.client_secret !== undefined,
-      },
-    });
-    return updated;
+  updateClient(actor: Actor, clientId: string, input: unknown) {
+    return this.change(
+      actor,
+      (store) => updateClient(store, clientId, input),
+      ({ client: c, client_secret }) => ({
+        action: 'admin.client.update',
+        clientId,
+        entity: `client/${clientId}`,
+        detail: {
+          fields: fieldNames(input),
+          require_pkce: c.require_pkce,
+          secret_issued: client_secret !== undefined,
+        },
+      }),
+    );
   }
 
   async deleteClient(actor: Actor, clientId: string): Promise<void> {
-    await deleteClient(this.ctx, clientId);
-    await this.audit(actor, { action: 'admin.client.delete', clientId, entity: `client/${clientId}` });
+    await this.change(
+      actor,
+      (store) => deleteClient(store, clientId),
+      () => ({ action: 'admin.client.delete', clientId, entity: `client/${clientId}` }),
+    );
   }
 
-  async resetClientSecret(actor: Actor, clientId: string): Promise<string> {
-    const secret = await resetClientSecret(this.ctx, clientId);
-    await this.audit(actor, { action: 'admin.client.secret_reset', clientId, entity: `client/${clientId}` });
-    return secret;
+  resetClientSecret(actor: Actor, clientId: string): Promise<string> {
+    return this.change(
+      actor,
+      (store) => resetClientSecret(store, clientId),
+      () => ({ action: 'admin.client.secret_reset', clientId, entity: `client/${clientId}` }),
+    );
   }
 
   // ---- sites
@@ -251,45 +283,49 @@ export class AdminOperations {
     return site;
   }
 
-  async addSite(actor: Actor, clientId: string, input: unknown): Promise<SiteRecord> {
+  addSite(actor: Actor, clientId: string, input: unknown): Promise<SiteRecord> {
     const v = parseInput(newSiteSchema, input);
-    const site = await addSite(this.ctx, clientId, {
-      siteNum: v.site_num,
-      sharedEncryptionKey: v.shared_encryption_key,
-      ...(v.actions ? { actions: v.actions } : {}),
-    });
-    await this.audit(actor, {
-      action: 'admin.site.create',
-      clientId,
-      entity: `site/${site.siteNum}`,
-      detail: {
-        actions: site.actions
-          .map((a) => a.action)
-          .join(',')
-          .slice(0, 300),
-      },
-    });
-    return site;
+    return this.change(
+      actor,
+      (store) =>
+        addSite(store, clientId, {
+          siteNum: v.site_num,
+          sharedEncryptionKey: v.shared_encryption_key,
+          ...(v.actions ? { actions: v.actions } : {}),
+        }),
+      (site) => ({
+        action: 'admin.site.create',
+        clientId,
+        entity: `site/${site.siteNum}`,
+        detail: { actions: actionNames(site) },
+      }),
+    );
   }
 
-  async updateSite(actor: Actor, clientId: string, siteNum: string, input: unknown): Promise<SiteRecord> {
+  updateSite(actor: Actor, clientId: string, siteNum: string, input: unknown): Promise<SiteRecord> {
     const v = parseInput(siteUpdateSchema, input);
-    const site = await replaceSiteActions(this.ctx, clientId, siteNum, {
-      ...(v.actions ? { actions: v.actions } : {}),
-      ...(v.shared_encryption_key !== undefined ? { sharedEncryptionKey: v.shared_encryption_key } : {}),
-    });
-    await this.audit(actor, {
-      action: 'admin.site.update',
-      clientId,
-      entity: `site/${siteNum}`,
-      detail: { fields: fieldNames(input) },
-    });
-    return site;
+    return this.change(
+      actor,
+      (store) =>
+        updateSite(store, clientId, siteNum, {
+          ...(v.actions ? { actions: v.actions } : {}),
+          ...(v.shared_encryption_key !== undefined ? { sharedEncryptionKey: v.shared_encryption_key } : {}),
+        }),
+      () => ({
+        action: 'admin.site.update',
+        clientId,
+        entity: `site/${siteNum}`,
+        detail: { fields: fieldNames(input) },
+      }),
+    );
   }
 
   async deleteSite(actor: Actor, clientId: string, siteNum: string): Promise<void> {
-    await deleteSite(this.ctx, clientId, siteNum);
-    await this.audit(actor, { action: 'admin.site.delete', clientId, entity: `site/${siteNum}` });
+    await this.change(
+      actor,
+      (store) => deleteSite(store, clientId, siteNum),
+      () => ({ action: 'admin.site.delete', clientId, entity: `site/${siteNum}` }),
+    );
   }
 
   // ---- users
@@ -304,46 +340,54 @@ export class AdminOperations {
     return user;
   }
 
-  async createUser(actor: Actor, input: unknown): Promise<User> {
-    const user = await createUser(this.ctx, input as never);
-    await this.audit(actor, {
-      action: 'admin.user.create',
-      entity: `user/${user.id}`,
-      detail: { practitioner: `Practitioner/${user.practitionerId}`, roles: user.roles.join(',') },
-    });
-    return user;
+  createUser(actor: Actor, input: unknown): Promise<User> {
+    return this.change(
+      actor,
+      (store) => createUser(store, input as NewUser),
+      (user) => ({
+        action: 'admin.user.create',
+        entity: `user/${user.id}`,
+        detail: { practitioner: `Practitioner/${user.practitionerId}`, roles: user.roles.join(',') },
+      }),
+    );
   }
 
+  /** A new password ends the user's access: sessions (and what rides on them) end in the same transaction. */
   async resetPassword(actor: Actor, id: string, input: unknown): Promise<void> {
     const { password } = parseInput(passwordSchema, input);
-    await ehrResetPassword(this.ctx, id, password);
-    await this.audit(actor, { action: 'admin.user.password_reset', entity: `user/${id}` });
+    await this.change(
+      actor,
+      async (store) => {
+        await resetPassword(store, id, password);
+        await endUserAccess(store.db, id);
+      },
+      () => ({ action: 'admin.user.password_reset', entity: `user/${id}` }),
+    );
   }
 
+  /** Roles, active state and Practitioner change together or not at all; deactivation ends the user's access. */
   async updateUser(actor: Actor, id: string, input: unknown): Promise<User> {
     const v = parseInput(userUpdateSchema, input);
-    // Roles, active state and Practitioner change together or not at all (setActive also ends sessions).
-    await this.ctx.db.transaction(async (tx) => {
-      const inTx = {
-        db: { query: tx.query.bind(tx), transaction: <T>(fn: (q: typeof tx) => Promise<T>) => fn(tx) },
-      };
-      const exists = await tx.query('SELECT 1 FROM users WHERE id = $1 FOR UPDATE', [id]);
-      if (exists.rowCount === 0) throw new NotFoundError('no such user');
-      if (v.practitioner !== undefined) await linkPractitioner(tx, id, v.practitioner);
-      if (v.roles !== undefined) await ehrSetRoles(inTx as never, id, v.roles);
-      if (v.active !== undefined) await ehrSetActive(inTx as never, id, v.active);
-    });
-    const user = await this.getUser(id);
-    await this.audit(actor, {
-      action: 'admin.user.update',
-      entity: `user/${id}`,
-      detail: {
-        ...(v.roles !== undefined ? { roles: user.roles.join(',') } : {}),
-        ...(v.active !== undefined ? { active: user.active } : {}),
-        ...(v.practitioner !== undefined ? { practitioner: v.practitioner } : {}),
+    return this.change(
+      actor,
+      async (store) => {
+        if (!(await lockUser(store.db, id))) throw new NotFoundError('no such user');
+        if (v.practitioner !== undefined) await linkPractitioner(store.db, id, v.practitioner);
+        if (v.roles !== undefined) await setRoles(store, id, v.roles);
+        if (v.active !== undefined) await setActive(store, id, v.active);
+        if (v.active === false) await endUserAccess(store.db, id);
+        return (await getUser(store, id))!;
       },
-    });
-    return user;
+      (user) => ({
+        action: 'admin.user.update',
+        entity: `user/${id}`,
+        detail: {
+          ...(v.roles !== undefined ? { roles: user.roles.join(',') } : {}),
+          ...(v.active !== undefined ? { active: user.active } : {}),
+          ...(v.practitioner !== undefined ? { practitioner: v.practitioner } : {}),
+        },
+      }),
+    );
   }
 
   // ---- keys
@@ -356,16 +400,19 @@ export class AdminOperations {
     const keys = await this.ctx.keys.rotate();
     // This instance signs with the new keys at once; the others on their next refresh.
     await this.ctx.keys.reload();
-    await this.audit(actor, {
-      action: 'admin.keys.rotate',
-      entity: 'signing_keys',
-      detail: {
-        active: keys
-          .filter((k) => k.state === 'active')
-          .map((k) => k.kid)
-          .join(','),
-      },
-    });
+    // The rotation is the key store's own transaction; its event follows it.
+    await this.ctx.audit.record(
+      withActor(actor, {
+        action: 'admin.keys.rotate',
+        entity: 'signing_keys',
+        detail: {
+          active: keys
+            .filter((k) => k.state === 'active')
+            .map((k) => k.kid)
+            .join(','),
+        },
+      }),
+    );
     return keys;
   }
 }

@@ -5,9 +5,10 @@
  * - an event never carries resource bodies, tokens or secrets; `detail` is for small, non-PHI facts
  * - a failed write rejects the waiting callers (the request fails rather than go unaudited)
  * - an event that records one database change is better written by the statement that makes it
- *   (auditedChange): one round trip, and the row exists exactly when the change does
+ *   (auditedChange): one round trip, and the row exists exactly when the change does; one that
+ *   records a multi-statement change is inserted on its transaction (recordAuditEvent)
  */
-import type { Database } from '../db/database.ts';
+import type { Database, Queryable } from '../db/database.ts';
 
 export interface AuditEvent {
   /** Dotted verb, e.g. fhir.read, fhir.search, fhir.everything, token.issued, launch.created, admin.client.create */
@@ -107,6 +108,19 @@ const eventValues = (e: AuditEvent): unknown[] => [
   e.ip ?? null,
   e.detail ? JSON.stringify(e.detail) : null,
 ];
+
+/**
+ * Inserts one event on the caller's Queryable: inside a transaction, the event commits (or rolls
+ * back) with the change it records — for multi-statement changes such as the admin's.
+ */
+export async function recordAuditEvent(q: Queryable, event: AuditEvent): Promise<void> {
+  const values = eventValues(event);
+  await q.query(
+    `${INSERT_COLUMNS} VALUES (${COLUMNS.map((c, i) => `$${i + 1}::${sqlType(c)}`).join(', ')})`,
+    values,
+    { prepare: true },
+  );
+}
 
 /**
  * Folds an audit event into the statement that makes the change it records:

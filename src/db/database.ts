@@ -96,3 +96,12 @@ export function sqlState(err: unknown): string | undefined {
 }
 
 export const UNIQUE_VIOLATION = '23505';
+
+/**
+ * Runs fn in a transaction: a new one when q is the database, the caller's own when q already is
+ * an open transaction (so a store's multi-step write joins an admin change and its audit row).
+ */
+export function inTransaction<T>(q: Queryable, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  const db = q as Partial<Database>;
+  return typeof db.transaction === 'function' ? db.transaction(fn) : fn(q);
+}

@@ -9,10 +9,11 @@
 import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../context.ts';
 import type { Database, Queryable } from '../db/database.ts';
-import { countUsers, findByUsername, insertUser, type NewUser } from '../ehr/users.ts';
 import { putResource } from '../fhir/repository.ts';
 import { ConflictError, loggableError } from '../http/errors.ts';
-import { addSite, createClient } from '../oidc/clients-store.ts';
+import { createClient } from '../oidc/clients-store.ts';
+import { addSite } from '../sites/sites.ts';
+import { countUsers, findByUsername, insertUser, type NewUser } from '../users/users.ts';
 import { demoPatients } from './patients.ts';
 
 /** CPSO registration numbers (Ontario physician licence), Infoway naming system. */

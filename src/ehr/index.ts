@@ -15,9 +15,9 @@ import express, { Router } from 'express';
 import type { AppContext, Capability } from '../context.ts';
 import { loadDemoData } from '../demo/index.ts';
 import { loggableError } from '../http/errors.ts';
-import { loadCurrentUser, noStore, requireUser } from './current-user.ts';
+import { loadCurrentUser, noStore, requireUser } from '../web/current-user.ts';
+import { csrfGuard } from '../web/session.ts';
 import { screenRoutes } from './screens.ts';
-import { csrfGuard } from './session.ts';
 import { signInRoutes } from './sign-in.ts';
 
 /** How often expired sessions and ended throttle windows are deleted. */

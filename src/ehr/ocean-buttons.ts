@@ -4,7 +4,8 @@
  * - each button is a link to /launch?patient&site&action; the launch itself is decided there
  */
 import type { AppContext } from '../context.ts';
-import { listClients, listSites } from '../oidc/clients-store.ts';
+import { listClients } from '../oidc/clients-store.ts';
+import { listSites } from '../sites/sites.ts';
 
 export interface OceanButton {
   label: string;

@@ -12,10 +12,10 @@ import { Passport } from 'passport';
 import { Strategy as LocalStrategy } from 'passport-local';
 import type { AppContext } from '../context.ts';
 import { loggableError, sendError, toHttpError } from '../http/errors.ts';
-import { safeReturnTo } from './current-user.ts';
-import { csrfProtection, csrfToken, isCsrfError, SESSION_COOKIE } from './session.ts';
+import { type User, verifyPassword } from '../users/users.ts';
+import { safeReturnTo } from '../web/current-user.ts';
+import { csrfProtection, csrfToken, isCsrfError, SESSION_COOKIE } from '../web/session.ts';
 import { LoginThrottle } from './throttle.ts';
-import { type User, verifyPassword } from './users.ts';
 
 const INCORRECT = 'The username or password is incorrect.';
 /**

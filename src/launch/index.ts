@@ -10,10 +10,10 @@
  */
 import { type RequestHandler, Router } from 'express';
 import type { AppContext, Capability } from '../context.ts';
-import { loadCurrentUser, loginUrl, noStore } from '../ehr/current-user.ts';
 import { readResource } from '../fhir/repository.ts';
 import { isValidId } from '../fhir/resource-types.ts';
 import { badRequest, HttpError, notFound } from '../http/errors.ts';
+import { loadCurrentUser, loginUrl, noStore } from '../web/current-user.ts';
 import { createLaunchContext, LaunchRefusedError } from './launch-contexts.ts';
 
 const SITE_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;

@@ -15,7 +15,8 @@ import { auditedChange } from '../audit/audit.ts';
 import type { AppContext } from '../context.ts';
 import type { Queryable } from '../db/database.ts';
 import { NotFoundError, parseInput } from '../http/errors.ts';
-import { decryptSek } from '../oidc/clients-store.ts';
+import { decryptSek } from '../sites/sites.ts';
+import { fhirUserUrl } from '../smart/fhir-user.ts';
 import { smartStyleUrl } from '../smart/style.ts';
 
 export interface LaunchContext {
@@ -312,15 +313,11 @@ export interface LaunchContextMembers {
   };
 }
 
-/** Absolute fhirUser URL of a Practitioner id. */
-export const fhirUserUrl = (ctx: AppContext, practitionerId: string): string =>
-  `${ctx.config.fhirBaseUrl}/Practitioner/${encodeURIComponent(practitionerId)}`;
-
 /** The one mapping from a launch context to everything a client or resource server sees of it. */
 export function launchContextMembers(ctx: AppContext, lc: LaunchContext): LaunchContextMembers {
   // SPEC §2: Base64 (standard alphabet) of the UTF-8 bytes of the site's SEK.
   const sek = Buffer.from(decryptSek(ctx, lc.siteNum, lc.sekEncrypted), 'utf8').toString('base64');
-  const fhirUser = fhirUserUrl(ctx, lc.practitionerId);
+  const fhirUser = fhirUserUrl(ctx.config, lc.practitionerId);
   const style = smartStyleUrl(ctx.config);
   return {
     tokenResponse: {

@@ -8,15 +8,8 @@
  */
 import type { Account } from 'oidc-provider';
 import type { AppContext } from '../context.ts';
-import { fhirUserUrl } from '../launch/launch-contexts.ts';
-
-interface UserRow {
-  id: string;
-  practitioner_id: string;
-  given_name: string;
-  family_name: string;
-  email: string | null;
-}
+import { fhirUserUrl } from '../smart/fhir-user.ts';
+import { getUser } from '../users/users.ts';
 
 /** Which claims each scope releases (oidc-provider `claims`). */
 export const CLAIMS_BY_SCOPE = {
@@ -28,23 +21,18 @@ export const CLAIMS_BY_SCOPE = {
 
 export async function loadAccount(ctx: AppContext, accountId: string): Promise<Account | undefined> {
   if (typeof accountId !== 'string' || accountId.length === 0 || accountId.length > 200) return undefined;
-  const { rows } = await ctx.db.query<UserRow>(
-    'SELECT id, practitioner_id, given_name, family_name, email FROM users WHERE id = $1 AND active',
-    [accountId],
-    { prepare: true },
-  );
-  const user = rows[0];
-  if (!user) return undefined;
-  const fhirUser = fhirUserUrl(ctx, user.practitioner_id);
+  const user = await getUser(ctx, accountId);
+  if (!user?.active) return undefined;
+  const fhirUser = fhirUserUrl(ctx.config, user.practitionerId);
   return {
     accountId: user.id,
     claims: () => ({
       sub: user.id,
       fhirUser,
       profile: fhirUser,
-      name: `${user.given_name} ${user.family_name}`.trim(),
-      given_name: user.given_name,
-      family_name: user.family_name,
+      name: `${user.givenName} ${user.familyName}`.trim(),
+      given_name: user.givenName,
+      family_name: user.familyName,
       ...(user.email ? { email: user.email } : {}),
     }),
   };

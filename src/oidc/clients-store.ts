@@ -1,17 +1,25 @@
 /*
- * Registered OAuth clients (Ocean) and their Ocean sites, on the `clients` and `sites` tables.
+ * Registered OAuth clients (Ocean), on the `clients` table (their Ocean sites: src/sites/).
  * - every input is validated here (zod), so the admin API, the console and tests share one rule set
  * - client_id is drawn with ≥128 random bits unless the administrator gives one; a client secret
  *   is URL-safe, returned once, and stored only as a keyed hash (SecretBox.keyedHash)
- * - a site's Shared Encryption Key is stored encrypted (purpose "sek:<siteNum>") with a masked hint;
- *   it is never returned whole except to the launch that needs it
- * - multi-step writes run in one transaction; duplicates are ConflictError, absences NotFoundError
+ * - multi-step writes run in one transaction (the caller's when it passes one); duplicates are
+ *   ConflictError, absences NotFoundError
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import type { AppContext } from '../context.ts';
-import { type Queryable, sqlState, UNIQUE_VIOLATION } from '../db/database.ts';
+import { inTransaction, type Queryable, sqlState, UNIQUE_VIOLATION } from '../db/database.ts';
 import { ConflictError, NotFoundError, parseInput, ValidationError } from '../http/errors.ts';
+import type { SecretBox } from '../keys/secret-box.ts';
+
+/**
+ * What the store needs: where to run its SQL — the database, or the caller's open transaction so
+ * that a change and its audit row commit together — and the box that hashes secrets.
+ */
+export interface ClientStore {
+  db: Queryable;
+  box: SecretBox;
+}
 
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 export type TokenEndpointAuthMethod = (typeof AUTH_METHODS)[number];
@@ -200,7 +208,7 @@ function toMetadata(c: ClientShape): StoredMetadata {
   };
 }
 
-export async function createClient(ctx: AppContext, input: unknown): Promise<CreatedClient> {
+export async function createClient(store: ClientStore, input: unknown): Promise<CreatedClient> {
   const v = parseInput(createClientInput, input);
   const shape: ClientShape = {
     name: v.name,
@@ -218,14 +226,14 @@ export async function createClient(ctx: AppContext, input: unknown): Promise<Cre
   const clientId = v.client_id ?? drawClientId();
   const secret = SECRET_METHODS.has(shape.token_endpoint_auth_method) ? drawSecret() : undefined;
   try {
-    const { rows } = await ctx.db.query<ClientRow>(
+    const { rows } = await store.db.query<ClientRow>(
       `INSERT INTO clients (client_id, name, metadata, client_secret_hash, launch_url, require_pkce, pre_authorized)
        VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${CLIENT_COLUMNS}`,
       [
         clientId,
         shape.name,
         JSON.stringify(toMetadata(shape)),
-        secret ? ctx.box.keyedHash(secret, CLIENT_SECRET_PURPOSE) : null,
+        secret ? store.box.keyedHash(secret, CLIENT_SECRET_PURPOSE) : null,
         shape.launch_url,
         shape.require_pkce,
         shape.pre_authorized,
@@ -248,14 +256,14 @@ async function findRow(q: Queryable, clientId: string, lock = false): Promise<Cl
   return rows[0];
 }
 
-export async function getClient(ctx: AppContext, clientId: string): Promise<ClientRecord> {
-  const row = typeof clientId === 'string' ? await findRow(ctx.db, clientId) : undefined;
+export async function getClient(store: Pick<ClientStore, 'db'>, clientId: string): Promise<ClientRecord> {
+  const row = typeof clientId === 'string' ? await findRow(store.db, clientId) : undefined;
   if (!row) throw new NotFoundError('no such client');
   return toRecord(row);
 }
 
-export async function listClients(ctx: AppContext): Promise<ClientRecord[]> {
-  const { rows } = await ctx.db.query<ClientRow>(
+export async function listClients(store: Pick<ClientStore, 'db'>): Promise<ClientRecord[]> {
+  const { rows } = await store.db.query<ClientRow>(
     `SELECT ${CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id`,
   );
   return rows.map(toRecord);
@@ -266,12 +274,12 @@ export async function listClients(ctx: AppContext): Promise<ClientRecord[]> {
  * switching away from one forgets the stored hash.
  */
 export async function updateClient(
-  ctx: AppContext,
+  store: ClientStore,
   clientId: string,
   input: unknown,
 ): Promise<CreatedClient> {
   const patch = parseInput(updateClientInput, input);
-  return ctx.db.transaction(async (tx) => {
+  return inTransaction(store.db, async (tx) => {
     const row = await findRow(tx, clientId, true);
     if (!row) throw new NotFoundError('no such client');
     const current = toRecord(row);
@@ -293,7 +301,7 @@ export async function updateClient(
     const secret = wantsSecret && !row.client_secret_hash ? drawSecret() : undefined;
     const hash = wantsSecret
       ? secret
-        ? ctx.box.keyedHash(secret, CLIENT_SECRET_PURPOSE)
+        ? store.box.keyedHash(secret, CLIENT_SECRET_PURPOSE)
         : row.client_secret_hash
       : null;
     const { rows } = await tx.query<ClientRow>(
@@ -315,8 +323,8 @@ export async function updateClient(
 }
 
 /** Deletes the client, its sites and launch contexts (FK cascade) and every OIDC artefact issued to it. */
-export async function deleteClient(ctx: AppContext, clientId: string): Promise<void> {
-  await ctx.db.transaction(async (tx) => {
+export async function deleteClient(store: Pick<ClientStore, 'db'>, clientId: string): Promise<void> {
+  await inTransaction(store.db, async (tx) => {
     const r = await tx.query('DELETE FROM clients WHERE client_id = $1', [clientId]);
     if (r.rowCount === 0) throw new NotFoundError('no such client');
     await tx.query(`DELETE FROM oidc_models WHERE payload->>'clientId' = $1`, [clientId]);
@@ -324,15 +332,15 @@ export async function deleteClient(ctx: AppContext, clientId: string): Promise<v
 }
 
 /** Draws a new secret for a secret-based client; the old one stops working at once. */
-export async function resetClientSecret(ctx: AppContext, clientId: string): Promise<string> {
+export async function resetClientSecret(store: ClientStore, clientId: string): Promise<string> {
   const secret = drawSecret();
-  const r = await ctx.db.query(
+  const r = await store.db.query(
     `UPDATE clients SET client_secret_hash = $2, updated_at = now()
       WHERE client_id = $1 AND metadata->>'token_endpoint_auth_method' IN ('client_secret_basic', 'client_secret_post')`,
-    [clientId, ctx.box.keyedHash(secret, CLIENT_SECRET_PURPOSE)],
+    [clientId, store.box.keyedHash(secret, CLIENT_SECRET_PURPOSE)],
   );
   if (r.rowCount === 0) {
-    await getClient(ctx, clientId); // NotFoundError when absent
+    await getClient(store, clientId); // NotFoundError when absent
     throw new ValidationError([
       { path: 'token_endpoint_auth_method', message: 'this client does not authenticate with a secret' },
     ]);
@@ -346,10 +354,10 @@ export async function resetClientSecret(ctx: AppContext, clientId: string): Prom
  * presented secret before the constant-time comparison (src/oidc/provider.ts).
  */
 export async function providerClientMetadata(
-  ctx: AppContext,
+  store: Pick<ClientStore, 'db'>,
   clientId: string,
 ): Promise<(Record<string, unknown> & { require_pkce: boolean; pre_authorized: boolean }) | undefined> {
-  const row = await findRow(ctx.db, clientId);
+  const row = await findRow(store.db, clientId);
   if (!row) return undefined;
   const { allowed_scope, ...metadata } = row.metadata;
   return {
@@ -361,154 +369,4 @@ export async function providerClientMetadata(
     pre_authorized: row.pre_authorized,
     ...(allowed_scope ? { allowed_scope } : {}),
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sites
-
-const siteNumSchema = z
-  .string({ message: 'site_num must be a string' })
-  .regex(/^[A-Za-z0-9_-]{1,64}$/, { message: 'site_num must be 1–64 letters, digits, "_" or "-"' });
-
-const actionSchema = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/, {
-  message: 'action must be 1–64 letters, digits, "_", "." or "-"',
-});
-
-export const siteActionInput = z.union([
-  actionSchema.transform((action) => ({ action, label: action })),
-  z.strictObject({
-    action: actionSchema,
-    label: z.string().trim().min(1, { message: 'label is required' }).max(100),
-  }),
-]);
-export type SiteAction = { action: string; label: string };
-
-/** Buttons a new site gets when the administrator names none (actions from Ocean's material). */
-export const DEFAULT_SITE_ACTIONS: SiteAction[] = [
-  { action: 'viewMap', label: 'Ocean Health Map' },
-  { action: 'dashboard', label: 'Ocean dashboard' },
-  { action: 'referDirect', label: 'New eReferral' },
-];
-
-export const addSiteInput = z.strictObject({
-  siteNum: siteNumSchema,
-  sharedEncryptionKey: z
-    .string({ message: 'shared_encryption_key must be a string' })
-    .min(1, { message: 'shared_encryption_key is required' })
-    .max(4096)
-    .refine((v) => v.trim().length > 0, { message: 'shared_encryption_key must not be blank' }),
-  actions: z
-    .array(siteActionInput)
-    .max(50)
-    .refine((a) => new Set(a.map((x) => x.action)).size === a.length, { message: 'actions must be unique' })
-    .optional(),
-});
-export type AddSiteInput = z.input<typeof addSiteInput>;
-
-export interface SiteRecord {
-  siteNum: string;
-  clientId: string;
-  /** A few characters of the SEK for recognition; never the SEK. */
-  sekHint: string;
-  actions: SiteAction[];
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface SiteWithClient extends SiteRecord {
-  /** The client's launch URL (null when the client has none: the site cannot be launched). */
-  launchUrl: string | null;
-  clientName: string;
-  /** SecretBox-sealed SEK; open it with decryptSek(ctx, siteNum, sekEncrypted). */
-  sekEncrypted: string;
-}
-
-interface SiteRow {
-  site_num: string;
-  client_id: string;
-  sek_encrypted: string;
-  sek_hint: string;
-  actions: SiteAction[];
-  created_at: Date | string;
-  updated_at: Date | string;
-}
-
-const sekPurpose = (siteNum: string) => `sek:${siteNum}`;
-
-/** Masked hint: the last characters only, and none for short keys. */
-export function maskSek(sek: string): string {
-  return sek.length >= 12 ? `••••••${sek.slice(-4)}` : '••••••';
-}
-
-function toSite(row: SiteRow): SiteRecord {
-  return {
-    siteNum: row.site_num,
-    clientId: row.client_id,
-    sekHint: row.sek_hint,
-    actions: row.actions,
-    createdAt: iso(row.created_at),
-    updatedAt: iso(row.updated_at),
-  };
-}
-
-export async function addSite(ctx: AppContext, clientId: string, input: unknown): Promise<SiteRecord> {
-  const v = parseInput(addSiteInput, input);
-  return ctx.db.transaction(async (tx) => {
-    if (!(await findRow(tx, clientId, true))) throw new NotFoundError('no such client');
-    try {
-      const { rows } = await tx.query<SiteRow>(
-        `INSERT INTO sites (site_num, client_id, sek_encrypted, sek_hint, actions)
-         VALUES ($1, $2, $3, $4, $5) RETURNING *`,
-        [
-          v.siteNum,
-          clientId,
-          ctx.box.encrypt(v.sharedEncryptionKey, sekPurpose(v.siteNum)),
-          maskSek(v.sharedEncryptionKey),
-          JSON.stringify(v.actions ?? DEFAULT_SITE_ACTIONS),
-        ],
-      );
-      return toSite(rows[0]!);
-    } catch (err) {
-      if (sqlState(err) === UNIQUE_VIOLATION)
-        throw new ConflictError(`site ${v.siteNum} is already registered`);
-      throw err;
-    }
-  });
-}
-
-export async function getSite(ctx: AppContext, siteNum: string): Promise<SiteWithClient> {
-  const { rows } = await ctx.db.query<SiteRow & { launch_url: string | null; client_name: string }>(
-    `SELECT s.*, c.launch_url, c.name AS client_name
-       FROM sites s JOIN clients c ON c.client_id = s.client_id
-      WHERE s.site_num = $1`,
-    [String(siteNum)],
-  );
-  const row = rows[0];
-  if (!row) throw new NotFoundError('no such site');
-  return {
-    ...toSite(row),
-    launchUrl: row.launch_url,
-    clientName: row.client_name,
-    sekEncrypted: row.sek_encrypted,
-  };
-}
-
-export async function listSites(ctx: AppContext, clientId: string): Promise<SiteRecord[]> {
-  const { rows } = await ctx.db.query<SiteRow>('SELECT * FROM sites WHERE client_id = $1 ORDER BY site_num', [
-    clientId,
-  ]);
-  return rows.map(toSite);
-}
-
-export async function deleteSite(ctx: AppContext, clientId: string, siteNum: string): Promise<void> {
-  const r = await ctx.db.query('DELETE FROM sites WHERE client_id = $1 AND site_num = $2', [
-    clientId,
-    siteNum,
-  ]);
-  if (r.rowCount === 0) throw new NotFoundError('no such site for this client');
-}
-
-/** Opens a SEK sealed for siteNum (a site row's or a launch context's copy). */
-export function decryptSek(ctx: AppContext, siteNum: string, sekEncrypted: string): string {
-  return ctx.box.decryptText(sekEncrypted, sekPurpose(siteNum));
 }

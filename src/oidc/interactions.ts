@@ -10,9 +10,9 @@
 import express, { type Request, type RequestHandler, type Response, Router } from 'express';
 import type Provider from 'oidc-provider';
 import type { AppContext } from '../context.ts';
-import { csrfProtection, csrfToken } from '../ehr/session.ts';
 import { HttpError } from '../http/errors.ts';
 import { describeScope, grantScopes, splitScope } from '../smart/scopes.ts';
+import { csrfProtection, csrfToken } from '../web/session.ts';
 import { makeLaunchGrant } from './launch-grant.ts';
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;

@@ -3,7 +3,7 @@
  * every refusal the issue names (401, 400 naming each bad field, 404, 409, 413, 415).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyPassword } from '../../src/ehr/users.ts';
+import { verifyPassword } from '../../src/users/users.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../helpers/server.ts';
 

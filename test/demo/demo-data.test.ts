@@ -3,9 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_PATIENT_COUNT, DEMO_USERS, loadDemoData, OCEAN_TEST_LAUNCH_URL } from '../../src/demo/index.ts';
 import { luhnCheckDigit } from '../../src/demo/patients.ts';
 import { simplePdf } from '../../src/demo/pdf.ts';
-import { verifyPassword } from '../../src/ehr/users.ts';
 import { readResource } from '../../src/fhir/repository.ts';
-import { decryptSek, getSite, listClients } from '../../src/oidc/clients-store.ts';
+import { listClients } from '../../src/oidc/clients-store.ts';
+import { decryptSek, getSite } from '../../src/sites/sites.ts';
+import { verifyPassword } from '../../src/users/users.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 

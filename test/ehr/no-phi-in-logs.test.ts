@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SESSION_COOKIE } from '../../src/ehr/session.ts';
-import { createUser } from '../../src/ehr/users.ts';
 import { putResource } from '../../src/fhir/repository.ts';
-import { addSite, createClient } from '../../src/oidc/clients-store.ts';
+import { createClient } from '../../src/oidc/clients-store.ts';
+import { addSite } from '../../src/sites/sites.ts';
+import { createUser } from '../../src/users/users.ts';
+import { SESSION_COOKIE } from '../../src/web/session.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { capturedLogger, startTestServer, type TestServer } from '../helpers/server.ts';
 import { BrowserSession } from './browser-session.ts';

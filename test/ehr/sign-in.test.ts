@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SESSION_COOKIE } from '../../src/ehr/session.ts';
-import { createUser, resetPassword, setActive, type User } from '../../src/ehr/users.ts';
+import { AdminOperations } from '../../src/admin/operations.ts';
+import { createUser, setActive, type User } from '../../src/users/users.ts';
+import { SESSION_COOKIE } from '../../src/web/session.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { BrowserSession } from './browser-session.ts';
@@ -278,7 +279,9 @@ describe('EHR sign-in', () => {
       family_name: 'M',
     });
     await b.signIn('reset-me', PASSWORD);
-    await resetPassword(s.ctx, u.id, 'a brand new password');
+    await new AdminOperations(s.ctx).resetPassword({ via: 'api', userId: null }, u.id, {
+      password: 'a brand new password',
+    });
     expect((await b.get('/patients')).status).toBe(303);
     expect((await new BrowserSession(s.url).signIn('reset-me', PASSWORD)).status).toBe(401);
     expect((await new BrowserSession(s.url).signIn('reset-me', 'a brand new password')).status).toBe(303);

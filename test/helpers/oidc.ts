@@ -10,12 +10,8 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { AppContext } from '../../src/context.ts';
 import { createLaunchContext } from '../../src/launch/launch-contexts.ts';
-import {
-  addSite,
-  type ClientRecord,
-  type CreateClientInput,
-  createClient,
-} from '../../src/oidc/clients-store.ts';
+import { type ClientRecord, type CreateClientInput, createClient } from '../../src/oidc/clients-store.ts';
+import { addSite } from '../../src/sites/sites.ts';
 import type { TestServer } from './server.ts';
 
 export const TEST_REDIRECT_URI = 'https://ocean.example.test/sso/smart/callback';

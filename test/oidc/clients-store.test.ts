@@ -1,18 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConflictError, NotFoundError, ValidationError } from '../../src/http/errors.ts';
 import {
-  addSite,
   createClient,
-  decryptSek,
   deleteClient,
-  deleteSite,
   getClient,
-  getSite,
   listClients,
-  listSites,
   resetClientSecret,
   updateClient,
 } from '../../src/oidc/clients-store.ts';
+import { addSite, decryptSek, deleteSite, getSite, listSites } from '../../src/sites/sites.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
@@ -167,7 +163,6 @@ describe('client and site store', () => {
     const full = await getSite(s.ctx, '4321');
     expect(full).toMatchObject({
       clientId: client.client_id,
-      launchUrl: base.launch_url,
       actions: [
         { action: 'viewMap', label: 'viewMap' },
         { action: 'referDirect', label: 'Refer' },

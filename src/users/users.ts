@@ -3,17 +3,16 @@
  * - `id` is drawn once at random and never changes: it is the id_token `sub`, and Ocean links
  *   its user to `sub@iss` (SPEC §2) — not on a username, password, name or e-mail change either
  * - creating a user writes the Practitioner and the users row in ONE transaction
- * - passwords are scrypt hashes (src/ehr/passwords.ts); a password reset or deactivation also
+ * - passwords are scrypt hashes (src/users/passwords.ts); a password reset or deactivation also
  *   ends the user's sign-in sessions (and with them online_access refresh tokens)
  * - bad input → ValidationError (400, per-field issues), a taken username → ConflictError (409),
- *   no such user → NotFoundError (404): the store errors of src/oidc/store-errors.ts, all
+ *   no such user → NotFoundError (404): the refusals of src/http/errors.ts, all
  *   HttpErrors, so the admin API can simply rethrow them
  */
 import { randomUUID } from 'node:crypto';
 import type { Practitioner } from '@medplum/fhirtypes';
 import { z } from 'zod';
-import type { Database, Queryable } from '../db/database.ts';
-import { sqlState, UNIQUE_VIOLATION } from '../db/database.ts';
+import { inTransaction, type Queryable, sqlState, UNIQUE_VIOLATION } from '../db/database.ts';
 import { putResource } from '../fhir/repository.ts';
 import { ConflictError, NotFoundError, parseInput } from '../http/errors.ts';
 import { hashPassword, needsRehash, verifyAgainstDummy, verifyPasswordHash } from './passwords.ts';
@@ -115,7 +114,8 @@ function toUser(row: UserRow): User {
   };
 }
 
-type Ctx = { db: Database };
+/** Where the store runs its SQL: the database, or the caller's open transaction. */
+type Ctx = { db: Queryable };
 
 /** The Practitioner a user is (fhirUser / profile of the id_token). */
 export function practitionerFor(
@@ -183,7 +183,7 @@ export async function insertUser(tx: Queryable, input: NewUser): Promise<User> {
 
 /** Creates a user and its Practitioner in one transaction. */
 export async function createUser(ctx: Ctx, input: NewUser): Promise<User> {
-  return ctx.db.transaction((tx) => insertUser(tx, input));
+  return inTransaction(ctx.db, (tx) => insertUser(tx, input));
 }
 
 export async function getUser(ctx: Ctx, id: string): Promise<User | undefined> {
@@ -244,32 +244,65 @@ export async function verifyPassword(
   return toUser(row);
 }
 
-/** Sets a new password and ends every sign-in session of the user. */
+/**
+ * Sets a new password. Ending the user's sessions and grants is the caller's part of the same
+ * transaction (src/admin/user-access.ts): those tables belong to other rooms.
+ */
 export async function resetPassword(ctx: Ctx, id: string, newPassword: string): Promise<void> {
   const pw = parseInput(password, newPassword);
   const hash = await hashPassword(pw);
-  await ctx.db.transaction(async (tx) => {
-    const r = await tx.query(
-      'UPDATE users SET password_hash = $2, password_changed_at = now(), updated_at = now() WHERE id = $1',
-      [id, hash],
-    );
-    if (r.rowCount === 0) throw new NotFoundError('no such user');
-    await tx.query('DELETE FROM ehr_sessions WHERE user_id = $1', [id]);
-  });
+  const r = await ctx.db.query(
+    'UPDATE users SET password_hash = $2, password_changed_at = now(), updated_at = now() WHERE id = $1',
+    [id, hash],
+  );
+  if (r.rowCount === 0) throw new NotFoundError('no such user');
 }
 
-/** Activates or deactivates a user; deactivation ends every sign-in session of the user. */
+/** Activates or deactivates a user (an inactive user is refused everywhere at once: see isActiveUser). */
 export async function setActive(ctx: Ctx, id: string, active: boolean): Promise<User> {
-  return ctx.db.transaction(async (tx) => {
-    const r = await tx.query<UserRow>(
-      `UPDATE users SET active = $2, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
-      [id, active],
-    );
-    if (r.rowCount === 0) throw new NotFoundError('no such user');
-    if (!active) await tx.query('DELETE FROM ehr_sessions WHERE user_id = $1', [id]);
-    return toUser(r.rows[0]!);
-  });
+  const r = await ctx.db.query<UserRow>(
+    `UPDATE users SET active = $2, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
+    [id, active],
+  );
+  if (r.rowCount === 0) throw new NotFoundError('no such user');
+  return toUser(r.rows[0]!);
 }
+
+/** Locks the user's row for the rest of the caller's transaction; false when there is no such user. */
+export async function lockUser(tx: Queryable, id: string): Promise<boolean> {
+  const r = await tx.query('SELECT 1 FROM users WHERE id = $1 FOR UPDATE', [id]);
+  return r.rowCount > 0;
+}
+
+/** Whether the user exists and is active (the FHIR API refuses a deactivated user's tokens). */
+export async function isActiveUser(q: Queryable, id: string): Promise<boolean> {
+  const r = await q.query<{ active: boolean }>('SELECT active FROM users WHERE id = $1', [id], {
+    prepare: true,
+  });
+  return r.rows[0]?.active === true;
+}
+
+/** Whether any active user holds the admin role (the start-up banner explains how to make one). */
+export async function hasActiveAdministrator(q: Queryable): Promise<boolean> {
+  const r = await q.query(`SELECT 1 FROM users WHERE active AND 'admin' = ANY (roles) LIMIT 1`);
+  return r.rowCount > 0;
+}
+
+/** The id of the user named by id or (case-insensitive) username, for filters that accept either. */
+export async function findUserId(q: Queryable, idOrUsername: string): Promise<string | undefined> {
+  const r = await q.query<{ id: string }>(
+    'SELECT id FROM users WHERE id = $1 OR lower(username) = lower($1)',
+    [idOrUsername],
+  );
+  return r.rows[0]?.id;
+}
+
+/**
+ * SQL for "user $n is active", for a statement of another room that must check it in the same
+ * round trip (a FHIR read, a launch): the users table's SQL stays in this room.
+ */
+export const activeUserSql = (param: string): string =>
+  `EXISTS (SELECT 1 FROM users WHERE id = ${param} AND active)`;
 
 export async function setRoles(ctx: Ctx, id: string, roles: Role[]): Promise<User> {
   const valid = parseInput(z.array(z.enum(ROLES, `roles may be ${ROLES.join(', ')}`)), roles);

@@ -1,5 +1,5 @@
 /*
- * EHR sign-in sessions.
+ * Sign-in sessions of the people-facing screens (EHR, admin console, the provider's interactions).
  * - express-session with its rows in ehr_sessions: every instance shares them, a restart keeps them
  * - cookie: HttpOnly, SameSite=Lax (Ocean's redirect to authorize is a top-level GET and must carry it),
  *   Secure when PUBLIC_URL is https; signed with a key derived from SECRETS_KEY
@@ -10,7 +10,7 @@ import { csrfSync } from 'csrf-sync';
 import type { RequestHandler } from 'express';
 import session, { type SessionData, Store } from 'express-session';
 import type { AppContext } from '../context.ts';
-import type { Database } from '../db/database.ts';
+import type { Database, Queryable } from '../db/database.ts';
 import { HttpError } from '../http/errors.ts';
 
 declare module 'express-session' {
@@ -127,3 +127,8 @@ export const csrfGuard: RequestHandler = (req, res, next) =>
       );
     } else next(err);
   });
+
+/** Ends every sign-in session of a user (a password reset, a deactivation), in the caller's transaction. */
+export async function endSessionsOf(q: Queryable, userId: string): Promise<void> {
+  await q.query('DELETE FROM ehr_sessions WHERE user_id = $1', [userId]);
+}

@@ -8,8 +8,8 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { localPath } from '../http/local-redirect.ts';
+import { type User as EhrUser, getUser } from '../users/users.ts';
 import { csrfToken } from './session.ts';
-import { type User as EhrUser, getUser } from './users.ts';
 
 declare global {
   namespace Express {

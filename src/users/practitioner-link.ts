@@ -1,5 +1,5 @@
 /*
- * What the admin needs of EHR users beyond src/ehr/users.ts: linking a user to an existing
+ * What the admin needs of EHR users beyond ./users.ts: linking a user to an existing
  * Practitioner (one imported with the chart data, say) instead of the one made at creation.
  * - the Practitioner must exist and not be deleted: a ValidationError on `practitioner` otherwise
  * - the user's id (the id_token sub) never changes; only fhirUser / profile now name the new resource
