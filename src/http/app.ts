@@ -52,6 +52,9 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
       },
       // Discovery documents and FHIR are read cross-origin by browser apps.
       crossOriginResourcePolicy: { policy: 'cross-origin' },
+      // No URL of ours (chart paths name patients) ever goes to another site; our own pages and
+      // redirects do tell us where a navigation came from (src/launch/own-navigation.ts).
+      referrerPolicy: { policy: 'same-origin' },
       strictTransportSecurity: ctx.config.secureCookies,
     }),
   );
