@@ -1,9 +1,18 @@
+/*
+ * What capabilities are built from (AppContext) and what they hand back (Capability).
+ * - AppContext holds the shared infrastructure only; what one capability needs of another is
+ *   passed by name by the composition root (src/server.ts), e.g. createAdmin(ctx, { provider })
+ * - a capability declares its own paths' rules (error vocabulary, body limit, rate limits), so
+ *   src/http/app.ts names none of them
+ */
 import type { RequestHandler, Router } from 'express';
 import type { AuditTrail } from './audit/audit.ts';
 import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
+import type { ErrorFormat } from './http/errors.ts';
 import type { Logger } from './http/logger.ts';
 import type { Metrics } from './http/metrics.ts';
+import type { LimitedRoute } from './http/rate-limit.ts';
 import type { SecretBox } from './keys/secret-box.ts';
 import type { SigningKeys } from './keys/signing-keys.ts';
 import type { DatabaseSessionStore } from './web/session.ts';
@@ -20,21 +29,23 @@ export interface AppContext {
   metrics: Metrics;
   /** Bearer token of the admin API (from ADMIN_TOKEN, or generated under KEYS_DIR in development). */
   adminToken: string;
-  /** EHR sign-in sessions: the store (to end sessions) and the express-session middleware. */
+  /** Sign-in sessions of the people-facing screens: the store (to end sessions) and the middleware. */
   sessions: { store: DatabaseSessionStore; middleware: RequestHandler };
-  /** Shared by capabilities that need something from another one, set during composition. */
-  services: Services;
 }
 
 /**
- * Cross-capability services, filled in by the capability that owns them during composition
- * (capabilities are created in dependency order: oidc → fhir → ehr/launch → admin).
+ * Rules for some of a capability's paths that must hold before its router runs: refusals made by
+ * the cross-cutting middleware (body too large, rate limited) speak the path's vocabulary.
  */
-export interface Services {
-  [name: string]: unknown;
+export interface PathRule {
+  path: RegExp;
+  /** The error vocabulary, where the path alone would not tell (src/http/errors.ts formatFor). */
+  errorFormat?: ErrorFormat;
+  /** A body limit other than BODY_LIMIT (e.g. "50mb" for the import), checked from Content-Length. */
+  bodyLimit?: string;
 }
 
-/** One capability: its routes plus optional background work started and stopped with the server. */
+/** One capability: its routes, the rules of its paths, and background work started and stopped with the server. */
 export interface Capability {
   name: string;
   /** Mounted at the application root in composition order. */
@@ -45,6 +56,10 @@ export interface Capability {
    * hottest requests do not walk past routes and middleware that never apply to them.
    */
   api?: Router;
+  paths?: PathRule[];
+  rateLimits?: LimitedRoute[];
+  /** Lines for the start-up banner (where to go, demo credentials), read after every start(). */
+  banner?(): string[];
   start?(): Promise<void> | void;
   stop?(): Promise<void> | void;
 }

@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const summary = describeConfig({ ...config, port }, describeDatabase(config));
-  const banner = (built.ctx.services.startupBanner as (() => string[]) | undefined)?.() ?? [];
+  const banner = built.capabilities.flatMap((c) => c.banner?.() ?? []);
   process.stdout.write(
     `\nSMART on FHIR launch server for Ocean\n${[...summary, ...banner].map((l) => `  ${l}`).join('\n')}\n\n`,
   );

@@ -1,5 +1,7 @@
 /*
  * Composition root: config → database (migrated) → secrets → signing keys → capabilities → app.
+ * What a capability needs of another is passed here by name; the order of `capabilities` is the
+ * mount and start order (demo data is loaded before the admin counts its administrators).
  * main.ts adds the listening socket and signal handling; tests use buildServer() directly.
  */
 import type { Express } from 'express';
@@ -10,6 +12,7 @@ import type { AppContext, Capability } from './context.ts';
 import type { Database } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { openDatabase } from './db/open-database.ts';
+import { createDemo } from './demo/index.ts';
 import { createEhr } from './ehr/index.ts';
 import { createFhir } from './fhir/index.ts';
 import { createApp } from './http/app.ts';
@@ -67,15 +70,18 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
       metrics: new Metrics(db),
       adminToken: resolveAdminToken(config).token,
       sessions: { store: sessionStore, middleware: (_req, _res, next) => next() },
-      services: {},
     };
     ctx.sessions.middleware = sessionMiddleware(ctx, sessionStore);
 
-    // Dependency order: later capabilities may use services registered by earlier ones.
-    const capabilities: Capability[] = [];
-    for (const create of [createOidc, createFhir, createEhr, createLaunch, createAdmin]) {
-      capabilities.push(await create(ctx));
-    }
+    const oidc = await createOidc(ctx);
+    const capabilities: Capability[] = [
+      oidc,
+      await createFhir(ctx),
+      await createEhr(ctx),
+      await createLaunch(ctx),
+      createDemo(ctx),
+      await createAdmin(ctx, { provider: oidc.provider }),
+    ];
     const app = createApp(ctx, capabilities);
 
     keys.startRefreshing();

@@ -6,6 +6,7 @@
  * - endpoints are read from the discovery documents as served now, so the packet cannot disagree with them
  * - asText() lays the values out for an e-mail to Ocean
  */
+import type Provider from 'oidc-provider';
 import type { AppContext } from '../context.ts';
 import { getClient } from '../oidc/clients-store.ts';
 import { discoveryDocuments } from '../oidc/discovery-documents.ts';
@@ -27,9 +28,13 @@ const str = (v: unknown, what: string): string => {
   return v;
 };
 
-export async function allowlistPacket(ctx: AppContext, clientId: string): Promise<AllowlistPacket> {
+export async function allowlistPacket(
+  ctx: AppContext,
+  provider: Provider,
+  clientId: string,
+): Promise<AllowlistPacket> {
   const client = await getClient(ctx, clientId);
-  const docs = await discoveryDocuments(ctx);
+  const docs = await discoveryDocuments(ctx, provider);
   const oidc = docs.openidConfiguration.body;
   return {
     client_name: client.name,

@@ -4,20 +4,11 @@
  * - a secret appears in exactly one response: the one that drew it (create, reset, auth-method switch)
  * - responses carry Cache-Control: no-store (they may hold a secret once)
  */
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Request, RequestHandler } from 'express';
+import { parseAuditFilter, searchAudit } from '../audit/audit-query.ts';
 import type { AppContext } from '../context.ts';
 import { HttpError } from '../http/errors.ts';
-import { allowlistPacket } from './allowlist.ts';
-import { parseAuditFilter, searchAudit } from './audit-query.ts';
 import { type Actor, type AdminOperations, keyJson, siteJson, userJson } from './operations.ts';
-
-type Handler = (req: Request, res: Response) => Promise<void>;
-
-const handle =
-  (fn: Handler): RequestHandler =>
-  (req: Request, res: Response, next: NextFunction) => {
-    fn(req, res).catch(next);
-  };
 
 const actorOf = (req: Request): Actor => ({
   via: 'api',
@@ -59,62 +50,62 @@ export const optionalJsonBody: RequestHandler = (req, _res, next) => {
 
 export function apiHandlers(ctx: AppContext, ops: AdminOperations) {
   return {
-    listClients: handle(async (_req, res) => {
+    listClients: async (_req, res) => {
       res.json({ clients: await ops.listClients() });
-    }),
+    },
 
-    createClient: handle(async (req, res) => {
+    createClient: async (req, res) => {
       const { client, client_secret } = await ops.createClient(actorOf(req), req.body);
       res
         .status(201)
         .location(`/admin/api/clients/${encodeURIComponent(client.client_id)}`)
         .json({ ...client, ...(client_secret ? { client_secret } : {}) });
-    }),
+    },
 
-    getClient: handle(async (req, res) => {
+    getClient: async (req, res) => {
       const id = param(req, 'clientId');
       const client = await ops.getClient(id);
       res.json({ ...client, sites: (await ops.listSites(id)).map(siteJson) });
-    }),
+    },
 
-    updateClient: handle(async (req, res) => {
+    updateClient: async (req, res) => {
       const { client, client_secret } = await ops.updateClient(
         actorOf(req),
         param(req, 'clientId'),
         req.body,
       );
       res.json({ ...client, ...(client_secret ? { client_secret } : {}) });
-    }),
+    },
 
-    deleteClient: handle(async (req, res) => {
+    deleteClient: async (req, res) => {
       await ops.deleteClient(actorOf(req), param(req, 'clientId'));
       res.status(204).end();
-    }),
+    },
 
-    resetSecret: handle(async (req, res) => {
+    resetSecret: async (req, res) => {
       const id = param(req, 'clientId');
       const client_secret = await ops.resetClientSecret(actorOf(req), id);
       res.json({ client_id: id, client_secret });
-    }),
+    },
 
-    listSites: handle(async (req, res) => {
+    listSites: async (req, res) => {
       res.json({ sites: (await ops.listSites(param(req, 'clientId'))).map(siteJson) });
-    }),
+    },
 
-    addSite: handle(async (req, res) => {
+    addSite: async (req, res) => {
       const id = param(req, 'clientId');
       const site = await ops.addSite(actorOf(req), id, req.body);
       res
         .status(201)
         .location(`/admin/api/clients/${encodeURIComponent(id)}/sites/${encodeURIComponent(site.siteNum)}`)
         .json(siteJson(site));
-    }),
+    },
 
-    getSite: handle(async (req, res) => {
+    getSite: async (req, res) => {
       res.json(siteJson(await ops.getSite(param(req, 'clientId'), param(req, 'siteNum'))));
-    }),
+    },
 
-    updateSite: handle(async (req, res) => {
+    updateSite: async (req, res) => {
       const site = await ops.updateSite(
         actorOf(req),
         param(req, 'clientId'),
@@ -122,56 +113,56 @@ export function apiHandlers(ctx: AppContext, ops: AdminOperations) {
         req.body,
       );
       res.json(siteJson(site));
-    }),
+    },
 
-    deleteSite: handle(async (req, res) => {
+    deleteSite: async (req, res) => {
       await ops.deleteSite(actorOf(req), param(req, 'clientId'), param(req, 'siteNum'));
       res.status(204).end();
-    }),
+    },
 
-    allowlist: handle(async (req, res) => {
-      res.json(await allowlistPacket(ctx, param(req, 'clientId')));
-    }),
+    allowlist: async (req, res) => {
+      res.json(await ops.allowlist(param(req, 'clientId')));
+    },
 
-    listUsers: handle(async (_req, res) => {
+    listUsers: async (_req, res) => {
       res.json({ users: (await ops.listUsers()).map(userJson) });
-    }),
+    },
 
-    createUser: handle(async (req, res) => {
+    createUser: async (req, res) => {
       const user = await ops.createUser(actorOf(req), req.body);
       res
         .status(201)
         .location(`/admin/api/users/${encodeURIComponent(user.id)}`)
         .json(userJson(user));
-    }),
+    },
 
-    getUser: handle(async (req, res) => {
+    getUser: async (req, res) => {
       res.json(userJson(await ops.getUser(param(req, 'userId'))));
-    }),
+    },
 
-    updateUser: handle(async (req, res) => {
+    updateUser: async (req, res) => {
       res.json(userJson(await ops.updateUser(actorOf(req), param(req, 'userId'), req.body)));
-    }),
+    },
 
-    deactivateUser: handle(async (req, res) => {
+    deactivateUser: async (req, res) => {
       res.json(userJson(await ops.updateUser(actorOf(req), param(req, 'userId'), { active: false })));
-    }),
+    },
 
-    resetPassword: handle(async (req, res) => {
+    resetPassword: async (req, res) => {
       await ops.resetPassword(actorOf(req), param(req, 'userId'), req.body);
       res.status(204).end();
-    }),
+    },
 
-    listKeys: handle(async (_req, res) => {
+    listKeys: async (_req, res) => {
       res.json({ keys: (await ops.listKeys()).map(keyJson) });
-    }),
+    },
 
-    rotateKeys: handle(async (req, res) => {
+    rotateKeys: async (req, res) => {
       res.json({ keys: (await ops.rotateKeys(actorOf(req))).map(keyJson) });
-    }),
+    },
 
-    audit: handle(async (req, res) => {
+    audit: async (req, res) => {
       res.json(await searchAudit(ctx, parseAuditFilter(req.query)));
-    }),
-  };
+    },
+  } satisfies Record<string, RequestHandler>;
 }

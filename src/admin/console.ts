@@ -14,14 +14,14 @@ import express, {
   type Response,
   Router,
 } from 'express';
+import { type AuditFilter, parseAuditFilter, searchAudit } from '../audit/audit-query.ts';
 import type { AppContext } from '../context.ts';
 import { importRoute } from '../fhir/import-route.ts';
 import { HttpError, loggableError, ValidationError } from '../http/errors.ts';
 import { AUTH_METHODS, type ClientRecord, ID_TOKEN_ALGS } from '../oidc/clients-store.ts';
-import { noStore, requireUser } from '../web/current-user.ts';
+import { loadCurrentUser, noStore, requireUser } from '../web/current-user.ts';
 import { csrfGuard } from '../web/session.ts';
-import { allowlistPacket, allowlistText } from './allowlist.ts';
-import { type AuditFilter, parseAuditFilter, searchAudit } from './audit-query.ts';
+import { allowlistText } from './allowlist.ts';
 import {
   actionsToText,
   clientInputFromForm,
@@ -39,13 +39,6 @@ declare module 'express-session' {
     adminNotice?: string;
   }
 }
-
-type Handler = (req: Request, res: Response) => Promise<void>;
-const handle =
-  (fn: Handler): RequestHandler =>
-  (req, res, next) => {
-    fn(req, res).catch(next);
-  };
 
 const actorOf = (req: Request, res: Response): Actor => ({
   via: 'console',
@@ -136,9 +129,7 @@ function clientFormValues(c: Partial<ClientRecord> | Record<string, unknown>): R
 const clientChoices = { authMethods: AUTH_METHODS, algs: ID_TOKEN_ALGS };
 
 export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
-  const currentUser = ctx.services.currentUser as RequestHandler | undefined;
-  if (!currentUser)
-    throw new Error('the EHR capability must be created before admin (it provides the current user)');
+  const currentUser = loadCurrentUser(ctx);
   const form = express.urlencoded({ extended: false, limit: ctx.config.bodyLimit, parameterLimit: 50 });
   const importBundle = importRoute(ctx);
 
@@ -178,33 +169,27 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
   router.post(/.*/, form, csrfGuard);
 
   // ---- overview
-  router.get(
-    '/',
-    handle(async (req, res) => {
-      const [clients, users, keys] = await Promise.all([ops.listClients(), ops.listUsers(), ops.listKeys()]);
-      const sites = (await Promise.all(clients.map((c) => ops.listSites(c.client_id)))).flat();
-      render(req, res, 'overview', {
-        title: 'Administration',
-        clients,
-        siteCount: sites.length,
-        userCount: users.length,
-        activeKeys: keys.filter((k) => k.state === 'active').map(keyJson),
-      });
-    }),
-  );
+  router.get('/', async (req, res) => {
+    const [clients, users, keys] = await Promise.all([ops.listClients(), ops.listUsers(), ops.listKeys()]);
+    const sites = (await Promise.all(clients.map((c) => ops.listSites(c.client_id)))).flat();
+    render(req, res, 'overview', {
+      title: 'Administration',
+      clients,
+      siteCount: sites.length,
+      userCount: users.length,
+      activeKeys: keys.filter((k) => k.state === 'active').map(keyJson),
+    });
+  });
 
   // ---- clients
-  router.get(
-    '/clients',
-    handle(async (req, res) => {
-      const clients = await ops.listClients();
-      const sites = await Promise.all(clients.map((c) => ops.listSites(c.client_id)));
-      render(req, res, 'clients', {
-        title: 'Clients',
-        clients: clients.map((c, i) => ({ ...c, sites: sites[i]! })),
-      });
-    }),
-  );
+  router.get('/clients', async (req, res) => {
+    const clients = await ops.listClients();
+    const sites = await Promise.all(clients.map((c) => ops.listSites(c.client_id)));
+    render(req, res, 'clients', {
+      title: 'Clients',
+      clients: clients.map((c, i) => ({ ...c, sites: sites[i]! })),
+    });
+  });
   router.get('/clients/new', (req, res) => {
     render(req, res, 'client-new', {
       title: 'Register a client',
@@ -219,31 +204,28 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
       ...clientChoices,
     });
   });
-  router.post(
-    '/clients',
-    handle(async (req, res) => {
-      const input = clientInputFromForm(req.body, 'create');
-      await orInvalid(
-        async () => {
-          const { client, client_secret } = await ops.createClient(actorOf(req, res), input);
-          render(req, res, 'client-secret', {
-            title: 'Client registered',
-            client,
-            secret: client_secret,
-            what: 'registered',
-          });
-        },
-        async (errors) =>
-          render(
-            req,
-            res,
-            'client-new',
-            { title: 'Register a client', values: clientFormValues(input), errors, ...clientChoices },
-            400,
-          ),
-      );
-    }),
-  );
+  router.post('/clients', async (req, res) => {
+    const input = clientInputFromForm(req.body, 'create');
+    await orInvalid(
+      async () => {
+        const { client, client_secret } = await ops.createClient(actorOf(req, res), input);
+        render(req, res, 'client-secret', {
+          title: 'Client registered',
+          client,
+          secret: client_secret,
+          what: 'registered',
+        });
+      },
+      async (errors) =>
+        render(
+          req,
+          res,
+          'client-new',
+          { title: 'Register a client', values: clientFormValues(input), errors, ...clientChoices },
+          400,
+        ),
+    );
+  });
 
   const clientPage = async (
     req: Request,
@@ -273,134 +255,102 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
     );
   };
 
-  router.get(
-    '/clients/:clientId',
-    handle((req, res) => clientPage(req, res)),
-  );
-  router.post(
-    '/clients/:clientId',
-    handle(async (req, res) => {
-      const id = param(req, 'clientId');
-      const input = clientInputFromForm(req.body, 'update');
-      await orInvalid(
-        async () => {
-          const { client, client_secret } = await ops.updateClient(actorOf(req, res), id, input);
-          if (client_secret) {
-            render(req, res, 'client-secret', {
-              title: 'New client secret',
-              client,
-              secret: client_secret,
-              what: 'updated',
-            });
-            return;
-          }
-          await redirectWith(req, res, `/admin/clients/${enc(id)}`, 'Client saved.');
-        },
-        (errors) => clientPage(req, res, { values: clientFormValues(input), errors }, 400),
-      );
-    }),
-  );
-  router.post(
-    '/clients/:clientId/delete',
-    handle(async (req, res) => {
-      const id = param(req, 'clientId');
-      const client = await ops.getClient(id);
-      await ops.deleteClient(actorOf(req, res), id);
-      await redirectWith(req, res, '/admin/clients', `Client "${client.name}" and its sites were deleted.`);
-    }),
-  );
-  router.post(
-    '/clients/:clientId/secret',
-    handle(async (req, res) => {
-      const id = param(req, 'clientId');
-      await orInvalid(
-        async () => {
-          const secret = await ops.resetClientSecret(actorOf(req, res), id);
-          const client = await ops.getClient(id);
-          render(req, res, 'client-secret', { title: 'New client secret', client, secret, what: 'reset' });
-        },
-        async (errors) =>
-          await redirectWith(req, res, `/admin/clients/${enc(id)}`, Object.values(errors).join(' ')),
-      );
-    }),
-  );
+  router.get('/clients/:clientId', (req, res) => clientPage(req, res));
+  router.post('/clients/:clientId', async (req, res) => {
+    const id = param(req, 'clientId');
+    const input = clientInputFromForm(req.body, 'update');
+    await orInvalid(
+      async () => {
+        const { client, client_secret } = await ops.updateClient(actorOf(req, res), id, input);
+        if (client_secret) {
+          render(req, res, 'client-secret', {
+            title: 'New client secret',
+            client,
+            secret: client_secret,
+            what: 'updated',
+          });
+          return;
+        }
+        await redirectWith(req, res, `/admin/clients/${enc(id)}`, 'Client saved.');
+      },
+      (errors) => clientPage(req, res, { values: clientFormValues(input), errors }, 400),
+    );
+  });
+  router.post('/clients/:clientId/delete', async (req, res) => {
+    const id = param(req, 'clientId');
+    const client = await ops.getClient(id);
+    await ops.deleteClient(actorOf(req, res), id);
+    await redirectWith(req, res, '/admin/clients', `Client "${client.name}" and its sites were deleted.`);
+  });
+  router.post('/clients/:clientId/secret', async (req, res) => {
+    const id = param(req, 'clientId');
+    await orInvalid(
+      async () => {
+        const secret = await ops.resetClientSecret(actorOf(req, res), id);
+        const client = await ops.getClient(id);
+        render(req, res, 'client-secret', { title: 'New client secret', client, secret, what: 'reset' });
+      },
+      async (errors) =>
+        await redirectWith(req, res, `/admin/clients/${enc(id)}`, Object.values(errors).join(' ')),
+    );
+  });
 
   // ---- sites
-  router.post(
-    '/clients/:clientId/sites',
-    handle(async (req, res) => {
-      const id = param(req, 'clientId');
-      const input = siteInputFromForm(req.body);
-      await orInvalid(
-        async () => {
-          const site = await ops.addSite(actorOf(req, res), id, input);
-          await redirectWith(
-            req,
-            res,
-            `/admin/clients/${enc(id)}#site-${site.siteNum}`,
-            `Site ${site.siteNum} added. Its SEK is stored encrypted and will not be shown again.`,
-          );
-        },
-        (siteErrors) =>
-          clientPage(
-            req,
-            res,
-            { siteValues: { site_num: input.site_num, actions: String(req.body.actions ?? '') }, siteErrors },
-            400,
-          ),
-      );
-    }),
-  );
-  router.post(
-    '/clients/:clientId/sites/:siteNum',
-    handle(async (req, res) => {
-      const id = param(req, 'clientId');
-      const siteNum = param(req, 'siteNum');
-      await orInvalid(
-        async () => {
-          await ops.updateSite(actorOf(req, res), id, siteNum, siteUpdateFromForm(req.body));
-          await redirectWith(req, res, `/admin/clients/${enc(id)}#site-${siteNum}`, `Site ${siteNum} saved.`);
-        },
-        (errors) =>
-          clientPage(
-            req,
-            res,
-            { siteEdit: { siteNum, errors, actions: String(req.body.actions ?? '') } },
-            400,
-          ),
-      );
-    }),
-  );
-  router.post(
-    '/clients/:clientId/sites/:siteNum/delete',
-    handle(async (req, res) => {
-      const id = param(req, 'clientId');
-      const siteNum = param(req, 'siteNum');
-      await ops.deleteSite(actorOf(req, res), id, siteNum);
-      await redirectWith(req, res, `/admin/clients/${enc(id)}`, `Site ${siteNum} deleted.`);
-    }),
-  );
+  router.post('/clients/:clientId/sites', async (req, res) => {
+    const id = param(req, 'clientId');
+    const input = siteInputFromForm(req.body);
+    await orInvalid(
+      async () => {
+        const site = await ops.addSite(actorOf(req, res), id, input);
+        await redirectWith(
+          req,
+          res,
+          `/admin/clients/${enc(id)}#site-${site.siteNum}`,
+          `Site ${site.siteNum} added. Its SEK is stored encrypted and will not be shown again.`,
+        );
+      },
+      (siteErrors) =>
+        clientPage(
+          req,
+          res,
+          { siteValues: { site_num: input.site_num, actions: String(req.body.actions ?? '') }, siteErrors },
+          400,
+        ),
+    );
+  });
+  router.post('/clients/:clientId/sites/:siteNum', async (req, res) => {
+    const id = param(req, 'clientId');
+    const siteNum = param(req, 'siteNum');
+    await orInvalid(
+      async () => {
+        await ops.updateSite(actorOf(req, res), id, siteNum, siteUpdateFromForm(req.body));
+        await redirectWith(req, res, `/admin/clients/${enc(id)}#site-${siteNum}`, `Site ${siteNum} saved.`);
+      },
+      (errors) =>
+        clientPage(req, res, { siteEdit: { siteNum, errors, actions: String(req.body.actions ?? '') } }, 400),
+    );
+  });
+  router.post('/clients/:clientId/sites/:siteNum/delete', async (req, res) => {
+    const id = param(req, 'clientId');
+    const siteNum = param(req, 'siteNum');
+    await ops.deleteSite(actorOf(req, res), id, siteNum);
+    await redirectWith(req, res, `/admin/clients/${enc(id)}`, `Site ${siteNum} deleted.`);
+  });
 
   // ---- allowlist
-  router.get(
-    '/clients/:clientId/allowlist',
-    handle(async (req, res) => {
-      const packet = await allowlistPacket(ctx, param(req, 'clientId'));
-      render(req, res, 'allowlist', {
-        title: `Allowlist values for ${packet.client_name}`,
-        packet,
-        text: allowlistText(packet),
-        json: (v: unknown) => JSON.stringify(v, null, 2),
-      });
-    }),
-  );
-  router.get(
-    '/clients/:clientId/allowlist.txt',
-    handle(async (req, res) => {
-      const packet = await allowlistPacket(ctx, param(req, 'clientId'));
-      res.type('text/plain; charset=utf-8').attachment('ocean-allowlist.txt').send(allowlistText(packet));
-    }),
-  );
+  router.get('/clients/:clientId/allowlist', async (req, res) => {
+    const packet = await ops.allowlist(param(req, 'clientId'));
+    render(req, res, 'allowlist', {
+      title: `Allowlist values for ${packet.client_name}`,
+      packet,
+      text: allowlistText(packet),
+      json: (v: unknown) => JSON.stringify(v, null, 2),
+    });
+  });
+  router.get('/clients/:clientId/allowlist.txt', async (req, res) => {
+    const packet = await ops.allowlist(param(req, 'clientId'));
+    res.type('text/plain; charset=utf-8').attachment('ocean-allowlist.txt').send(allowlistText(packet));
+  });
 
   // ---- users
   const usersPage = async (
@@ -417,149 +367,125 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
       status,
     );
   };
-  router.get(
-    '/users',
-    handle((req, res) => usersPage(req, res)),
-  );
-  router.post(
-    '/users',
-    handle(async (req, res) => {
-      const input = userInputFromForm(req.body);
-      await orInvalid(
-        async () => {
-          const user = await ops.createUser(actorOf(req, res), input);
-          await redirectWith(
-            req,
-            res,
-            '/admin/users',
-            `User ${user.username} created, linked to Practitioner/${user.practitionerId}.`,
-          );
-        },
-        (errors) => {
-          const { password: _password, ...kept } = input;
-          const identifiers = (input.identifiers as { system: string; value: string }[] | undefined)?.[0];
-          return usersPage(
-            req,
-            res,
-            {
-              values: {
-                ...kept,
-                identifier_system: identifiers?.system ?? '',
-                identifier_value: identifiers?.value ?? '',
-              },
-              errors,
-            },
-            400,
-          );
-        },
-      );
-    }),
-  );
-  router.post(
-    '/users/:userId/password',
-    handle(async (req, res) => {
-      const id = param(req, 'userId');
-      await orInvalid(
-        async () => {
-          await ops.resetPassword(actorOf(req, res), id, { password: String(req.body.password ?? '') });
-          const user = await ops.getUser(id);
-          await redirectWith(
-            req,
-            res,
-            '/admin/users',
-            `Password of ${user.username} reset; their sessions were ended.`,
-          );
-        },
-        async (errors) =>
-          await redirectWith(
-            req,
-            res,
-            '/admin/users',
-            `Password not changed: ${Object.values(errors).join(' ')}`,
-          ),
-      );
-    }),
-  );
-  router.post(
-    '/users/:userId/practitioner',
-    handle(async (req, res) => {
-      const id = param(req, 'userId');
-      await orInvalid(
-        async () => {
-          const user = await ops.updateUser(actorOf(req, res), id, {
-            practitioner: String(req.body.practitioner ?? '').trim(),
-          });
-          await redirectWith(
-            req,
-            res,
-            '/admin/users',
-            `${user.username} is now linked to Practitioner/${user.practitionerId}.`,
-          );
-        },
-        async (errors) =>
-          await redirectWith(
-            req,
-            res,
-            '/admin/users',
-            `Practitioner not changed: ${Object.values(errors).join(' ')}`,
-          ),
-      );
-    }),
-  );
-  router.post(
-    '/users/:userId/roles',
-    handle(async (req, res) => {
-      const id = param(req, 'userId');
-      if (id === res.locals.currentUser?.id && !rolesFromForm(req.body).includes('admin')) {
+  router.get('/users', (req, res) => usersPage(req, res));
+  router.post('/users', async (req, res) => {
+    const input = userInputFromForm(req.body);
+    await orInvalid(
+      async () => {
+        const user = await ops.createUser(actorOf(req, res), input);
         await redirectWith(
           req,
           res,
           '/admin/users',
-          'You cannot remove your own admin role; ask another administrator.',
+          `User ${user.username} created, linked to Practitioner/${user.practitionerId}.`,
         );
-        return;
-      }
-      const user = await ops.updateUser(actorOf(req, res), id, { roles: rolesFromForm(req.body) });
-      await redirectWith(req, res, '/admin/users', `Roles of ${user.username} saved.`);
-    }),
-  );
-  router.post(
-    '/users/:userId/active',
-    handle(async (req, res) => {
-      const id = param(req, 'userId');
-      const active = req.body.active === 'true';
-      if (id === res.locals.currentUser?.id && !active) {
-        await redirectWith(req, res, '/admin/users', 'You cannot deactivate yourself.');
-        return;
-      }
-      const user = await ops.updateUser(actorOf(req, res), id, { active });
+      },
+      (errors) => {
+        const { password: _password, ...kept } = input;
+        const identifiers = (input.identifiers as { system: string; value: string }[] | undefined)?.[0];
+        return usersPage(
+          req,
+          res,
+          {
+            values: {
+              ...kept,
+              identifier_system: identifiers?.system ?? '',
+              identifier_value: identifiers?.value ?? '',
+            },
+            errors,
+          },
+          400,
+        );
+      },
+    );
+  });
+  router.post('/users/:userId/password', async (req, res) => {
+    const id = param(req, 'userId');
+    await orInvalid(
+      async () => {
+        await ops.resetPassword(actorOf(req, res), id, { password: String(req.body.password ?? '') });
+        const user = await ops.getUser(id);
+        await redirectWith(
+          req,
+          res,
+          '/admin/users',
+          `Password of ${user.username} reset; their sessions were ended.`,
+        );
+      },
+      async (errors) =>
+        await redirectWith(
+          req,
+          res,
+          '/admin/users',
+          `Password not changed: ${Object.values(errors).join(' ')}`,
+        ),
+    );
+  });
+  router.post('/users/:userId/practitioner', async (req, res) => {
+    const id = param(req, 'userId');
+    await orInvalid(
+      async () => {
+        const user = await ops.updateUser(actorOf(req, res), id, {
+          practitioner: String(req.body.practitioner ?? '').trim(),
+        });
+        await redirectWith(
+          req,
+          res,
+          '/admin/users',
+          `${user.username} is now linked to Practitioner/${user.practitionerId}.`,
+        );
+      },
+      async (errors) =>
+        await redirectWith(
+          req,
+          res,
+          '/admin/users',
+          `Practitioner not changed: ${Object.values(errors).join(' ')}`,
+        ),
+    );
+  });
+  router.post('/users/:userId/roles', async (req, res) => {
+    const id = param(req, 'userId');
+    if (id === res.locals.currentUser?.id && !rolesFromForm(req.body).includes('admin')) {
       await redirectWith(
         req,
         res,
         '/admin/users',
-        `${user.username} ${active ? 'reactivated' : 'deactivated; their sessions were ended'}.`,
+        'You cannot remove your own admin role; ask another administrator.',
       );
-    }),
-  );
+      return;
+    }
+    const user = await ops.updateUser(actorOf(req, res), id, { roles: rolesFromForm(req.body) });
+    await redirectWith(req, res, '/admin/users', `Roles of ${user.username} saved.`);
+  });
+  router.post('/users/:userId/active', async (req, res) => {
+    const id = param(req, 'userId');
+    const active = req.body.active === 'true';
+    if (id === res.locals.currentUser?.id && !active) {
+      await redirectWith(req, res, '/admin/users', 'You cannot deactivate yourself.');
+      return;
+    }
+    const user = await ops.updateUser(actorOf(req, res), id, { active });
+    await redirectWith(
+      req,
+      res,
+      '/admin/users',
+      `${user.username} ${active ? 'reactivated' : 'deactivated; their sessions were ended'}.`,
+    );
+  });
 
   // ---- keys
-  router.get(
-    '/keys',
-    handle(async (req, res) => {
-      render(req, res, 'keys', { title: 'Signing keys', keys: (await ops.listKeys()).map(keyJson) });
-    }),
-  );
-  router.post(
-    '/keys/rotate',
-    handle(async (req, res) => {
-      const keys = await ops.rotateKeys(actorOf(req, res));
-      const active = keys
-        .filter((k) => k.state === 'active')
-        .map((k) => `${k.alg} ${k.kid}`)
-        .join(', ');
-      await redirectWith(req, res, '/admin/keys', `Keys rotated. Now signing with ${active}.`);
-    }),
-  );
+  router.get('/keys', async (req, res) => {
+    render(req, res, 'keys', { title: 'Signing keys', keys: (await ops.listKeys()).map(keyJson) });
+  });
+  router.post('/keys/rotate', async (req, res) => {
+    const keys = await ops.rotateKeys(actorOf(req, res));
+    const active = keys
+      .filter((k) => k.state === 'active')
+      .map((k) => `${k.alg} ${k.kid}`)
+      .join(', ');
+    await redirectWith(req, res, '/admin/keys', `Keys rotated. Now signing with ${active}.`);
+  });
 
   // ---- import
   router.get('/import', (req, res) => {
@@ -567,45 +493,42 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
   });
 
   // ---- audit
-  router.get(
-    '/audit',
-    handle(async (req, res) => {
-      const q = req.query as Record<string, string | undefined>;
-      const values = {
-        user: q.user ?? '',
-        patient: q.patient ?? '',
-        client: q.client ?? '',
-        action: q.action ?? '',
-        from: q.from ?? '',
-        to: q.to ?? '',
-      };
-      let filter: AuditFilter;
-      try {
-        filter = parseAuditFilter(req.query);
-      } catch (err) {
-        if (!(err instanceof ValidationError)) throw err;
-        render(
-          req,
-          res,
-          'audit',
-          {
-            title: 'Audit trail',
-            values,
-            page: { events: [] },
-            errors: fieldErrors(err.issues),
-            nextUrl: null,
-          },
-          400,
-        );
-        return;
-      }
-      const page = await searchAudit(ctx, filter);
-      const nextUrl = page.next_before
-        ? `/admin/audit?${new URLSearchParams({ ...Object.fromEntries(Object.entries(values).filter(([, v]) => v)), before: page.next_before }).toString()}`
-        : null;
-      render(req, res, 'audit', { title: 'Audit trail', values, page, nextUrl });
-    }),
-  );
+  router.get('/audit', async (req, res) => {
+    const q = req.query as Record<string, string | undefined>;
+    const values = {
+      user: q.user ?? '',
+      patient: q.patient ?? '',
+      client: q.client ?? '',
+      action: q.action ?? '',
+      from: q.from ?? '',
+      to: q.to ?? '',
+    };
+    let filter: AuditFilter;
+    try {
+      filter = parseAuditFilter(req.query);
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      render(
+        req,
+        res,
+        'audit',
+        {
+          title: 'Audit trail',
+          values,
+          page: { events: [] },
+          errors: fieldErrors(err.issues),
+          nextUrl: null,
+        },
+        400,
+      );
+      return;
+    }
+    const page = await searchAudit(ctx, filter);
+    const nextUrl = page.next_before
+      ? `/admin/audit?${new URLSearchParams({ ...Object.fromEntries(Object.entries(values).filter(([, v]) => v)), before: page.next_before }).toString()}`
+      : null;
+    render(req, res, 'audit', { title: 'Audit trail', values, page, nextUrl });
+  });
 
   return router;
 }

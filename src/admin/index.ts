@@ -23,25 +23,29 @@
  *   GET    /admin/api/keys                                      signing keys (never private parts)
  *   POST   /admin/api/keys/rotate                               rotate the signing keys
  *   GET    /admin/api/audit                                     the audit trail, filtered
- *   (POST  /admin/api/import is the FHIR capability's)
+ *   POST   /admin/api/import                                    load a FHIR Bundle (FHIR in and out: ../fhir/import-route.ts)
  *
  * Admin console — HTML under /admin for EHR users with the admin role, CSRF on every form (./console.ts)
  */
 import { join } from 'node:path';
 import express, { type RequestHandler, Router } from 'express';
 import type { AppContext, Capability } from '../context.ts';
+import { importRoute } from '../fhir/import-route.ts';
 import { HttpError, notFound, speaks } from '../http/errors.ts';
+import { hasActiveAdministrator } from '../users/users.ts';
 import { requireAdminToken } from './admin-token.ts';
 import { apiHandlers, optionalJsonBody, requireJsonBody } from './api.ts';
 import { consoleRouter } from './console.ts';
-import { AdminOperations } from './operations.ts';
+import { type AdminDeps, AdminOperations } from './operations.ts';
 
 export const ADMIN_API = '/admin/api';
+/** The one admin route that speaks FHIR and takes big bodies (it enforces IMPORT_BODY_LIMIT itself). */
+const IMPORT_PATH = /^\/admin\/api\/import\/?$/i;
 
 type Handlers = RequestHandler | RequestHandler[];
 
-export async function createAdmin(ctx: AppContext): Promise<Capability> {
-  const ops = new AdminOperations(ctx);
+export async function createAdmin(ctx: AppContext, deps: AdminDeps): Promise<Capability> {
+  const ops = new AdminOperations(ctx, deps);
   const h = apiHandlers(ctx, ops);
   const json = express.json({
     limit: ctx.config.bodyLimit,
@@ -98,32 +102,36 @@ export async function createAdmin(ctx: AppContext): Promise<Capability> {
   );
 
   const router = Router();
+  // The import streams a large FHIR Bundle and answers in FHIR: ahead of the JSON API's parser.
+  router.post(`${ADMIN_API}/import`, requireAdminToken(ctx.adminToken), importRoute(ctx));
   router.use(ADMIN_API, api);
   router.use('/admin', consoleRouter(ctx, ops));
+  let banner: string[] = [];
   return {
     name: 'admin',
     router,
+    paths: [{ path: IMPORT_PATH, errorFormat: 'fhir', bodyLimit: ctx.config.importBodyLimit }],
+    rateLimits: [
+      { name: 'admin', path: /^\/admin\/api(\/|$)/, limit: ctx.config.rateLimits.admin, format: 'json' },
+    ],
     async start() {
-      // Started after the EHR capability: add the admin entry points to its start-up banner.
       // Where the token is, never the token itself.
-      const previous = ctx.services.startupBanner as (() => string[]) | undefined;
       const tokenFrom = ctx.config.adminToken
         ? 'the ADMIN_TOKEN setting'
         : join(ctx.config.keysDir, 'admin-token');
-      const admins = await ctx.db.query(`SELECT 1 FROM users WHERE active AND 'admin' = ANY (roles) LIMIT 1`);
-      ctx.services.startupBanner = () => [
-        ...(previous?.() ?? []),
+      banner = [
         '',
         `admin console ${ctx.config.publicUrl}/admin  (EHR users with the admin role)`,
         `admin API     ${ctx.config.publicUrl}${ADMIN_API}  (Authorization: Bearer <token from ${tokenFrom}>)`,
-        ...(admins.rowCount === 0
-          ? [
+        ...((await hasActiveAdministrator(ctx.db))
+          ? []
+          : [
               'no administrator yet: create the first one through the admin API, e.g.',
               `  curl -X POST ${ctx.config.publicUrl}${ADMIN_API}/users -H "Authorization: Bearer $TOKEN" \\`,
               `    -H 'Content-Type: application/json' -d '{"username":"…","password":"…","given_name":"…","family_name":"…","roles":["admin","clinician"]}'`,
-            ]
-          : []),
+            ]),
       ];
     },
+    banner: () => banner,
   };
 }

@@ -6,6 +6,7 @@
  * - audit events carry ids and field NAMES only: never a secret, SEK, password or body
  * - refusals are the stores' typed HttpErrors (400 ValidationError, 404, 409), thrown unchanged
  */
+import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import { type AuditEvent, recordAuditEvent } from '../audit/audit.ts';
 import type { AppContext } from '../context.ts';
@@ -36,6 +37,7 @@ import {
   setRoles,
   type User,
 } from '../users/users.ts';
+import { type AllowlistPacket, allowlistPacket } from './allowlist.ts';
 import { endUserAccess } from './user-access.ts';
 
 /** Who is acting: an admin user of the console, or whoever holds the admin token. */
@@ -190,8 +192,22 @@ const fieldNames = (input: unknown): string =>
     ? Object.keys(input).sort().join(',').slice(0, 300)
     : '';
 
+/** What the admin needs of other capabilities, passed by the composition root. */
+export interface AdminDeps {
+  /** The authorization server serving now (its discovery document goes into the allowlist packet). */
+  provider(): Provider;
+}
+
 export class AdminOperations {
-  constructor(private readonly ctx: AppContext) {}
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly deps: AdminDeps,
+  ) {}
+
+  /** The seven values Ocean asks for (SPEC §2), for one client. */
+  allowlist(clientId: string): Promise<AllowlistPacket> {
+    return allowlistPacket(this.ctx, this.deps.provider(), clientId);
+  }
 
   /**
    * Runs a change and records its audit event in one transaction: the stores get the transaction

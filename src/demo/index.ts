@@ -7,8 +7,7 @@
  * - the banner prints the URL and the demo credentials; never a SEK, secret or token
  */
 import { randomBytes } from 'node:crypto';
-import type { AppContext } from '../context.ts';
-import type { Database, Queryable } from '../db/database.ts';
+import type { AppContext, Capability } from '../context.ts';
 import { putResource } from '../fhir/repository.ts';
 import { ConflictError, loggableError } from '../http/errors.ts';
 import { createClient } from '../oidc/clients-store.ts';
@@ -65,19 +64,6 @@ export interface DemoResult {
   bannerLines(): string[];
 }
 
-/** The clients store takes a context; inside our transaction its writes must join it. */
-function joined(tx: Queryable, db: Database): Database {
-  return {
-    kind: db.kind,
-    query: (sql, params) => tx.query(sql, params),
-    exec: (sql) => tx.exec(sql),
-    transaction: (fn) => fn(tx),
-    ping: () => db.ping(),
-    stats: () => db.stats(),
-    close: async () => {},
-  };
-}
-
 async function load(ctx: AppContext): Promise<boolean> {
   return ctx.db.transaction(async (tx) => {
     if ((await countUsers(tx)) > 0) return false;
@@ -86,10 +72,10 @@ async function load(ctx: AppContext): Promise<boolean> {
       await putResource(tx, patient);
       for (const r of resources) await putResource(tx, r);
     }
-    const txCtx: AppContext = { ...ctx, db: joined(tx, ctx.db) };
+    const store = { db: tx, box: ctx.box };
     // Ocean's reference client is public and sends no PKCE (SPEC §2): PKCE is off for this one
     // client, which the admin console flags. Replace it with Ocean's real registration before go-live.
-    const { client } = await createClient(txCtx, {
+    const { client } = await createClient(store, {
       name: 'Ocean (test environment)',
       redirect_uris: [OCEAN_TEST_LAUNCH_URL, 'https://test.cognisantmd.com/smart/auth'],
       launch_url: OCEAN_TEST_LAUNCH_URL,
@@ -100,7 +86,7 @@ async function load(ctx: AppContext): Promise<boolean> {
     });
     // A random demo SEK: the real one is shown to the Ocean site administrator and entered
     // in the admin console; it is never printed.
-    await addSite(txCtx, client.client_id, {
+    await addSite(store, client.client_id, {
       siteNum: DEMO_SITE_NUM,
       sharedEncryptionKey: randomBytes(32).toString('base64'),
       actions: DEMO_ACTIONS,
@@ -140,5 +126,17 @@ export async function loadDemoData(ctx: AppContext): Promise<DemoResult> {
         ),
       ];
     },
+  };
+}
+
+/** The demo as a capability: loads at start when DEMO_DATA is on, and names the demo accounts in the banner. */
+export function createDemo(ctx: AppContext): Capability {
+  let demo: DemoResult | undefined;
+  return {
+    name: 'demo',
+    async start() {
+      if (ctx.config.demoData) demo = await loadDemoData(ctx);
+    },
+    banner: () => demo?.bannerLines() ?? [],
   };
 }

@@ -8,12 +8,10 @@
  *   GET  /patients                           patient list and search    screens.ts
  *   GET  /patients/:id                       chart with Ocean buttons   screens.ts
  *   GET  /patients/:id/documents/:docId      a chart document           screens.ts
- * Services: ctx.services.currentUser (middleware setting res.locals.currentUser),
- * ctx.services.startupBanner (demo credentials at start, when demo data was loaded).
+ * The sign-in form is rate-limited per address (LOGIN_RATE_LIMIT) besides the per-account throttle.
  */
 import express, { Router } from 'express';
 import type { AppContext, Capability } from '../context.ts';
-import { loadDemoData } from '../demo/index.ts';
 import { loggableError } from '../http/errors.ts';
 import { loadCurrentUser, noStore, requireUser } from '../web/current-user.ts';
 import { csrfGuard } from '../web/session.ts';
@@ -28,7 +26,6 @@ export async function createEhr(ctx: AppContext): Promise<Capability> {
   const screens = screenRoutes(ctx);
   const currentUser = loadCurrentUser(ctx);
   const form = express.urlencoded({ extended: false, limit: ctx.config.bodyLimit, parameterLimit: 20 });
-  ctx.services.currentUser = currentUser;
 
   const router = Router();
   router.get('/login', noStore, currentUser, signIn.form);
@@ -55,11 +52,10 @@ export async function createEhr(ctx: AppContext): Promise<Capability> {
   return {
     name: 'ehr',
     router,
-    async start() {
-      if (ctx.config.demoData) {
-        const demo = await loadDemoData(ctx);
-        ctx.services.startupBanner = () => demo.bannerLines();
-      }
+    rateLimits: [
+      { name: 'login', method: 'POST', path: '/login', limit: ctx.config.rateLimits.login, format: 'html' },
+    ],
+    start() {
       timer = setInterval(() => void purge(), PURGE_INTERVAL_MS);
       timer.unref();
     },

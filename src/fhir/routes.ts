@@ -1,15 +1,13 @@
 /*
- * The FHIR API's route table (under the FHIR base, /fhir) and the admin import route.
+ * The FHIR API's route table (under the FHIR base, /fhir).
  */
 import { type NextFunction, type Request, type Response, Router } from 'express';
-import { requireAdminToken } from '../admin/admin-token.ts';
 import type { AppContext } from '../context.ts';
 import { HttpError, speaks } from '../http/errors.ts';
 import { AccessTokenVerifier } from './access-token.ts';
 import { capabilityStatement } from './capability-statement.ts';
 import { everythingHandler } from './everything.ts';
 import { audit, cors, FHIR_JSON, handle, negotiate } from './fhir-http.ts';
-import { importRoute } from './import-route.ts';
 import { readHandlers } from './read.ts';
 import { isSupportedType } from './resource-types.ts';
 import { searchHandler } from './search.ts';
@@ -17,8 +15,8 @@ import { searchHandler } from './search.ts';
 /** metadata or a capitalised resource type (known or not: unknown ones get a FHIR 404). */
 const FHIR_PATH = /^\/(metadata|[A-Z][A-Za-z]{0,63})(\/|$)/;
 
-/** `api`: the FHIR API under /fhir (bearer tokens, read-only); `router`: the admin import. */
-export function fhirRoutes(ctx: AppContext): { api: Router; router: Router } {
+/** The FHIR API under /fhir (bearer tokens, read-only). */
+export function fhirRoutes(ctx: AppContext): Router {
   const verifier = new AccessTokenVerifier(ctx);
   const { read, vread, history } = readHandlers(ctx);
   const metadata = capabilityStatement(ctx);
@@ -91,8 +89,5 @@ export function fhirRoutes(ctx: AppContext): { api: Router; router: Router } {
   // /fhir/.well-known/…) must not meet this router, whose OPTIONS answer would shadow theirs.
   const api = Router();
   api.use('/fhir', (req, res, next) => (FHIR_PATH.test(req.path) ? fhir(req, res, next) : next()));
-  // The import takes a large body and the admin rate limit: it stays behind the full stack.
-  const router = Router();
-  router.post('/admin/api/import', requireAdminToken(ctx.adminToken), handle(importRoute(ctx)));
-  return { api, router };
+  return api;
 }

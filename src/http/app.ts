@@ -1,15 +1,15 @@
 /*
  * The Express application: cross-cutting concerns in a fixed order, then the capabilities.
  * security headers → request id + logging → metrics → error vocabulary, body-size guard →
- * bearer-token APIs (FHIR) → health, /metrics, static → rate limits → EHR session →
+ * bearer-token APIs (FHIR) → health, /metrics, static → rate limits → web session →
  * capabilities (in composition order) → 404 → errors
+ * - it names no capability's paths: each declares its own rules (Capability.paths, .rateLimits)
  */
 
 import { fileURLToPath } from 'node:url';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
-import type { AppContext, Capability } from '../context.ts';
-import { ROUTES } from '../oidc/provider.ts';
+import type { AppContext, Capability, PathRule } from '../context.ts';
 import { errorHandler, HttpError, notFoundHandler } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { requestLogger } from './logger.ts';
@@ -18,13 +18,8 @@ import { requestContext } from './request-context.ts';
 
 const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url));
 const PUBLIC_DIR = fileURLToPath(new URL('../../public/', import.meta.url));
-const OAUTH_PATH = new RegExp(
-  `^/fhir(${[ROUTES.token, ROUTES.introspection, ROUTES.revocation].join('|')})/?$`,
-  'i',
-);
-const AUTHORIZE_PATH = new RegExp(`^/fhir${ROUTES.authorization}(/|$)`, 'i');
-/** The one route that takes big bodies (a FHIR Bundle); it enforces IMPORT_BODY_LIMIT itself. */
-const IMPORT_PATH = /^\/admin\/api\/import\/?$/i;
+/** The web session is for people-facing routes; the FHIR base serves bearer tokens and client auth. */
+const FHIR_BASE = '/fhir';
 
 export function createApp(ctx: AppContext, capabilities: Capability[]): Express {
   const app = express();
@@ -61,16 +56,16 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
   app.use(requestLogger(ctx.logger));
   app.use(requestContext());
   app.use(ctx.metrics.middleware());
-  // Paths whose vocabulary the path alone does not tell, for refusals made before their router runs:
-  // the provider's endpoints live under the FHIR base but speak OAuth (authorize: to people),
-  // and the import under /admin/api speaks FHIR.
+  // Paths whose vocabulary the path alone does not tell, for refusals made before their router
+  // runs (the provider's endpoints under the FHIR base speak OAuth, say): each capability's rules.
+  const rules = capabilities.flatMap((c) => c.paths ?? []);
+  const vocabularies = rules.filter((r) => r.errorFormat);
   app.use((req, res, next) => {
-    if (AUTHORIZE_PATH.test(req.path)) res.locals.errorFormat = 'html';
-    else if (OAUTH_PATH.test(req.path)) res.locals.errorFormat = 'oauth';
-    else if (IMPORT_PATH.test(req.path)) res.locals.errorFormat = 'fhir';
+    const rule = vocabularies.find((r) => r.path.test(req.path));
+    if (rule) res.locals.errorFormat = rule.errorFormat;
     next();
   });
-  app.use(bodySizeGuard(ctx.config));
+  app.use(bodySizeGuard(ctx.config.bodyLimit, rules));
   for (const capability of capabilities) {
     if (capability.api) app.use(capability.api);
   }
@@ -80,27 +75,19 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
   );
   app.use('/static', express.static(PUBLIC_DIR, { index: false, maxAge: '1h', fallthrough: true }));
 
-  const limits = ctx.config.rateLimits;
   app.use(
-    limitedRoutes(ctx.db, limits.windowSeconds, [
-      { name: 'login', method: 'POST', path: '/login', limit: limits.login, format: 'html' },
-      { name: 'token', method: 'POST', path: `/fhir${ROUTES.token}`, limit: limits.token, format: 'oauth' },
-      {
-        name: 'introspection',
-        method: 'POST',
-        path: `/fhir${ROUTES.introspection}`,
-        limit: limits.introspection,
-        format: 'oauth',
-      },
-      { name: 'admin', path: /^\/admin\/api(\/|$)/, limit: limits.admin, format: 'json' },
-    ]),
+    limitedRoutes(
+      ctx.db,
+      ctx.config.rateLimits.windowSeconds,
+      capabilities.flatMap((c) => c.rateLimits ?? []),
+    ),
   );
 
-  // EHR sessions for people-facing routes. The FHIR API and the provider's endpoints under /fhir
-  // use bearer tokens and client auth, not cookies; a route there that needs the EHR session
+  // Web sessions for people-facing routes. The FHIR API and the provider's endpoints under /fhir
+  // use bearer tokens and client auth, not cookies; a route there that needs the web session
   // applies ctx.sessions.middleware itself (express-session skips a request that already has one).
   app.use((req, res, next) =>
-    req.path.startsWith('/fhir') ? next() : ctx.sessions.middleware(req, res, next),
+    req.path.startsWith(FHIR_BASE) ? next() : ctx.sessions.middleware(req, res, next),
   );
 
   for (const capability of capabilities) {
@@ -113,15 +100,16 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
 }
 
 /**
- * 413 before any byte is read when Content-Length says the body is over BODY_LIMIT — for every
- * route, including oidc-provider's, whose own parser would answer 400 for anything over 56 kB.
+ * 413 before any byte is read when Content-Length says the body is over BODY_LIMIT (or the
+ * path's own limit) — for every route, including oidc-provider's, whose own parser would answer
+ * 400 for anything over 56 kB.
  */
-function bodySizeGuard(config: AppContext['config']): express.RequestHandler {
-  const limit = parseSize(config.bodyLimit);
-  const importLimit = parseSize(config.importBodyLimit);
+function bodySizeGuard(bodyLimit: string, rules: PathRule[]): express.RequestHandler {
+  const limit = parseSize(bodyLimit);
+  const own = rules.flatMap((r) => (r.bodyLimit ? [{ path: r.path, max: parseSize(r.bodyLimit) }] : []));
   return (req, _res, next) => {
     const length = Number(req.headers['content-length'] ?? 0);
-    const max = IMPORT_PATH.test(req.path) ? importLimit : limit;
+    const max = own.find((r) => r.path.test(req.path))?.max ?? limit;
     if (Number.isFinite(length) && length > max) {
       next(new HttpError(413, 'payload_too_large', 'request body is larger than this endpoint accepts'));
       return;

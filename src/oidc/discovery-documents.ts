@@ -29,11 +29,9 @@ export interface DiscoveryDocuments {
 /** The mount of the provider in the app (src/oidc/index.ts mounts it under /fhir). */
 const FHIR_MOUNT = '/fhir';
 
-export async function discoveryDocuments(ctx: AppContext): Promise<DiscoveryDocuments> {
+export async function discoveryDocuments(ctx: AppContext, provider: Provider): Promise<DiscoveryDocuments> {
   const base = ctx.config.fhirBaseUrl;
-  const oidc = ctx.services.oidc as { provider(): Provider } | undefined;
-  if (!oidc) throw new Error('the authorization server is not running');
-  const body = await dispatchGet(oidc.provider(), ctx.config.publicUrl, OPENID_CONFIGURATION_PATH);
+  const body = await dispatchGet(provider, ctx.config.publicUrl, OPENID_CONFIGURATION_PATH);
   return {
     openidConfiguration: { url: `${base}${OPENID_CONFIGURATION_PATH}`, body },
     smartConfiguration: {

@@ -37,12 +37,19 @@ const PROVIDER_PATHS = new Set<string>([
 const RESUME_PATH = new RegExp(`^${ROUTES.authorization}/[\\w-]{1,64}$`);
 const SESSION_END_PATH = new RegExp(`^${ROUTES.end_session}(/|$)`);
 
-export interface OidcService {
+/** The provider's endpoints that speak OAuth JSON, and authorize, which speaks to people. */
+const OAUTH_PATH = new RegExp(
+  `^${FHIR_MOUNT}(${[ROUTES.token, ROUTES.introspection, ROUTES.revocation].join('|')})/?$`,
+  'i',
+);
+const AUTHORIZE_PATH = new RegExp(`^${FHIR_MOUNT}${ROUTES.authorization}(/|$)`, 'i');
+
+export interface OidcCapability extends Capability {
   /** The provider serving now (rebuilt on key changes). */
   provider(): Provider;
 }
 
-export async function createOidc(ctx: AppContext): Promise<Capability> {
+export async function createOidc(ctx: AppContext): Promise<OidcCapability> {
   let provider = buildProvider(ctx);
   let callback = provider.callback();
   const onKeysChange = () => {
@@ -59,7 +66,6 @@ export async function createOidc(ctx: AppContext): Promise<Capability> {
   };
   ctx.keys.on('change', onKeysChange);
   const getProvider = () => provider;
-  ctx.services.oidc = { provider: getProvider } satisfies OidcService;
 
   const cors: RequestHandler = (req, res, next) => {
     res.set('Access-Control-Allow-Origin', '*');
@@ -141,9 +147,31 @@ export async function createOidc(ctx: AppContext): Promise<Capability> {
     }
   };
 
+  const limits = ctx.config.rateLimits;
   return {
     name: 'oidc',
     router,
+    provider: getProvider,
+    paths: [
+      { path: AUTHORIZE_PATH, errorFormat: 'html' },
+      { path: OAUTH_PATH, errorFormat: 'oauth' },
+    ],
+    rateLimits: [
+      {
+        name: 'token',
+        method: 'POST',
+        path: `${FHIR_MOUNT}${ROUTES.token}`,
+        limit: limits.token,
+        format: 'oauth',
+      },
+      {
+        name: 'introspection',
+        method: 'POST',
+        path: `${FHIR_MOUNT}${ROUTES.introspection}`,
+        limit: limits.introspection,
+        format: 'oauth',
+      },
+    ],
     start() {
       timer = setInterval(() => void purge(), PURGE_INTERVAL_MS);
       timer.unref();

@@ -288,13 +288,23 @@ export async function hasActiveAdministrator(q: Queryable): Promise<boolean> {
   return r.rowCount > 0;
 }
 
-/** The id of the user named by id or (case-insensitive) username, for filters that accept either. */
-export async function findUserId(q: Queryable, idOrUsername: string): Promise<string | undefined> {
+/** The ids of the users named by id or (case-insensitive) username, for filters that accept either. */
+export async function findUserIds(q: Queryable, idOrUsername: string): Promise<string[]> {
   const r = await q.query<{ id: string }>(
     'SELECT id FROM users WHERE id = $1 OR lower(username) = lower($1)',
     [idOrUsername],
   );
-  return r.rows[0]?.id;
+  return r.rows.map((row) => row.id);
+}
+
+/** Usernames by user id (removed users are absent), for lists that name the people in them. */
+export async function usernamesOf(q: Queryable, ids: string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const r = await q.query<{ id: string; username: string }>(
+    'SELECT id, username FROM users WHERE id = ANY($1)',
+    [ids],
+  );
+  return new Map(r.rows.map((row) => [row.id, row.username]));
 }
 
 /**

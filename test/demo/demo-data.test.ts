@@ -114,7 +114,7 @@ describe('demo data', () => {
   });
 
   it('prints the URL and demo credentials, never the SEK', async () => {
-    const banner = (s.ctx.services.startupBanner as () => string[])().join('\n');
+    const banner = s.capabilities.flatMap((c) => c.banner?.() ?? []).join('\n');
     expect(banner).toContain(`${s.url}/login`);
     for (const u of DEMO_USERS) {
       expect(banner).toContain(u.username);

@@ -5,8 +5,9 @@
  * - bad filter values are a ValidationError naming the field, never an empty page
  */
 import { z } from 'zod';
-import type { AppContext } from '../context.ts';
+import type { Queryable } from '../db/database.ts';
 import { parseInput } from '../http/errors.ts';
+import { findUserIds, usernamesOf } from '../users/users.ts';
 
 const text = (what: string) =>
   z
@@ -83,7 +84,7 @@ export function parseAuditFilter(query: unknown): AuditFilter {
   return parseInput(auditFilterSchema, query ?? {});
 }
 
-export async function searchAudit(ctx: AppContext, f: AuditFilter): Promise<AuditPage> {
+export async function searchAudit(ctx: { db: Queryable }, f: AuditFilter): Promise<AuditPage> {
   const where: string[] = [];
   const params: unknown[] = [];
   const add = (sql: string, value: unknown) => {
@@ -93,11 +94,8 @@ export async function searchAudit(ctx: AppContext, f: AuditFilter): Promise<Audi
   // The user filter takes an id or a username, resolved first so that the filter is a plain
   // equality the (user_id, id) index answers in page order.
   if (f.user) {
-    const { rows } = await ctx.db.query<{ id: string }>(
-      'SELECT id FROM users WHERE id = $1 OR lower(username) = lower($1)',
-      [f.user],
-    );
-    const ids = rows.length > 0 ? rows.map((r) => r.id) : [f.user]; // a removed user's id stays searchable
+    const found = await findUserIds(ctx.db, f.user);
+    const ids = found.length > 0 ? found : [f.user]; // a removed user's id stays searchable
     if (ids.length === 1) add('e.user_id = ?', ids[0]);
     else add('e.user_id = ANY(?)', ids);
   }
@@ -114,19 +112,26 @@ export async function searchAudit(ctx: AppContext, f: AuditFilter): Promise<Audi
   const limit = f.limit ?? 50;
   params.push(limit + 1);
   const { rows } = await ctx.db.query<
-    Omit<AuditRow, 'at' | 'id'> & { id: string | number; at: Date | string }
+    Omit<AuditRow, 'at' | 'id' | 'username'> & { id: string | number; at: Date | string }
   >(
-    `SELECT e.id, e.at, e.action, e.outcome, e.user_id, u.username, e.client_id, e.patient_id, e.entity,
+    `SELECT e.id, e.at, e.action, e.outcome, e.user_id, e.client_id, e.patient_id, e.entity,
             e.request_id, e.ip, e.detail
-       FROM audit_events e LEFT JOIN users u ON u.id = e.user_id
+       FROM audit_events e
       ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY e.id DESC
       LIMIT $${params.length}`,
     params,
   );
-  const events = rows
-    .slice(0, limit)
-    .map((r) => ({ ...r, id: String(r.id), at: new Date(r.at).toISOString() }));
+  const page = rows.slice(0, limit);
+  const usernames = await usernamesOf(ctx.db, [
+    ...new Set(page.flatMap((r) => (r.user_id ? [r.user_id] : []))),
+  ]);
+  const events = page.map((r) => ({
+    ...r,
+    username: (r.user_id && usernames.get(r.user_id)) ?? null,
+    id: String(r.id),
+    at: new Date(r.at).toISOString(),
+  }));
   return {
     events,
     ...(rows.length > limit && events.length > 0 ? { next_before: events[events.length - 1]!.id } : {}),
