@@ -132,10 +132,25 @@ export const settings = {
     default: '200mb',
     why: 'largest FHIR Bundle accepted by the admin import endpoint',
   },
-  LOGIN_MAX_FAILURES_PER_ACCOUNT: {
+  LOGIN_FAILURES_BEFORE_DELAY: {
     schema: z.coerce.number().int().min(1).max(1000),
     default: '5',
-    why: 'failed EHR sign-ins for one username within LOGIN_THROTTLE_WINDOW before that username is refused (password guessing)',
+    why: 'failed EHR sign-ins for one username from one client address before that pair must wait (password guessing)',
+  },
+  LOGIN_DELAY: {
+    schema: seconds(1, 3600),
+    default: '30',
+    why: 'seconds of the first wait; each further failure of the pair doubles it, up to LOGIN_THROTTLE_WINDOW',
+  },
+  LOGIN_MAX_FAILURES_PER_ACCOUNT: {
+    schema: z.coerce.number().int().min(1).max(100000),
+    default: '50',
+    why: 'failed EHR sign-ins for one username from all addresses within LOGIN_THROTTLE_WINDOW before the whole account is locked (guessing spread over many addresses)',
+  },
+  LOGIN_ACCOUNT_LOCK: {
+    schema: seconds(10, 86400),
+    default: '300',
+    why: 'how long that whole-account lock lasts: short, since anyone can cause it; an administrator can lift it at once',
   },
   LOGIN_MAX_FAILURES_PER_ADDRESS: {
     schema: z.coerce.number().int().min(1).max(100000),
@@ -145,7 +160,7 @@ export const settings = {
   LOGIN_THROTTLE_WINDOW: {
     schema: seconds(10, 86400),
     default: '900',
-    why: 'seconds over which failed sign-ins are counted; a throttled account or address may try again when it ends',
+    why: 'seconds over which failed sign-ins are counted (a quiet window forgives them), and the longest wait of one username at one address',
   },
   RATE_LIMIT_WINDOW: {
     schema: seconds(1, 3600),
@@ -221,7 +236,14 @@ export type Config = {
   /** /metrics answers only loopback and private client addresses (src/http/metrics.ts). */
   metricsInternalOnly: boolean;
   /** Failed-sign-in throttling of the EHR login form (src/ehr/throttle.ts). */
-  loginThrottle: { maxFailuresPerAccount: number; maxFailuresPerAddress: number; windowSeconds: number };
+  loginThrottle: {
+    failuresBeforeDelay: number;
+    delaySeconds: number;
+    maxFailuresPerAccount: number;
+    accountLockSeconds: number;
+    maxFailuresPerAddress: number;
+    windowSeconds: number;
+  };
   /** Requests per client address per window, counted in the database (src/http/rate-limit.ts); 0 = off. */
   rateLimits: { windowSeconds: number; login: number; token: number; introspection: number; admin: number };
   /** Cookies get the Secure flag when the public URL is https. */
@@ -267,6 +289,16 @@ export function loadConfig(env: Env = process.env): Config {
       'PUBLIC_URL: must be an origin without a path (https://ehr.example.org); give the server its own host name',
     );
   if (!['http:', 'https:'].includes(url.protocol)) problems.push('PUBLIC_URL: must be http or https');
+
+  // Throttling must not become a way to lock clinicians out (src/ehr/throttle.ts): the lock of a
+  // whole account needs more failures than one address may make before waiting, and ends sooner
+  // than the longest wait of one address.
+  if ((values.LOGIN_MAX_FAILURES_PER_ACCOUNT as number) <= (values.LOGIN_FAILURES_BEFORE_DELAY as number))
+    problems.push(
+      'LOGIN_MAX_FAILURES_PER_ACCOUNT: must be greater than LOGIN_FAILURES_BEFORE_DELAY, or one address could lock an account',
+    );
+  if ((values.LOGIN_ACCOUNT_LOCK as number) > (values.LOGIN_THROTTLE_WINDOW as number))
+    problems.push('LOGIN_ACCOUNT_LOCK: must not be longer than LOGIN_THROTTLE_WINDOW');
 
   const isProduction = nodeEnv === 'production';
   if (isProduction) {
@@ -317,7 +349,10 @@ export function loadConfig(env: Env = process.env): Config {
     metricsToken: values.METRICS_TOKEN as string | undefined,
     metricsInternalOnly: values.METRICS_INTERNAL_ONLY as boolean,
     loginThrottle: {
+      failuresBeforeDelay: values.LOGIN_FAILURES_BEFORE_DELAY as number,
+      delaySeconds: values.LOGIN_DELAY as number,
       maxFailuresPerAccount: values.LOGIN_MAX_FAILURES_PER_ACCOUNT as number,
+      accountLockSeconds: values.LOGIN_ACCOUNT_LOCK as number,
       maxFailuresPerAddress: values.LOGIN_MAX_FAILURES_PER_ADDRESS as number,
       windowSeconds: values.LOGIN_THROTTLE_WINDOW as number,
     },

@@ -421,6 +421,10 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
         ),
     );
   });
+  router.post('/users/:userId/unlock', async (req, res) => {
+    const user = await ops.unlockUser(actorOf(req, res), param(req, 'userId'));
+    await redirectWith(req, res, '/admin/users', `${user.username} may sign in again from anywhere.`);
+  });
   router.post('/users/:userId/practitioner', async (req, res) => {
     const id = param(req, 'userId');
     await orInvalid(

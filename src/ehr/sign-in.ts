@@ -1,7 +1,8 @@
 /*
  * Clinician sign-in and sign-out (passport, local strategy).
  * - GET /login: the form, with the session's CSRF token in a hidden `_csrf` input
- * - POST /login: CSRF checked → throttle checked (per account and per address) → credentials
+ * - POST /login: CSRF checked → throttle checked (per account and address, per account, per
+ *   address: ./throttle.ts; a refusal is a 429 with Retry-After and when to try again) → credentials
  *   verified → session id regenerated (no fixation) → userId + authTime set → back to returnTo
  * - an unknown user, a wrong password and an inactive user get the same answer after the same work
  * - POST /logout destroys the session row (online_access refresh tokens check it, so they end too)
@@ -15,7 +16,7 @@ import { loggableError, sendError, toHttpError } from '../http/errors.ts';
 import { type User, verifyPassword } from '../users/users.ts';
 import { safeReturnTo } from '../web/current-user.ts';
 import { csrfProtection, csrfToken, isCsrfError, SESSION_COOKIE } from '../web/session.ts';
-import { LoginThrottle } from './throttle.ts';
+import { LoginThrottle, type ThrottleScope } from './throttle.ts';
 
 const INCORRECT = 'The username or password is incorrect.';
 /**
@@ -54,9 +55,23 @@ function renderForm(req: Request, res: Response, state: FormState): void {
   });
 }
 
-function minutes(seconds: number): string {
-  const m = Math.max(1, Math.ceil(seconds / 60));
+function duration(seconds: number): string {
+  if (seconds < 60) return seconds === 1 ? '1 second' : `${seconds} seconds`;
+  const m = Math.ceil(seconds / 60);
   return m === 1 ? '1 minute' : `${m} minutes`;
+}
+
+/** When to try again, and what else helps, for each kind of refusal (src/ehr/throttle.ts). */
+function throttledMessage(scope: ThrottleScope | undefined, retryAfterSeconds: number): string {
+  const when = `try again in ${duration(retryAfterSeconds)}`;
+  switch (scope) {
+    case 'account':
+      return `Too many failed sign-in attempts for this username, from several places. For your security it is locked for a short while; ${when}, or ask your administrator to unlock it.`;
+    case 'address':
+      return `Too many failed sign-in attempts from this network address. Sign-in from here is paused; ${when}.`;
+    default:
+      return `Too many failed sign-in attempts for this username on this computer. Sign-in here is paused; ${when}, or ask your administrator to unlock it.`;
+  }
 }
 
 function promisify(fn: (cb: (err?: unknown) => void) => void): Promise<void> {
@@ -145,7 +160,7 @@ export function signInRoutes(ctx: AppContext) {
             status: 429,
             username,
             returnTo,
-            error: `Too many failed sign-in attempts. For your security, sign-in is paused; try again in ${minutes(verdict.retryAfterSeconds)}, or ask your administrator to reset your password.`,
+            error: throttledMessage(verdict.scope, verdict.retryAfterSeconds),
           });
           return;
         }
@@ -156,7 +171,7 @@ export function signInRoutes(ctx: AppContext) {
           renderForm(req, res, { status: 401, username, returnTo, error: INCORRECT });
           return;
         }
-        await throttle.recordSuccess(username);
+        await throttle.recordSuccess(username, ip);
         // A new session id at sign-in: a session id planted before sign-in is worth nothing.
         await promisify((cb) => req.session.regenerate(cb));
         req.session.userId = user.id;

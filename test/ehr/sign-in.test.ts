@@ -16,7 +16,8 @@ describe('EHR sign-in', () => {
   beforeAll(async () => {
     t = await createTestDatabase();
     s = await startTestServer(t.db, {
-      LOGIN_MAX_FAILURES_PER_ACCOUNT: '3',
+      LOGIN_FAILURES_BEFORE_DELAY: '3',
+      LOGIN_MAX_FAILURES_PER_ACCOUNT: '100',
       LOGIN_MAX_FAILURES_PER_ADDRESS: '1000',
     });
     alice = await createUser(s.ctx, {
@@ -198,7 +199,7 @@ describe('EHR sign-in', () => {
     expect(html).toContain('name="returnTo" value="/patients?q=tremblay"');
   });
 
-  it('throttles an account after repeated failures, with a clear message, even for the right password', async () => {
+  it('throttles a username at an address after repeated failures, with a clear message, even for the right password', async () => {
     const b = new BrowserSession(s.url);
     for (let i = 0; i < 3; i++) expect((await b.signIn('dave', `wrong-${i}-password`)).status).toBe(401);
     const blocked = await b.signIn('dave', PASSWORD);
@@ -225,6 +226,7 @@ describe('EHR sign-in', () => {
   it('keeps failure counts in the database, shared by every instance', async () => {
     const rows = await t.db.query<{ key: string }>('SELECT key FROM login_failures');
     expect(rows.rows.some((r) => r.key.startsWith('account:'))).toBe(true);
+    expect(rows.rows.some((r) => r.key.startsWith('pair:'))).toBe(true);
     // Usernames are stored only as keyed hashes.
     expect(rows.rows.some((r) => r.key.includes('dave') || r.key.includes('ghost'))).toBe(false);
   });
@@ -308,6 +310,7 @@ describe('EHR sign-in throttling per address', () => {
     const t = await createTestDatabase();
     const s = await startTestServer(t.db, {
       LOGIN_MAX_FAILURES_PER_ADDRESS: '4',
+      LOGIN_FAILURES_BEFORE_DELAY: '50',
       LOGIN_MAX_FAILURES_PER_ACCOUNT: '100',
     });
     try {

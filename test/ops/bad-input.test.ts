@@ -145,6 +145,7 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       RATE_LIMIT_TOKEN: '0',
       RATE_LIMIT_INTROSPECTION: '0',
       RATE_LIMIT_ADMIN: '0',
+      LOGIN_FAILURES_BEFORE_DELAY: '999',
       LOGIN_MAX_FAILURES_PER_ACCOUNT: '1000',
       LOGIN_MAX_FAILURES_PER_ADDRESS: '100000',
     });
