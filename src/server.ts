@@ -15,6 +15,7 @@ import { openDatabase } from './db/open-database.ts';
 import { createDemo } from './demo/index.ts';
 import { createEhr } from './ehr/index.ts';
 import { createFhir } from './fhir/index.ts';
+import { fhirInteraction } from './fhir/interaction-label.ts';
 import { createApp } from './http/app.ts';
 import { loggableError } from './http/errors.ts';
 import type { Logger } from './http/logger.ts';
@@ -67,7 +68,7 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
       keys,
       audit: new AuditTrail(db),
       logger,
-      metrics: new Metrics(db),
+      metrics: new Metrics(db, fhirInteraction),
       adminToken: resolveAdminToken(config).token,
       sessions: { store: sessionStore, middleware: (_req, _res, next) => next() },
     };

@@ -5,7 +5,7 @@
  * - responses carry Cache-Control: no-store (they may hold a secret once)
  */
 import type { Request, RequestHandler } from 'express';
-import { parseAuditFilter, searchAudit } from '../audit/audit-query.ts';
+import { parseAuditFilter } from '../audit/audit-query.ts';
 import type { AppContext } from '../context.ts';
 import { HttpError } from '../http/errors.ts';
 import { type Actor, type AdminOperations, keyJson, siteJson, userJson } from './operations.ts';
@@ -166,7 +166,7 @@ export function apiHandlers(ctx: AppContext, ops: AdminOperations) {
     },
 
     audit: async (req, res) => {
-      res.json(await searchAudit(ctx, parseAuditFilter(req.query)));
+      res.json(await ops.searchAudit(parseAuditFilter(req.query)));
     },
   } satisfies Record<string, RequestHandler>;
 }

@@ -14,7 +14,7 @@ import express, {
   type Response,
   Router,
 } from 'express';
-import { type AuditFilter, parseAuditFilter, searchAudit } from '../audit/audit-query.ts';
+import { type AuditFilter, parseAuditFilter } from '../audit/audit-query.ts';
 import type { AppContext } from '../context.ts';
 import { importRoute } from '../fhir/import-route.ts';
 import { HttpError, loggableError, ValidationError } from '../http/errors.ts';
@@ -527,7 +527,7 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
       );
       return;
     }
-    const page = await searchAudit(ctx, filter);
+    const page = await ops.searchAudit(filter);
     const nextUrl = page.next_before
       ? `/admin/audit?${new URLSearchParams({ ...Object.fromEntries(Object.entries(values).filter(([, v]) => v)), before: page.next_before }).toString()}`
       : null;

@@ -8,7 +8,9 @@
  */
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
+import { createUser, linkPractitioner } from '../accounts/accounts.ts';
 import { type AuditEvent, recordAuditEvent } from '../audit/audit.ts';
+import { type AuditFilter, type AuditPage, searchAudit } from '../audit/audit-query.ts';
 import type { AppContext } from '../context.ts';
 import type { Queryable } from '../db/database.ts';
 import { unlockAccount } from '../ehr/throttle.ts';
@@ -25,9 +27,8 @@ import {
   updateClient,
 } from '../oidc/clients-store.ts';
 import { addSite, addSiteInput, deleteSite, listSites, type SiteRecord, updateSite } from '../sites/sites.ts';
-import { linkPractitioner } from '../users/practitioner-link.ts';
 import {
-  createUser,
+  findUserIds,
   getUser,
   listUsers,
   lockUser,
@@ -37,6 +38,7 @@ import {
   setActive,
   setRoles,
   type User,
+  usernamesOf,
 } from '../users/users.ts';
 import { type AllowlistPacket, allowlistPacket } from './allowlist.ts';
 import { endUserAccess } from './user-access.ts';
@@ -212,6 +214,16 @@ export class AdminOperations {
     private readonly ctx: AppContext,
     private readonly deps: AdminDeps,
   ) {}
+
+  /** The audit trail, filtered, with the username of each event's user. */
+  searchAudit(filter: AuditFilter): Promise<AuditPage> {
+    const db = this.ctx.db;
+    const people = {
+      idsOf: (u: string) => findUserIds(db, u),
+      usernamesOf: (ids: string[]) => usernamesOf(db, ids),
+    };
+    return searchAudit(this.ctx, people, filter);
+  }
 
   /** The seven values Ocean asks for (SPEC §2), for one client. */
   allowlist(clientId: string): Promise<AllowlistPacket> {

@@ -7,7 +7,6 @@
 import { z } from 'zod';
 import type { Queryable } from '../db/database.ts';
 import { parseInput } from '../http/errors.ts';
-import { findUserIds, usernamesOf } from '../users/users.ts';
 
 const text = (what: string) =>
   z
@@ -84,7 +83,20 @@ export function parseAuditFilter(query: unknown): AuditFilter {
   return parseInput(auditFilterSchema, query ?? {});
 }
 
-export async function searchAudit(ctx: { db: Queryable }, f: AuditFilter): Promise<AuditPage> {
+/**
+ * Who the events' users are, from the room that owns them: the user filter accepts an id or a
+ * username, and each event names its user's username.
+ */
+export interface AuditPeople {
+  idsOf(idOrUsername: string): Promise<string[]>;
+  usernamesOf(ids: string[]): Promise<Map<string, string>>;
+}
+
+export async function searchAudit(
+  ctx: { db: Queryable },
+  people: AuditPeople,
+  f: AuditFilter,
+): Promise<AuditPage> {
   const where: string[] = [];
   const params: unknown[] = [];
   const add = (sql: string, value: unknown) => {
@@ -94,7 +106,7 @@ export async function searchAudit(ctx: { db: Queryable }, f: AuditFilter): Promi
   // The user filter takes an id or a username, resolved first so that the filter is a plain
   // equality the (user_id, id) index answers in page order.
   if (f.user) {
-    const found = await findUserIds(ctx.db, f.user);
+    const found = await people.idsOf(f.user);
     const ids = found.length > 0 ? found : [f.user]; // a removed user's id stays searchable
     if (ids.length === 1) add('e.user_id = ?', ids[0]);
     else add('e.user_id = ANY(?)', ids);
@@ -123,7 +135,7 @@ export async function searchAudit(ctx: { db: Queryable }, f: AuditFilter): Promi
     params,
   );
   const page = rows.slice(0, limit);
-  const usernames = await usernamesOf(ctx.db, [
+  const usernames = await people.usernamesOf([
     ...new Set(page.flatMap((r) => (r.user_id ? [r.user_id] : []))),
   ]);
   const events = page.map((r) => ({

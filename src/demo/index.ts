@@ -7,12 +7,13 @@
  * - the banner prints the URL and the demo credentials; never a SEK, secret or token
  */
 import { randomBytes } from 'node:crypto';
+import { insertUser } from '../accounts/accounts.ts';
 import type { AppContext, Capability } from '../context.ts';
 import { putResource } from '../fhir/repository.ts';
 import { ConflictError, loggableError } from '../http/errors.ts';
 import { createClient } from '../oidc/clients-store.ts';
 import { addSite } from '../sites/sites.ts';
-import { countUsers, findByUsername, insertUser, type NewUser } from '../users/users.ts';
+import { countUsers, findByUsername, type NewUser } from '../users/users.ts';
 import { demoPatients } from './patients.ts';
 
 /** CPSO registration numbers (Ontario physician licence), Infoway naming system. */

@@ -8,6 +8,7 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { HttpError, notFound } from '../http/errors.ts';
+import { isActiveUser } from '../users/users.ts';
 import { canSee, type Principal, typeAllowed } from './access.ts';
 import { insufficientScope, unauthorized } from './access-token.ts';
 import { audit, checkId, FHIR_JSON, parseCount, principalOf, sendStored } from './fhir-http.ts';
@@ -38,8 +39,7 @@ export async function inactiveUser(ctx: AppContext, req: Request, p: Principal):
 
 /** For handlers that make more than one query anyway: a separate, cheap check. */
 export async function assertActiveUser(ctx: AppContext, req: Request, p: Principal): Promise<void> {
-  const r = await ctx.db.query<{ active: boolean }>('SELECT active FROM users WHERE id = $1', [p.userId]);
-  if (!r.rows[0]?.active) await inactiveUser(ctx, req, p);
+  if (!(await isActiveUser(ctx.db, p.userId))) await inactiveUser(ctx, req, p);
 }
 
 export function readHandlers(ctx: AppContext) {

@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { Patient, Resource, ResourceType } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/database.ts';
 import { conflict, HttpError } from '../http/errors.ts';
+import { activeUserSql } from '../users/users.ts';
 import { compartmentOf, isSupportedType, isValidId } from './resource-types.ts';
 import { extractIndexRows, INDEXED_TYPES, normalizeText } from './search-index.ts';
 
@@ -414,10 +415,10 @@ export async function readRawAsUser(
     deleted: boolean | null;
     active: boolean | null;
   }>(
-    `SELECT f.resource::text AS body, f.version_id, f.last_updated, f.compartment_patient, f.deleted, u.active
+    `SELECT f.resource::text AS body, f.version_id, f.last_updated, f.compartment_patient, f.deleted,
+            ${activeUserSql('$3')} AS active
        FROM (SELECT 1) AS one
-       LEFT JOIN fhir_resources f ON f.resource_type = $1 AND f.id = $2
-       LEFT JOIN users u ON u.id = $3`,
+       LEFT JOIN fhir_resources f ON f.resource_type = $1 AND f.id = $2`,
     [type, id, userId],
     { prepare: true },
   );

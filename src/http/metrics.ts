@@ -11,7 +11,6 @@ import type { RequestHandler, Router } from 'express';
 import { Router as createRouter } from 'express';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Database } from '../db/database.ts';
-import { isSupportedType } from '../fhir/resource-types.ts';
 
 const FAMILIES: [RegExp, string][] = [
   [/^\/fhir\/\.well-known\//, 'discovery'],
@@ -29,40 +28,11 @@ const FAMILIES: [RegExp, string][] = [
   [/^\/static\//, 'static'],
 ];
 
-/** FHIR interaction of a request, from its method and path; labels limited to known values. */
-export function fhirInteraction(
+/** FHIR interaction of a request, for the labels (the FHIR capability's: src/fhir/interaction-label.ts). */
+export type FhirInteractionLabel = (
   method: string,
   path: string,
-): { resourceType: string; interaction: string } | undefined {
-  const segments = path
-    .replace(/^\/fhir\/?/, '')
-    .split('/')
-    .filter(Boolean);
-  const [first, id, third, fourth] = segments;
-  if (!first) return undefined;
-  if (first === 'metadata' && segments.length === 1) {
-    return { resourceType: 'CapabilityStatement', interaction: 'capabilities' };
-  }
-  const resourceType = isSupportedType(first) ? first : 'other';
-  const reading = method === 'GET' || method === 'HEAD';
-  let interaction: string;
-  if (segments.length === 1) interaction = reading ? 'search-type' : method === 'POST' ? 'create' : 'other';
-  else if (segments.length === 2 && id === '_search') interaction = 'search-type';
-  else if (segments.length === 2) {
-    interaction =
-      (
-        { GET: 'read', HEAD: 'read', PUT: 'update', PATCH: 'patch', DELETE: 'delete' } as Record<
-          string,
-          string
-        >
-      )[method] ?? 'other';
-  } else if (segments.length === 3 && third === '$everything') interaction = 'everything';
-  else if (segments.length === 3 && third === '_history') interaction = 'history-instance';
-  else if (segments.length === 4 && third === '_history' && fourth) interaction = 'vread';
-  else interaction = 'other';
-  if (method === 'OPTIONS') interaction = 'preflight';
-  return { resourceType, interaction };
-}
+) => { resourceType: string; interaction: string } | undefined;
 
 /** launched: 302 to Ocean; sign_in: sent to /login first; refused: 4xx page; failed: 5xx. */
 function launchOutcome(status: number): string {
@@ -112,7 +82,10 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(db: Database) {
+  constructor(
+    db: Database,
+    private readonly fhirInteraction: FhirInteractionLabel,
+  ) {
     collectDefaultMetrics({ register: this.registry });
     const pool = new Gauge({
       name: 'db_pool_connections',
@@ -140,7 +113,9 @@ export class Metrics {
       const path = req.originalUrl.split('?')[0] ?? '';
       const family = routeFamily(path);
       const fhir =
-        family === 'fhir_api' || family === 'fhir_metadata' ? fhirInteraction(req.method, path) : undefined;
+        family === 'fhir_api' || family === 'fhir_metadata'
+          ? this.fhirInteraction(req.method, path)
+          : undefined;
       const endFhir = fhir ? this.fhirDuration.startTimer({ interaction: fhir.interaction }) : undefined;
       res.once('finish', () => {
         end({ family, method: req.method, status: `${Math.floor(res.statusCode / 100)}xx` });

@@ -16,11 +16,12 @@ import type { AppContext, Capability } from '../context.ts';
 import { loggableError } from '../http/errors.ts';
 import { purgeLaunchContexts } from '../launch/launch-contexts.ts';
 import { smartConfiguration } from '../smart/configuration.ts';
+import { ROUTES } from '../smart/endpoints.ts';
 import { SMART_STYLE_PATH, smartStyleHandler } from '../smart/style.ts';
 import { purgeExpiredModels } from './adapter.ts';
 import { prepareAuthorizationRequest } from './authorize-request.ts';
 import { interactionRoutes } from './interactions.ts';
-import { buildProvider, ROUTES } from './provider.ts';
+import { buildProvider } from './provider.ts';
 
 const FHIR_MOUNT = '/fhir';
 const PURGE_INTERVAL_MS = 60_000;

@@ -16,6 +16,7 @@ import Provider, {
 } from 'oidc-provider';
 import type { AppContext } from '../context.ts';
 import { isLaunchUsable } from '../launch/launch-contexts.ts';
+import { CLIENT_AUTH_METHODS, ROUTES, SIGNING_ALGS } from '../smart/endpoints.ts';
 import { OIDC_SCOPES, splitScope } from '../smart/scopes.ts';
 import { CLAIMS_BY_SCOPE, loadAccount } from './accounts.ts';
 import { postgresAdapter } from './adapter.ts';
@@ -24,28 +25,7 @@ import { ssoGrant } from './launch-grant.ts';
 import { pinPublicOrigin } from './public-origin.ts';
 import { contextForGrant, installTokenHooks } from './token-hooks.ts';
 
-/** Provider routes, relative to the issuer (= FHIR base). Discovery, smart-configuration and our router use these. */
-export const ROUTES = {
-  authorization: '/auth',
-  token: '/token',
-  jwks: '/jwks',
-  introspection: '/token/introspection',
-  revocation: '/token/revocation',
-  end_session: '/session/end',
-} as const;
-
 export const INTERACTION_PATH = '/interaction';
-
-/** Signing algorithms of id_tokens and access tokens (SPEC §2: RS256 default, ES256 per client). */
-export const SIGNING_ALGS = ['RS256', 'ES256'] as const;
-
-/** Client authentication at the token, introspection and revocation endpoints (SPEC §3.3). */
-export const CLIENT_AUTH_METHODS = [
-  'client_secret_basic',
-  'client_secret_post',
-  'private_key_jwt',
-  'none',
-] as const;
 
 const CLIENT_ASSERTION_ALGS: NonNullable<
   NonNullable<Configuration['enabledJWA']>['clientAuthSigningAlgValues']

@@ -4,7 +4,7 @@
  * document, so the two always agree on every endpoint.
  */
 import type { Config } from '../config.ts';
-import { CLIENT_AUTH_METHODS, ROUTES, SIGNING_ALGS } from '../oidc/provider.ts';
+import { CLIENT_AUTH_METHODS, ROUTES, SIGNING_ALGS } from './endpoints.ts';
 import { OIDC_SCOPES } from './scopes.ts';
 
 export function smartConfiguration(config: Config) {

@@ -2,7 +2,7 @@
  * EHR users: the people who sign in, each linked to a FHIR Practitioner.
  * - `id` is drawn once at random and never changes: it is the id_token `sub`, and Ocean links
  *   its user to `sub@iss` (SPEC §2) — not on a username, password, name or e-mail change either
- * - creating a user writes the Practitioner and the users row in ONE transaction
+ * - an account is a user and its Practitioner: src/accounts/ writes both in ONE transaction
  * - passwords are scrypt hashes (src/users/passwords.ts); a password reset or deactivation also
  *   ends the user's sign-in sessions (and with them online_access refresh tokens)
  * - bad input → ValidationError (400, per-field issues), a taken username → ConflictError (409),
@@ -10,10 +10,8 @@
  *   HttpErrors, so the admin API can simply rethrow them
  */
 import { randomUUID } from 'node:crypto';
-import type { Practitioner } from '@medplum/fhirtypes';
 import { z } from 'zod';
 import { inTransaction, type Queryable, sqlState, UNIQUE_VIOLATION } from '../db/database.ts';
-import { putResource } from '../fhir/repository.ts';
 import { ConflictError, NotFoundError, parseInput } from '../http/errors.ts';
 import { hashPassword, needsRehash, verifyAgainstDummy, verifyPasswordHash } from './passwords.ts';
 
@@ -117,52 +115,21 @@ function toUser(row: UserRow): User {
 /** Where the store runs its SQL: the database, or the caller's open transaction. */
 type Ctx = { db: Queryable };
 
-/** The Practitioner a user is (fhirUser / profile of the id_token). */
-export function practitionerFor(
-  practitionerId: string,
-  u: {
-    given_name: string;
-    family_name: string;
-    email?: string;
-    identifiers?: { system: string; value: string }[];
-  },
-): Practitioner {
-  return {
-    resourceType: 'Practitioner',
-    id: practitionerId,
-    active: true,
-    ...(u.identifiers?.length
-      ? { identifier: u.identifiers.map((i) => ({ system: i.system, value: i.value })) }
-      : {}),
-    name: [
-      {
-        use: 'official',
-        family: u.family_name,
-        given: [u.given_name],
-        text: `${u.given_name} ${u.family_name}`,
-      },
-    ],
-    ...(u.email ? { telecom: [{ system: 'email', value: u.email, use: 'work' }] } : {}),
-  };
-}
-
 /**
- * Creates the user and its Practitioner inside an open transaction (demo data loads several
- * users in one). Most callers want createUser.
+ * Inserts the users row of an account whose Practitioner the caller has written in the same
+ * transaction (src/accounts/accounts.ts: an account is a user and its Practitioner).
  */
-export async function insertUser(tx: Queryable, input: NewUser): Promise<User> {
-  const u = parseInput(newUserSchema, input);
-  const taken = await tx.query('SELECT 1 FROM users WHERE lower(username) = lower($1)', [u.username]);
-  if (taken.rowCount > 0) throw new ConflictError(`username ${u.username} is already taken`);
-  const id = randomUUID();
-  const practitionerId = randomUUID();
-  await putResource(tx, practitionerFor(practitionerId, u));
+export async function insertUserRow(
+  tx: Queryable,
+  u: z.output<typeof newUserSchema>,
+  practitionerId: string,
+): Promise<User> {
   try {
     const r = await tx.query<UserRow>(
       `INSERT INTO users (id, username, password_hash, practitioner_id, given_name, family_name, email, roles)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${COLUMNS}`,
       [
-        id,
+        randomUUID(),
         u.username,
         await hashPassword(u.password),
         practitionerId,
@@ -181,9 +148,18 @@ export async function insertUser(tx: Queryable, input: NewUser): Promise<User> {
   }
 }
 
-/** Creates a user and its Practitioner in one transaction. */
-export async function createUser(ctx: Ctx, input: NewUser): Promise<User> {
-  return inTransaction(ctx.db, (tx) => insertUser(tx, input));
+/** Whether a username is free (case-insensitive), checked before anything else is written. */
+export async function usernameTaken(q: Queryable, username: string): Promise<boolean> {
+  const taken = await q.query('SELECT 1 FROM users WHERE lower(username) = lower($1)', [username]);
+  return taken.rowCount > 0;
+}
+
+/** Points the user's fhirUser at another Practitioner (its existence is the caller's check). */
+export async function setPractitioner(q: Queryable, userId: string, practitionerId: string): Promise<void> {
+  await q.query('UPDATE users SET practitioner_id = $2, updated_at = now() WHERE id = $1', [
+    userId,
+    practitionerId,
+  ]);
 }
 
 export async function getUser(ctx: Ctx, id: string): Promise<User | undefined> {

@@ -13,7 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUser } from '../../src/users/users.ts';
+import { createUser } from '../../src/accounts/accounts.ts';
 import { CHROMIUM, haveChromium, launchChromium } from '../helpers/browser.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { OceanStandIn } from '../helpers/ocean-stand-in.ts';

@@ -3,7 +3,7 @@
  * and each screen's change going through the same validation and audit as the API.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUser } from '../../src/users/users.ts';
+import { createUser } from '../../src/accounts/accounts.ts';
 import { BrowserSession } from '../ehr/browser-session.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';

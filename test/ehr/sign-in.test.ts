@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUser } from '../../src/accounts/accounts.ts';
 import { AdminOperations } from '../../src/admin/operations.ts';
-import { createUser, setActive, type User } from '../../src/users/users.ts';
+import { setActive, type User } from '../../src/users/users.ts';
 import { SESSION_COOKIE } from '../../src/web/session.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';

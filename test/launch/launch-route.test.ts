@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUser } from '../../src/accounts/accounts.ts';
 import { deleteResource, putResource } from '../../src/fhir/repository.ts';
 import { launchRedirectUrl } from '../../src/launch/index.ts';
 import { createClient } from '../../src/oidc/clients-store.ts';
 import { addSite } from '../../src/sites/sites.ts';
-import { createUser, setActive } from '../../src/users/users.ts';
+import { setActive } from '../../src/users/users.ts';
 import { BrowserSession } from '../ehr/browser-session.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';

@@ -5,7 +5,7 @@
  * use — and names no patient. Every log line written while serving a request carries its id.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { fhirInteraction } from '../../src/http/metrics.ts';
+import { fhirInteraction } from '../../src/fhir/interaction-label.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { capturedLogger, startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../helpers/server.ts';
 import { DEMO_CLINICIANS, DEMO_SITE, type DeploymentSetup, prepareDeployment } from './cluster.ts';

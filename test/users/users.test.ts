@@ -1,11 +1,11 @@
 import { randomBytes, scryptSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUser } from '../../src/accounts/accounts.ts';
 import type { Database } from '../../src/db/database.ts';
 import { readResource } from '../../src/fhir/repository.ts';
 import { needsRehash, verifyPasswordHash } from '../../src/users/passwords.ts';
 import {
   ConflictError,
-  createUser,
   findByUsername,
   getUser,
   NotFoundError,

@@ -1,0 +1,26 @@
+/*
+ * Where the SMART authorization server's endpoints live under the FHIR base (= the issuer), and
+ * what it accepts: the one list that the provider's configuration (src/oidc/provider.ts), the
+ * smart-configuration document and the app's path rules all read, so they cannot disagree.
+ */
+
+/** Provider routes, relative to the issuer (= FHIR base). Discovery, smart-configuration and our router use these. */
+export const ROUTES = {
+  authorization: '/auth',
+  token: '/token',
+  jwks: '/jwks',
+  introspection: '/token/introspection',
+  revocation: '/token/revocation',
+  end_session: '/session/end',
+} as const;
+
+/** Signing algorithms of id_tokens and access tokens (SPEC §2: RS256 default, ES256 per client). */
+export const SIGNING_ALGS = ['RS256', 'ES256'] as const;
+
+/** Client authentication at the token, introspection and revocation endpoints (SPEC §3.3). */
+export const CLIENT_AUTH_METHODS = [
+  'client_secret_basic',
+  'client_secret_post',
+  'private_key_jwt',
+  'none',
+] as const;
