@@ -13,7 +13,6 @@ import { type AuditEvent, recordAuditEvent } from '../audit/audit.ts';
 import { type AuditFilter, type AuditPage, searchAudit } from '../audit/audit-query.ts';
 import type { AppContext } from '../context.ts';
 import type { Queryable } from '../db/database.ts';
-import { unlockAccount } from '../ehr/throttle.ts';
 import { NotFoundError, parseInput } from '../http/errors.ts';
 import type { SecretBox } from '../keys/secret-box.ts';
 import type { SigningKeyInfo } from '../keys/signing-keys.ts';
@@ -41,15 +40,7 @@ import {
   usernamesOf,
 } from '../users/users.ts';
 import { type AllowlistPacket, allowlistPacket } from './allowlist.ts';
-import { endUserAccess } from './user-access.ts';
-
-/** Deletes the user's sign-in waits and locks (src/ehr/throttle.ts keys them by username). */
-async function unlockSignIn(store: { db: Queryable; box: SecretBox }, id: string): Promise<User> {
-  const user = await getUser(store, id);
-  if (!user) throw new NotFoundError('no such user');
-  await unlockAccount(store.db, store.box, user.username);
-  return user;
-}
+import { endUserAccess, unlockChange, unlockSignIn } from './user-access.ts';
 
 /** Who is acting: an admin user of the console, or whoever holds the admin token. */
 export interface Actor {
@@ -389,11 +380,7 @@ export class AdminOperations {
     );
   }
 
-  /**
-   * A new password ends the user's access: sessions (and what rides on them) end in the same
-   * transaction. It also lifts the user's sign-in waits and locks (the lock-out page sends people
-   * to their administrator): whoever was guessing the old password has nothing left to guess.
-   */
+  /** A new password ends the user's access (sessions and what rides on them) and lifts sign-in locks, in one transaction. */
   async resetPassword(actor: Actor, id: string, input: unknown): Promise<void> {
     const { password } = parseInput(passwordSchema, input);
     await this.change(
@@ -407,14 +394,7 @@ export class AdminOperations {
     );
   }
 
-  /** Lifts every sign-in wait and lock of the user at once (console and API: "unlock"). */
-  async unlockUser(actor: Actor, id: string): Promise<User> {
-    return this.change(
-      actor,
-      (store) => unlockSignIn(store, id),
-      () => ({ action: 'admin.user.unlock', entity: `user/${id}` }),
-    );
-  }
+  unlockUser = (actor: Actor, id: string): Promise<User> => this.change(actor, ...unlockChange(id));
 
   /** Roles, active state and Practitioner change together or not at all; deactivation ends the user's access. */
   async updateUser(actor: Actor, id: string, input: unknown): Promise<User> {

@@ -15,7 +15,6 @@
 import type { Patient } from '@medplum/fhirtypes';
 import express, { type Request, type RequestHandler, type Response, Router } from 'express';
 import type { AppContext, Capability } from '../context.ts';
-import { formatDate, fullName } from '../ehr/patient-view.ts';
 import { readResource } from '../fhir/repository.ts';
 import { isValidId } from '../fhir/resource-types.ts';
 import { badRequest, HttpError, NotFoundError, notFound } from '../http/errors.ts';
@@ -69,6 +68,13 @@ async function patientOf(ctx: AppContext, patientId: string): Promise<Patient> {
     throw notFound('There is no patient with that chart number, so Ocean cannot be opened for them.');
   }
   return stored.resource;
+}
+
+/** The patient's name as the chart heads it (official, else usual, else the first), for the confirmation. */
+function nameOf(patient: Patient): string {
+  const names = patient.name ?? [];
+  const n = names.find((x) => x.use === 'official') ?? names.find((x) => x.use === 'usual') ?? names[0];
+  return [...(n?.given ?? []), n?.family].filter(Boolean).join(' ') || n?.text || '(no name)';
 }
 
 /** Records the launch context and sends the browser to the site's launch URL. */
@@ -126,8 +132,8 @@ async function renderConfirmation(
   res.status(200).render('launch/confirm', {
     title: 'Open Ocean?',
     csrfToken: csrfToken(req),
-    patientName: fullName(patient),
-    birthDate: formatDate(patient.birthDate),
+    patientName: nameOf(patient),
+    birthDate: patient.birthDate ?? '—',
     patientId: l.patientId,
     siteNum: l.siteNum,
     action: l.action,

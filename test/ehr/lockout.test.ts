@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUser, type User } from '../../src/users/users.ts';
+import { createUser } from '../../src/accounts/accounts.ts';
+import type { User } from '../../src/users/users.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../helpers/server.ts';
 import { BrowserSession } from './browser-session.ts';
