@@ -210,7 +210,7 @@ export type Config = {
   port: number;
   host: string;
   publicUrl: string;
-  /** FHIR base = OIDC issuer = launch iss; byte for byte the same string everywhere (SPEC §3.2). */
+  /** FHIR base = OIDC issuer = launch iss; byte for byte the same string everywhere (CONTRACT §3.2). */
   fhirBaseUrl: string;
   databaseUrl: string | undefined;
   databasePoolMax: number;

@@ -1,5 +1,5 @@
 /*
- * The allowlist packet Ocean asks of each launching server (SPEC §2), for one registered client:
+ * The allowlist packet Ocean asks of each launching server (CONTRACT §2 item 10), for one registered client:
  * (1) server URL = iss = FHIR base, (2) client_id, (3) authorization endpoint, (4) token endpoint,
  * (5) token issuer URL (the id_token's iss), (6) URL and current body of smart-configuration,
  * (7) URL and current body of openid-configuration.

@@ -1,12 +1,11 @@
 /*
- * The admin API handlers (SPEC §3.3): JSON in, JSON out, behind the admin token (./index.ts).
+ * The admin API handlers (CONTRACT §3.3): JSON in, JSON out, behind the admin token (./index.ts).
  * - a state-changing request must be JSON (415 otherwise) with an object body (400 otherwise)
  * - a secret appears in exactly one response: the one that drew it (create, reset, auth-method switch)
  * - responses carry Cache-Control: no-store (they may hold a secret once)
  */
 import type { Request, RequestHandler } from 'express';
 import { parseAuditFilter } from '../audit/audit-query.ts';
-import type { AppContext } from '../context.ts';
 import { HttpError } from '../http/errors.ts';
 import { type Actor, type AdminOperations, keyJson, siteJson, userJson } from './operations.ts';
 
@@ -48,7 +47,7 @@ export const optionalJsonBody: RequestHandler = (req, _res, next) => {
   next();
 };
 
-export function apiHandlers(ctx: AppContext, ops: AdminOperations) {
+export function apiHandlers(ops: AdminOperations) {
   return {
     listClients: async (_req, res) => {
       res.json({ clients: await ops.listClients() });

@@ -47,7 +47,7 @@ type Handlers = RequestHandler | RequestHandler[];
 
 export async function createAdmin(ctx: AppContext, deps: AdminDeps): Promise<Capability> {
   const ops = new AdminOperations(ctx, deps);
-  const h = apiHandlers(ctx, ops);
+  const h = apiHandlers(ops);
   const json = express.json({
     limit: ctx.config.bodyLimit,
     type: ['application/json', 'application/*+json'],

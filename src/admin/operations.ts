@@ -50,7 +50,7 @@ export interface Actor {
   ip?: string | null;
 }
 
-// ---- the API's JSON shapes (SPEC §3.3 names) -------------------------------------------------
+// ---- the API's JSON shapes (CONTRACT §3.3 names) ---------------------------------------------
 
 export interface SiteJson {
   site_num: string;
@@ -216,7 +216,7 @@ export class AdminOperations {
     return searchAudit(this.ctx, people, filter);
   }
 
-  /** The seven values Ocean asks for (SPEC §2), for one client. */
+  /** The seven values Ocean asks for (CONTRACT §2 item 10), for one client. */
   allowlist(clientId: string): Promise<AllowlistPacket> {
     return allowlistPacket(this.ctx, this.deps.provider(), clientId);
   }

@@ -74,8 +74,8 @@ async function load(ctx: AppContext): Promise<boolean> {
       for (const r of resources) await putResource(tx, r);
     }
     const store = { db: tx, box: ctx.box };
-    // Ocean's reference client is public and sends no PKCE (SPEC §2): PKCE is off for this one
-    // client, which the admin console flags. Replace it with Ocean's real registration before go-live.
+    // Ocean's reference client is public and sends no PKCE (CONTRACT §2 item 11): PKCE is off for this
+    // one client, which the admin console flags. Replace it with Ocean's real registration before go-live.
     const { client } = await createClient(store, {
       name: 'Ocean (test environment)',
       redirect_uris: [OCEAN_TEST_LAUNCH_URL, 'https://test.cognisantmd.com/smart/auth'],

@@ -3,7 +3,7 @@
  * - names, addresses across Ontario (real city / postal-code-area pairs, fictional streets),
  *   phones in the 555-01xx range reserved for fiction, e-mail at example.com/.org/.net
  * - Ontario health card: 10 digits whose last is the Luhn check digit (as on real cards),
- *   2-letter version code carried in BOTH version-code extensions (SPEC §2)
+ *   2-letter version code carried in BOTH version-code extensions (CONTRACT §2 item 7)
  * - each chart: allergies, medications, conditions, observations, one referral letter PDF
  */
 import { randomUUID } from 'node:crypto';

@@ -1,5 +1,5 @@
 /*
- * The chart's Ocean buttons: one per configured Ocean site × action (SPEC §2, §3.2).
+ * The chart's Ocean buttons: one per configured Ocean site × action (CONTRACT §2 item 9, §3.2).
  * - only sites whose client has a launch URL get buttons (a site without one cannot be launched)
  * - each button is a link to /launch?patient&site&action; the launch itself is decided there
  */

@@ -2,7 +2,7 @@
  * FHIR resources → the plain values the EHR screens show. Pure functions, no I/O.
  * - reads what is there and tolerates what is not (sparse imported patients are normal)
  * - Ontario health card: identifier system …/ca-on-patient-hcn (type JHN) and its version code
- *   from either extension Ocean reads (SPEC §2); other provinces' health cards are shown too
+ *   from either extension Ocean reads (CONTRACT §2 item 7); other provinces' health cards are shown too
  */
 import type {
   AllergyIntolerance,

@@ -1,5 +1,5 @@
 /*
- * Two error vocabularies, each strict, plus a page for people (STYLE habit 4).
+ * Two error vocabularies, each strict, plus a page for people (docs/ARCHITECTURE.md rule 4).
  * - routes say which vocabulary they speak by setting res.locals.errorFormat (see speaks());
  *   otherwise the path decides: /fhir → OperationOutcome, /admin/api → OAuth-style JSON, else HTML
  * - body-parser failures (malformed JSON, 413) and database outages (503) are mapped here

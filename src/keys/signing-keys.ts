@@ -1,5 +1,5 @@
 /*
- * Signing keys are data, rotation is a procedure (SPEC §3.1, STYLE habit 7).
+ * Signing keys are data, rotation is a procedure (CONTRACT §3.1, docs/ARCHITECTURE.md rule 7).
  * - per algorithm (RS256, ES256) exactly one `active` key signs; one `next` key is already
  *   published so relying parties have it cached before it signs anything
  * - rotate: active → retired, next → active, a fresh next is generated; retired keys stay in

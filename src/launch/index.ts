@@ -1,5 +1,5 @@
 /*
- * The EHR launch: GET /launch?patient={id}&site={siteNum}&action={action} (SPEC §3.2, §3.4 steps 1–2).
+ * The EHR launch: GET /launch?patient={id}&site={siteNum}&action={action} (CONTRACT §3.2, §3.4 steps 1–2).
  * - not signed in → the sign-in page, then straight back here
  * - only a click on our own screens launches at once (./own-navigation.ts); any other navigation
  *   (another site's page, a link in an e-mail) gets a page naming the patient and the action,

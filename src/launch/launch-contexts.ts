@@ -7,7 +7,7 @@
  *   used_at IS NULL AND expires_at > now() RETURNING): a second use, an expired id, another client
  *   or another user all find nothing
  * - launchContextMembers() is the only place that turns it into token-response members, JWT
- *   access-token claims and introspection members, so the three cannot disagree (STYLE habit 8)
+ *   access-token claims and introspection members, so the three cannot disagree (docs/ARCHITECTURE.md rule 8)
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -296,7 +296,7 @@ export interface LaunchContextMembers {
     smart_style_url: string;
     oceanSharedEncryptionKey: string;
   };
-  /** Claims of the JWT access token (RFC 9068 plus SMART context; SPEC §2). */
+  /** Claims of the JWT access token (RFC 9068 plus SMART context; CONTRACT §2 item 6, §3.4). */
   accessTokenClaims: {
     patient: string;
     fhirUser: string;
@@ -315,7 +315,7 @@ export interface LaunchContextMembers {
 
 /** The one mapping from a launch context to everything a client or resource server sees of it. */
 export function launchContextMembers(ctx: AppContext, lc: LaunchContext): LaunchContextMembers {
-  // SPEC §2: Base64 (standard alphabet) of the UTF-8 bytes of the site's SEK.
+  // CONTRACT §2 item 6: Base64 (standard alphabet) of the UTF-8 bytes of the site's SEK.
   const sek = Buffer.from(decryptSek(ctx, lc.siteNum, lc.sekEncrypted), 'utf8').toString('base64');
   const fhirUser = fhirUserUrl(ctx.config, lc.practitionerId);
   const style = smartStyleUrl(ctx.config);

@@ -1,9 +1,9 @@
 /*
  * EHR users as OpenID Connect accounts (oidc-provider findAccount).
- * - accountId = users.id: the id_token `sub`, drawn once and never changed (SPEC §2)
+ * - accountId = users.id: the id_token `sub`, drawn once and never changed (CONTRACT §2 item 5)
  * - fhirUser and profile are the absolute URL of the user's Practitioner (SMART 2.2 §"fhirUser")
  * - the demographic claims Ocean matches on (name, given_name, family_name, email) are released
- *   with `fhirUser` as well as `profile`, because Ocean links users on them (SPEC §2)
+ *   with `fhirUser` as well as `profile`, because Ocean links users on them (CONTRACT §2 item 5)
  * - an inactive or deleted user is no account: their codes and refresh tokens stop working
  */
 import type { Account } from 'oidc-provider';

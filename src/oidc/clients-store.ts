@@ -158,7 +158,7 @@ export const CLIENT_SECRET_PURPOSE = 'client-secret';
 
 /** ≥128 random bits, URL-safe. */
 const drawClientId = () => randomBytes(18).toString('base64url');
-/** 256 random bits, URL-safe characters only (SPEC §3.3). */
+/** 256 random bits, URL-safe characters only (CONTRACT §3.3). */
 const drawSecret = () => randomBytes(32).toString('base64url');
 
 function toRecord(row: ClientRow): ClientRecord {

@@ -1,6 +1,6 @@
 /*
  * oidc-provider configured as the SMART on FHIR authorization server for the EHR launch into Ocean.
- * - issuer = FHIR base, byte for byte (SPEC §3.2); routes live under it, where discovery says
+ * - issuer = FHIR base, byte for byte (CONTRACT §3.2); routes live under it, where discovery says
  * - state in PostgreSQL (./adapter.ts); clients from the clients table, secrets compared as keyed hashes
  * - signs with the ACTIVE keys only; the JWKS (next and retired keys too) is served by ./index.ts
  * - every authorization goes through our interaction (no grant is ever reused): one grant per launch
@@ -76,7 +76,7 @@ export function buildProvider(ctx: AppContext): Provider {
     extraClientMetadata: { properties: ['require_pkce', 'pre_authorized', 'allowed_scope'] },
     clientAuthMethods: [...CLIENT_AUTH_METHODS],
     responseTypes: ['code'],
-    // PKCE S256 for everyone unless an administrator switched it off for one client (SPEC §2).
+    // PKCE S256 for everyone unless an administrator switched it off for one client (CONTRACT §2 item 11).
     pkce: { required: (_kctx, client) => client.require_pkce !== false },
     enabledJWA: {
       idTokenSigningAlgValues: [...SIGNING_ALGS],
@@ -180,7 +180,7 @@ export function buildProvider(ctx: AppContext): Provider {
   provider.proxy = config.trustProxy !== false;
   provider.use(pinPublicOrigin(config.publicUrl));
 
-  // Client secrets are stored as keyed hashes (SPEC §3.3): the metadata's client_secret IS that
+  // Client secrets are stored as keyed hashes (CONTRACT §3.3): the metadata's client_secret IS that
   // hash, so the presented secret is hashed the same way before the constant-time comparison.
   provider.Client.prototype.compareClientSecret = function compareHashed(actual: string) {
     const expected = Buffer.from(String(this.clientSecret ?? ''), 'utf8');

@@ -14,10 +14,10 @@ export const ROUTES = {
   end_session: '/session/end',
 } as const;
 
-/** Signing algorithms of id_tokens and access tokens (SPEC §2: RS256 default, ES256 per client). */
+/** Signing algorithms of id_tokens and access tokens, chosen per client (CONTRACT §2 item 4). */
 export const SIGNING_ALGS = ['RS256', 'ES256'] as const;
 
-/** Client authentication at the token, introspection and revocation endpoints (SPEC §3.3). */
+/** Client authentication at the token, introspection and revocation endpoints (CONTRACT §3.3). */
 export const CLIENT_AUTH_METHODS = [
   'client_secret_basic',
   'client_secret_post',

@@ -1,7 +1,7 @@
 /*
  * EHR users: the people who sign in, each linked to a FHIR Practitioner.
  * - `id` is drawn once at random and never changes: it is the id_token `sub`, and Ocean links
- *   its user to `sub@iss` (SPEC §2) — not on a username, password, name or e-mail change either
+ *   its user to `sub@iss` (CONTRACT §2 item 5) — not on a username, password, name or e-mail change either
  * - an account is a user and its Practitioner: src/accounts/ writes both in ONE transaction
  * - passwords are scrypt hashes (src/users/passwords.ts); a password reset or deactivation also
  *   ends the user's sign-in sessions (and with them online_access refresh tokens)
@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { inTransaction, type Queryable, sqlState, UNIQUE_VIOLATION } from '../db/database.ts';
+import { type Queryable, sqlState, UNIQUE_VIOLATION } from '../db/database.ts';
 import { ConflictError, NotFoundError, parseInput } from '../http/errors.ts';
 import { hashPassword, needsRehash, verifyAgainstDummy, verifyPasswordHash } from './passwords.ts';
 

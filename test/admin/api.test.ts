@@ -1,5 +1,5 @@
 /*
- * The admin API (SPEC §3.3) over real HTTP on the real app and database: every endpoint, and
+ * The admin API (CONTRACT §3.3) over real HTTP on the real app and database: every endpoint, and
  * every refusal the issue names (401, 400 naming each bad field, 404, 409, 413, 415).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /*
- * A restart loses nothing (SPEC §3.1): codes, EHR sessions, refresh tokens and access tokens are
+ * A restart loses nothing (CONTRACT §3.1): codes, EHR sessions, refresh tokens and access tokens are
  * rows, not process memory. One server process (on the run's database: PGlite on disk in the
  * embedded pass, PostgreSQL in the other) is restarted between authorize and token — once
  * gracefully (SIGTERM), once as a crash (SIGKILL) — and everything issued before still works.

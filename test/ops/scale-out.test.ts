@@ -1,5 +1,5 @@
 /*
- * Scale-out (SPEC §3.1): two instances from two separate working copies (no shared files, no
+ * Scale-out (CONTRACT §3.1): two instances from two separate working copies (no shared files, no
  * shared memory, separate KEYS_DIR), one PostgreSQL, one PUBLIC_URL in front (a round-robin
  * proxy inside the test). Every URL the server produces — issuer, interaction, redirects —
  * names the proxy, so a request can land on either instance; `x-ops-backend` pins a step.
