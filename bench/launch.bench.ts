@@ -323,7 +323,7 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
     const { loadConfig } = await import('../src/config.ts');
     const { createPostgresDatabase } = await import('../src/db/postgres.ts');
     const { SecretBox } = await import('../src/keys/secret-box.ts');
-    const { createClient } = await import('../src/oidc/clients-store.ts');
+    const { createClient } = await import('../src/clients/clients.ts');
     const { addSite } = await import('../src/sites/sites.ts');
     const { putResource } = await import('../src/fhir/repository.ts');
     const { signIn, createTestUser } = await import('../test/helpers/oidc.ts');

@@ -7,8 +7,8 @@
  * - asText() lays the values out for an e-mail to Ocean
  */
 import type Provider from 'oidc-provider';
+import { getClient } from '../clients/clients.ts';
 import type { AppContext } from '../context.ts';
-import { getClient } from '../oidc/clients-store.ts';
 import { discoveryDocuments } from '../oidc/discovery-documents.ts';
 
 export interface AllowlistPacket {

@@ -4,7 +4,7 @@
  * a SEK is never shown after it is typed.
  */
 import type { Request, Response, Router } from 'express';
-import { AUTH_METHODS, type ClientRecord, ID_TOKEN_ALGS } from '../oidc/clients-store.ts';
+import { AUTH_METHODS, type ClientRecord, ID_TOKEN_ALGS } from '../clients/clients.ts';
 import { allowlistText } from './allowlist.ts';
 import {
   actionsToText,

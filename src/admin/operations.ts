@@ -11,11 +11,6 @@ import { z } from 'zod';
 import { createUser, linkPractitioner } from '../accounts/accounts.ts';
 import { type AuditEvent, recordAuditEvent } from '../audit/audit.ts';
 import { type AuditFilter, type AuditPage, searchAudit } from '../audit/audit-query.ts';
-import type { AppContext } from '../context.ts';
-import type { Queryable } from '../db/database.ts';
-import { NotFoundError, parseInput } from '../http/errors.ts';
-import type { SecretBox } from '../keys/secret-box.ts';
-import type { SigningKeyInfo } from '../keys/signing-keys.ts';
 import {
   type ClientRecord,
   createClient,
@@ -24,7 +19,13 @@ import {
   listClients,
   resetClientSecret,
   updateClient,
-} from '../oidc/clients-store.ts';
+} from '../clients/clients.ts';
+import type { AppContext } from '../context.ts';
+import type { Queryable } from '../db/database.ts';
+import { NotFoundError, parseInput } from '../http/errors.ts';
+import type { SecretBox } from '../keys/secret-box.ts';
+import type { SigningKeyInfo } from '../keys/signing-keys.ts';
+import { forgetClient } from '../oidc/adapter.ts';
 import { addSite, addSiteInput, deleteSite, listSites, type SiteRecord, updateSite } from '../sites/sites.ts';
 import {
   findUserIds,
@@ -285,7 +286,10 @@ export class AdminOperations {
   async deleteClient(actor: Actor, clientId: string): Promise<void> {
     await this.change(
       actor,
-      (store) => deleteClient(store, clientId),
+      async (store) => {
+        await deleteClient(store, clientId);
+        await forgetClient(store.db, clientId);
+      },
       () => ({ action: 'admin.client.delete', clientId, entity: `client/${clientId}` }),
     );
   }

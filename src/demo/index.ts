@@ -8,10 +8,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { insertUser } from '../accounts/accounts.ts';
+import { createClient } from '../clients/clients.ts';
 import type { AppContext, Capability } from '../context.ts';
 import { putResource } from '../fhir/repository.ts';
 import { ConflictError, loggableError } from '../http/errors.ts';
-import { createClient } from '../oidc/clients-store.ts';
 import { addSite } from '../sites/sites.ts';
 import { countUsers, findByUsername, type NewUser } from '../users/users.ts';
 import { demoPatients } from './patients.ts';

@@ -3,8 +3,9 @@
  * - only sites whose client has a launch URL get buttons (a site without one cannot be launched)
  * - each button is a link to /launch?patient&site&action; the launch itself is decided there
  */
+
+import { listClients } from '../clients/clients.ts';
 import type { AppContext } from '../context.ts';
-import { listClients } from '../oidc/clients-store.ts';
 import { listSites } from '../sites/sites.ts';
 
 export interface OceanButton {

@@ -18,10 +18,10 @@ import type {
 } from '@medplum/fhirtypes';
 import type { Request, RequestHandler } from 'express';
 import type { AppContext } from '../context.ts';
+import { recentDocuments, recentInCompartment } from '../fhir/chart-data.ts';
 import { readResource, searchPatients } from '../fhir/repository.ts';
 import { isValidId } from '../fhir/resource-types.ts';
 import { badRequest, notFound } from '../http/errors.ts';
-import { recentDocuments, recentInCompartment } from './chart-data.ts';
 import { oceanButtons } from './ocean-buttons.ts';
 import * as view from './patient-view.ts';
 

@@ -12,12 +12,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { auditedChange } from '../audit/audit.ts';
+import { launchUrlSql } from '../clients/clients.ts';
 import type { AppContext } from '../context.ts';
 import type { Queryable } from '../db/database.ts';
 import { NotFoundError, parseInput } from '../http/errors.ts';
-import { decryptSek } from '../sites/sites.ts';
+import { decryptSek, getSite, siteOfferingSql } from '../sites/sites.ts';
 import { fhirUserUrl } from '../smart/fhir-user.ts';
 import { smartStyleUrl } from '../smart/style.ts';
+import { activeUserSql, isActiveUser, practitionerIdSql } from '../users/users.ts';
 
 export interface LaunchContext {
   /** users.id of the EHR user who launched (the id_token sub). */
@@ -152,17 +154,17 @@ export async function createLaunchContext(
     { client_id: 'created.client_id' },
   );
   const { rows } = await ctx.db.query<{ expires_at: Date | string; client_id: string; launch_url: string }>(
-    `WITH created AS (
+    `WITH site AS (${siteOfferingSql('$4', '$5::text')}),
+     created AS (
        INSERT INTO launch_contexts
          (id_hash, user_id, patient_id, client_id, site_num, action, sek_encrypted, need_patient_banner, expires_at)
-       SELECT $1, u.id, $3, s.client_id, s.site_num, $5, s.sek_encrypted, $6, now() + make_interval(secs => $7)
-         FROM sites s JOIN clients c ON c.client_id = s.client_id, users u
-        WHERE s.site_num = $4 AND u.id = $2 AND u.active AND c.launch_url IS NOT NULL
-          AND s.actions @> jsonb_build_array(jsonb_build_object('action', $5::text))
+       SELECT $1, $2, $3, site.client_id, site.site_num, $5, site.sek_encrypted, $6, now() + make_interval(secs => $7)
+         FROM site
+        WHERE ${activeUserSql('$2')} AND ${launchUrlSql('site.client_id')} IS NOT NULL
        RETURNING expires_at, client_id),
      ${audited}
-     SELECT created.expires_at, created.client_id, c.launch_url
-       FROM created JOIN clients c ON c.client_id = created.client_id`,
+     SELECT created.expires_at, created.client_id, ${launchUrlSql('created.client_id')} AS launch_url
+       FROM created`,
     params,
     { prepare: true },
   );
@@ -177,24 +179,21 @@ async function explainRefusal(
   siteNum: string,
   action: string,
 ): Promise<LaunchRefusedError> {
-  const { rows } = await ctx.db.query<{ user_ok: boolean; site_ok: boolean; action_ok: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND active) AS user_ok,
-            EXISTS (SELECT 1 FROM sites WHERE site_num = $2) AS site_ok,
-            EXISTS (SELECT 1 FROM sites
-                     WHERE site_num = $2 AND actions @> jsonb_build_array(jsonb_build_object('action', $3::text)))
-              AS action_ok`,
-    [userId, siteNum, action],
-  );
-  const r = rows[0];
-  if (!r?.user_ok) return new LaunchRefusedError('user', 'no such active user');
-  if (!r.site_ok) return new LaunchRefusedError('site', 'no such Ocean site');
-  if (!r.action_ok) return new LaunchRefusedError('action', 'this Ocean site offers no such action');
+  if (!(await isActiveUser(ctx.db, userId))) return new LaunchRefusedError('user', 'no such active user');
+  const site = await getSite(ctx, siteNum).catch((err: unknown) => {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  });
+  if (!site) return new LaunchRefusedError('site', 'no such Ocean site');
+  if (!site.actions.some((a) => a.action === action))
+    return new LaunchRefusedError('action', 'this Ocean site offers no such action');
   return new LaunchRefusedError('launch_url', "this Ocean site's client has no launch URL");
 }
 
 const SELECT_CONTEXT = `SELECT lc.user_id, lc.patient_id, lc.client_id, lc.site_num, lc.action, lc.need_patient_banner,
-       u.practitioner_id, lc.sek_encrypted, lc.created_at, lc.expires_at, lc.used_at, lc.grant_id, lc.ehr_session_id
-  FROM launch_contexts lc JOIN users u ON u.id = lc.user_id`;
+       ${practitionerIdSql('lc.user_id')} AS practitioner_id, lc.sek_encrypted, lc.created_at, lc.expires_at,
+       lc.used_at, lc.grant_id, lc.ehr_session_id
+  FROM launch_contexts lc`;
 
 /**
  * Whether a launch id names a live, unused context for this client (checked at the authorization
@@ -257,9 +256,9 @@ export async function consumeLaunchContext(
        RETURNING *),
      ${audited}
      SELECT used.user_id, used.patient_id, used.client_id, used.site_num, used.action, used.need_patient_banner,
-            u.practitioner_id, used.sek_encrypted, used.created_at, used.expires_at, used.used_at, used.grant_id,
-            used.ehr_session_id
-       FROM used JOIN users u ON u.id = used.user_id`,
+            ${practitionerIdSql('used.user_id')} AS practitioner_id, used.sek_encrypted, used.created_at,
+            used.expires_at, used.used_at, used.grant_id, used.ehr_session_id
+       FROM used`,
     params,
     { prepare: true },
   );
@@ -277,13 +276,19 @@ export async function findLaunchContextByGrant(
   return rows[0] ? toContext(rows[0]) : undefined;
 }
 
-/** Drops contexts that expired unused, and used ones whose grant has ended (revoked or expired). */
-export async function purgeLaunchContexts(ctx: AppContext): Promise<number> {
+/**
+ * Drops contexts that expired unused, and used ones whose grant has ended (revoked or expired).
+ * Whether a grant lives is the authorization server's to say: `grantLivesSql` is its SQL for it.
+ */
+export async function purgeLaunchContexts(
+  ctx: AppContext,
+  grantLivesSql: (grantIdExpr: string) => string,
+): Promise<number> {
   const r = await ctx.db.query(
     `DELETE FROM launch_contexts
       WHERE (used_at IS NULL AND expires_at < now())
          OR (used_at IS NOT NULL AND grant_id IS NOT NULL AND used_at < now() - interval '10 minutes'
-             AND NOT EXISTS (SELECT 1 FROM oidc_models m WHERE m.model = 'Grant' AND m.id = launch_contexts.grant_id))`,
+             AND NOT ${grantLivesSql('launch_contexts.grant_id')})`,
   );
   return r.rowCount;
 }

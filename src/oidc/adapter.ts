@@ -4,13 +4,14 @@
  * - consume() marks a code (or other single-use artefact) used; oidc-provider sees `consumed`
  *   on the next find and revokes the whole grant on a replay (RFC 6749 §4.1.2)
  * - revokeByGrantId() removes every artefact of a grant in one statement
- * - the Client model is read from the `clients` table (src/oidc/clients-store.ts); clients are
+ * - the Client model is read from the `clients` table (src/clients/clients.ts); clients are
  *   never written through the adapter (no dynamic registration)
  * Nothing lives in process memory: a code issued by one instance is redeemed at another.
  */
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { providerClientMetadata } from '../clients/clients.ts';
 import type { AppContext } from '../context.ts';
-import { providerClientMetadata } from './clients-store.ts';
+import type { Queryable } from '../db/database.ts';
 
 interface ModelRow {
   payload: AdapterPayload;
@@ -108,3 +109,12 @@ export async function purgeExpiredModels(ctx: AppContext): Promise<number> {
   const r = await ctx.db.query('DELETE FROM oidc_models WHERE expires_at < now()');
   return r.rowCount;
 }
+
+/** Ends everything issued to a client (grants, codes, tokens, sessions' entries), in the caller's transaction. */
+export async function forgetClient(q: Queryable, clientId: string): Promise<void> {
+  await q.query(`DELETE FROM oidc_models WHERE payload->>'clientId' = $1`, [clientId]);
+}
+
+/** SQL: whether the grant named by an expression still exists, for another room's statement. */
+export const grantLivesSql = (grantIdExpr: string): string =>
+  `EXISTS (SELECT 1 FROM oidc_models m WHERE m.model = 'Grant' AND m.id = ${grantIdExpr})`;

@@ -18,7 +18,7 @@ import { purgeLaunchContexts } from '../launch/launch-contexts.ts';
 import { smartConfiguration } from '../smart/configuration.ts';
 import { ROUTES } from '../smart/endpoints.ts';
 import { SMART_STYLE_PATH, smartStyleHandler } from '../smart/style.ts';
-import { purgeExpiredModels } from './adapter.ts';
+import { grantLivesSql, purgeExpiredModels } from './adapter.ts';
 import { prepareAuthorizationRequest } from './authorize-request.ts';
 import { interactionRoutes } from './interactions.ts';
 import { buildProvider } from './provider.ts';
@@ -141,7 +141,7 @@ export async function createOidc(ctx: AppContext): Promise<OidcCapability> {
   const purge = async () => {
     try {
       const models = await purgeExpiredModels(ctx);
-      const launches = await purgeLaunchContexts(ctx);
+      const launches = await purgeLaunchContexts(ctx, grantLivesSql);
       if (models + launches > 0) ctx.logger.debug({ models, launches }, 'purged expired authorization state');
     } catch (err) {
       ctx.logger.warn({ err: loggableError(err) }, 'purging expired authorization state failed');

@@ -14,13 +14,13 @@ import Provider, {
   interactionPolicy,
   type KoaContextWithOIDC,
 } from 'oidc-provider';
+import { CLIENT_SECRET_PURPOSE } from '../clients/clients.ts';
 import type { AppContext } from '../context.ts';
 import { isLaunchUsable } from '../launch/launch-contexts.ts';
 import { CLIENT_AUTH_METHODS, ROUTES, SIGNING_ALGS } from '../smart/endpoints.ts';
 import { OIDC_SCOPES, splitScope } from '../smart/scopes.ts';
 import { CLAIMS_BY_SCOPE, loadAccount } from './accounts.ts';
 import { postgresAdapter } from './adapter.ts';
-import { CLIENT_SECRET_PURPOSE } from './clients-store.ts';
 import { ssoGrant } from './launch-grant.ts';
 import { pinPublicOrigin } from './public-origin.ts';
 import { contextForGrant, installTokenHooks } from './token-hooks.ts';

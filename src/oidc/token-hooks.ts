@@ -23,6 +23,7 @@ import {
   launchContextMembers,
 } from '../launch/launch-contexts.ts';
 import { splitScope } from '../smart/scopes.ts';
+import { isSessionAlive } from '../web/session.ts';
 
 export const JWT_ACCESS_TOKEN_MODEL = 'JwtAccessToken';
 
@@ -61,10 +62,7 @@ function resolveForGrant(ctx: AppContext, kctx: object, grantId: string): Promis
 /** Whether the EHR session an online_access grant was redeemed under is still signed in. */
 async function ehrSessionAlive(ctx: AppContext, sid: string | null): Promise<boolean> {
   if (!sid) return false;
-  const { rows } = await ctx.db.query('SELECT 1 FROM ehr_sessions WHERE sid = $1 AND expires_at > now()', [
-    sid,
-  ]);
-  return rows.length > 0;
+  return isSessionAlive(ctx.db, sid);
 }
 
 const onlineOnly = (scope: string | undefined) => {

@@ -1,6 +1,6 @@
 /*
  * Ocean sites, on the `sites` table: a site number, its Shared Encryption Key and the chart
- * buttons (actions) it offers, each belonging to one registered client (src/oidc/clients-store.ts).
+ * buttons (actions) it offers, each belonging to one registered client (src/clients/clients.ts).
  * - every input is validated here (zod), so the admin API, the console and tests share one rule set
  * - the SEK is stored encrypted (purpose "sek:<siteNum>") with a masked hint; it is never returned
  *   whole except to the launch that needs it (decryptSek)
@@ -194,3 +194,11 @@ export async function deleteSite(
 export function decryptSek(store: Pick<SiteStore, 'box'>, siteNum: string, sekEncrypted: string): string {
   return store.box.decryptText(sekEncrypted, sekPurpose(siteNum));
 }
+
+/**
+ * SQL selecting (client_id, site_num, sek_encrypted) of the site that offers an action — none when
+ * the site is unknown or does not offer it — for the launch's one statement.
+ */
+export const siteOfferingSql = (siteNumExpr: string, actionExpr: string): string =>
+  `SELECT client_id, site_num, sek_encrypted FROM sites
+    WHERE site_num = ${siteNumExpr} AND actions @> jsonb_build_array(jsonb_build_object('action', ${actionExpr}))`;

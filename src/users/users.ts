@@ -303,3 +303,7 @@ export async function setRoles(ctx: Ctx, id: string, roles: Role[]): Promise<Use
 export function displayName(user: Pick<User, 'givenName' | 'familyName'>): string {
   return `${user.givenName} ${user.familyName}`;
 }
+
+/** SQL for the Practitioner id of the user named by an expression, for another room's statement. */
+export const practitionerIdSql = (userIdExpr: string): string =>
+  `(SELECT practitioner_id FROM users WHERE id = ${userIdExpr})`;

@@ -132,3 +132,9 @@ export const csrfGuard: RequestHandler = (req, res, next) =>
 export async function endSessionsOf(q: Queryable, userId: string): Promise<void> {
   await q.query('DELETE FROM ehr_sessions WHERE user_id = $1', [userId]);
 }
+
+/** Whether a sign-in session is still live (an online_access grant lives only as long as its session). */
+export async function isSessionAlive(q: Queryable, sid: string): Promise<boolean> {
+  const { rows } = await q.query('SELECT 1 FROM ehr_sessions WHERE sid = $1 AND expires_at > now()', [sid]);
+  return rows.length > 0;
+}

@@ -1,10 +1,10 @@
 import type { Patient } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listClients } from '../../src/clients/clients.ts';
 import { DEMO_PATIENT_COUNT, DEMO_USERS, loadDemoData, OCEAN_TEST_LAUNCH_URL } from '../../src/demo/index.ts';
 import { luhnCheckDigit } from '../../src/demo/patients.ts';
 import { simplePdf } from '../../src/demo/pdf.ts';
 import { readResource } from '../../src/fhir/repository.ts';
-import { listClients } from '../../src/oidc/clients-store.ts';
 import { decryptSek, getSite } from '../../src/sites/sites.ts';
 import { verifyPassword } from '../../src/users/users.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';

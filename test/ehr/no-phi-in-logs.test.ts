@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../src/accounts/accounts.ts';
+import { createClient } from '../../src/clients/clients.ts';
 import { putResource } from '../../src/fhir/repository.ts';
-import { createClient } from '../../src/oidc/clients-store.ts';
 import { addSite } from '../../src/sites/sites.ts';
 import { SESSION_COOKIE } from '../../src/web/session.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';

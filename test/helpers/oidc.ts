@@ -8,9 +8,9 @@
  *   /fhir/auth/:uid → redirect_uri?code → POST /fhir/token, and returns the token response
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { type ClientRecord, type CreateClientInput, createClient } from '../../src/clients/clients.ts';
 import type { AppContext } from '../../src/context.ts';
 import { createLaunchContext } from '../../src/launch/launch-contexts.ts';
-import { type ClientRecord, type CreateClientInput, createClient } from '../../src/oidc/clients-store.ts';
 import { addSite } from '../../src/sites/sites.ts';
 import type { TestServer } from './server.ts';
 

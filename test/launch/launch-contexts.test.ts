@@ -9,6 +9,7 @@ import {
   launchContextMembers,
   purgeLaunchContexts,
 } from '../../src/launch/launch-contexts.ts';
+import { grantLivesSql } from '../../src/oidc/adapter.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { createTestClient, createTestSite, createTestUser, type TestUser } from '../helpers/oidc.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
@@ -169,7 +170,7 @@ describe('launch contexts', () => {
         ehrSessionId: 's',
       }),
     ).toBeUndefined();
-    await purgeLaunchContexts(s.ctx);
+    await purgeLaunchContexts(s.ctx, grantLivesSql);
     const { rows } = await t.db.query('SELECT 1 FROM launch_contexts WHERE id_hash = $1', [hash]);
     expect(rows).toHaveLength(0);
   });

@@ -322,13 +322,14 @@ export async function updateClient(
   });
 }
 
-/** Deletes the client, its sites and launch contexts (FK cascade) and every OIDC artefact issued to it. */
+/**
+ * Deletes the client with its sites and launch contexts (FK cascade). What the authorization
+ * server issued to it is the caller's to end in the same transaction (src/oidc/adapter.ts
+ * forgetClient; the admin does both).
+ */
 export async function deleteClient(store: Pick<ClientStore, 'db'>, clientId: string): Promise<void> {
-  await inTransaction(store.db, async (tx) => {
-    const r = await tx.query('DELETE FROM clients WHERE client_id = $1', [clientId]);
-    if (r.rowCount === 0) throw new NotFoundError('no such client');
-    await tx.query(`DELETE FROM oidc_models WHERE payload->>'clientId' = $1`, [clientId]);
-  });
+  const r = await store.db.query('DELETE FROM clients WHERE client_id = $1', [clientId]);
+  if (r.rowCount === 0) throw new NotFoundError('no such client');
 }
 
 /** Draws a new secret for a secret-based client; the old one stops working at once. */
@@ -370,3 +371,10 @@ export async function providerClientMetadata(
     ...(allowed_scope ? { allowed_scope } : {}),
   };
 }
+
+/**
+ * SQL for the launch URL of the client named by an expression (NULL when it has none), for a
+ * statement of another room that must read it in the same round trip (the launch).
+ */
+export const launchUrlSql = (clientIdExpr: string): string =>
+  `(SELECT launch_url FROM clients WHERE client_id = ${clientIdExpr})`;

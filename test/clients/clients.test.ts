@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConflictError, NotFoundError, ValidationError } from '../../src/http/errors.ts';
 import {
   createClient,
   deleteClient,
@@ -7,7 +6,9 @@ import {
   listClients,
   resetClientSecret,
   updateClient,
-} from '../../src/oidc/clients-store.ts';
+} from '../../src/clients/clients.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../../src/http/errors.ts';
+import { forgetClient } from '../../src/oidc/adapter.ts';
 import { addSite, decryptSek, deleteSite, getSite, listSites } from '../../src/sites/sites.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
@@ -206,7 +207,10 @@ describe('client and site store', () => {
     await t.db.query(`INSERT INTO oidc_models (model, id, payload) VALUES ('Grant', 'g-del', $1)`, [
       JSON.stringify({ clientId: client.client_id }),
     ]);
-    await deleteClient(s.ctx, client.client_id);
+    await s.ctx.db.transaction(async (tx) => {
+      await deleteClient({ db: tx }, client.client_id);
+      await forgetClient(tx, client.client_id);
+    });
     await expect(getClient(s.ctx, client.client_id)).rejects.toBeInstanceOf(NotFoundError);
     await expect(getSite(s.ctx, '555')).rejects.toBeInstanceOf(NotFoundError);
     const { rows } = await t.db.query(`SELECT 1 FROM oidc_models WHERE id = 'g-del'`);

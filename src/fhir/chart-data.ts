@@ -5,7 +5,7 @@
  * - one indexed range per list (fhir_resources_compartment), at most `limit` rows, plus the total
  * - documents come without their inline attachment bytes (a chart must not load every PDF);
  *   whether bytes exist, and their size, are computed in the database
- * Reads the FHIR repository's table directly, read-only; writes stay in src/fhir/repository.ts.
+ * The FHIR store's own reads for the EHR chart screens (src/ehr/screens.ts); writes stay in repository.ts.
  */
 import type { Resource } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/database.ts';
