@@ -197,6 +197,46 @@ export const settings = {
     default: 'false',
     why: 'true: /metrics answers only clients on loopback or private addresses (the balancer must not route it); what lets production serve it without METRICS_TOKEN',
   },
+  IDP_ISSUER: {
+    schema: z.url({ message: "must be the identity provider's issuer URL" }).optional(),
+    default: undefined,
+    why: 'issuer of the organization\'s OpenID Connect provider (Entra ID, Okta, Keycloak…); set it to offer "sign in with your organization account" (discovery and keys are read from it)',
+  },
+  IDP_CLIENT_ID: {
+    schema: z.string().min(1).max(500).optional(),
+    default: undefined,
+    why: 'client id this server was registered with at the identity provider (required with IDP_ISSUER)',
+  },
+  IDP_CLIENT_SECRET: {
+    schema: z.string().min(1).max(2000).optional(),
+    default: undefined,
+    why: "client secret of that registration, sent with HTTP Basic at the provider's token endpoint (required with IDP_ISSUER)",
+  },
+  IDP_SCOPE: {
+    schema: z.string().regex(/^(\S+ )*openid( \S+)*$/, { message: 'must be scopes including openid' }),
+    default: 'openid profile email',
+    why: 'scopes asked of the identity provider; add the one that releases the roles claim if your provider needs it',
+  },
+  IDP_ROLES_CLAIM: {
+    schema: z.string().min(1).max(200),
+    default: 'roles',
+    why: "claim carrying the user's roles or groups (Entra ID: roles, Okta: groups, Keycloak: realm_access.roles — a dotted path reaches into an object)",
+  },
+  IDP_ADMIN_ROLE: {
+    schema: z.string().min(1).max(200).optional(),
+    default: undefined,
+    why: 'value of the roles claim that makes the user an administrator of this server; unset = nobody becomes one through the provider',
+  },
+  IDP_BUTTON_LABEL: {
+    schema: z.string().trim().min(1).max(80),
+    default: 'Sign in with your organization account',
+    why: 'text of the sign-in page\'s button for the identity provider (e.g. "Sign in with St. Mary\'s Hospital")',
+  },
+  LOCAL_PASSWORDS: {
+    schema: bool,
+    default: 'true',
+    why: 'whether users may also sign in with a password kept here; false = the identity provider only (needs IDP_ISSUER)',
+  },
   DEMO_DATA: {
     schema: bool,
     default: undefined,
@@ -248,7 +288,21 @@ export type Config = {
   rateLimits: { windowSeconds: number; login: number; token: number; introspection: number; admin: number };
   /** Cookies get the Secure flag when the public URL is https. */
   secureCookies: boolean;
+  /** Sign-in through the organization's OpenID Connect provider (src/sso/); undefined = not offered. */
+  identityProvider: IdentityProviderConfig | undefined;
+  /** Whether password sign-in (POST /login) is on. */
+  localPasswords: boolean;
 };
+
+export interface IdentityProviderConfig {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  scope: string;
+  rolesClaim: string;
+  adminRole: string | undefined;
+  buttonLabel: string;
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -317,6 +371,9 @@ export function loadConfig(env: Env = process.env): Config {
         'METRICS_TOKEN: required in production (openssl rand -hex 32), unless METRICS_INTERNAL_ONLY=true says /metrics is served only on an internal address',
       );
   }
+  const identityProvider = identityProviderConfig(values, isProduction, problems);
+  if (values.LOCAL_PASSWORDS === false && !identityProvider)
+    problems.push('LOCAL_PASSWORDS: false needs IDP_ISSUER, or nobody could sign in');
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -364,10 +421,52 @@ export function loadConfig(env: Env = process.env): Config {
       admin: values.RATE_LIMIT_ADMIN as number,
     },
     secureCookies: url.protocol === 'https:',
+    identityProvider,
+    localPasswords: values.LOCAL_PASSWORDS as boolean,
   };
 }
 
-const secretSettings = new Set<string>(['SECRETS_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'METRICS_TOKEN']);
+/** The IDP_* settings as one value, or undefined when IDP_ISSUER is unset; problems noted. */
+function identityProviderConfig(
+  values: Partial<Record<Key, unknown>>,
+  isProduction: boolean,
+  problems: string[],
+): IdentityProviderConfig | undefined {
+  const issuer = values.IDP_ISSUER as string | undefined;
+  const clientId = values.IDP_CLIENT_ID as string | undefined;
+  const clientSecret = values.IDP_CLIENT_SECRET as string | undefined;
+  if (!issuer) {
+    if (clientId || clientSecret)
+      problems.push('IDP_ISSUER: required when IDP_CLIENT_ID or IDP_CLIENT_SECRET is set');
+    return undefined;
+  }
+  const url = new URL(issuer);
+  if (!['http:', 'https:'].includes(url.protocol) || url.search || url.hash)
+    problems.push('IDP_ISSUER: must be an http(s) URL without query or fragment');
+  // OIDC Discovery §4.3: the issuer is https; plain http is for a provider on this machine in tests.
+  if (isProduction && url.protocol !== 'https:') problems.push('IDP_ISSUER: must be https in production');
+  if (!clientId) problems.push('IDP_CLIENT_ID: required with IDP_ISSUER (from its registration there)');
+  if (!clientSecret)
+    problems.push('IDP_CLIENT_SECRET: required with IDP_ISSUER (from its registration there)');
+  if (!clientId || !clientSecret) return undefined;
+  return {
+    issuer,
+    clientId,
+    clientSecret,
+    scope: values.IDP_SCOPE as string,
+    rolesClaim: values.IDP_ROLES_CLAIM as string,
+    adminRole: values.IDP_ADMIN_ROLE as string | undefined,
+    buttonLabel: values.IDP_BUTTON_LABEL as string,
+  };
+}
+
+const secretSettings = new Set<string>([
+  'SECRETS_KEY',
+  'ADMIN_TOKEN',
+  'DATABASE_URL',
+  'METRICS_TOKEN',
+  'IDP_CLIENT_SECRET',
+]);
 
 /** Messages about bad values must not echo secrets (they end up in deployment logs). */
 function redact(name: string, raw: string | undefined): string {
@@ -392,5 +491,7 @@ export function describeConfig(config: Config, databaseKind: string): string[] {
     `FHIR base/iss ${config.fhirBaseUrl}`,
     `discovery     ${config.fhirBaseUrl}/.well-known/smart-configuration`,
     `database      ${databaseKind}`,
+    ...(config.identityProvider ? [`sign-in via    ${config.identityProvider.issuer}`] : []),
+    ...(config.localPasswords ? [] : ['passwords     off (identity provider only)']),
   ];
 }

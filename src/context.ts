@@ -43,6 +43,11 @@ export interface PathRule {
   errorFormat?: ErrorFormat;
   /** A body limit other than BODY_LIMIT (e.g. "50mb" for the import), checked from Content-Length. */
   bodyLimit?: string;
+  /**
+   * Bearer tokens and client authentication, not cookies: no web session is loaded (a route here
+   * that needs one, the authorization endpoint, applies ctx.sessions.middleware itself).
+   */
+  sessionless?: boolean;
 }
 
 /** One capability: its routes, the rules of its paths, and background work started and stopped with the server. */

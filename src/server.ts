@@ -26,6 +26,7 @@ import { resolveAdminToken, resolveSecretsKey } from './keys/secrets-key.ts';
 import { SigningKeys } from './keys/signing-keys.ts';
 import { createLaunch } from './launch/index.ts';
 import { createOidc } from './oidc/index.ts';
+import { createSso } from './sso/index.ts';
 import { DatabaseSessionStore, sessionMiddleware } from './web/session.ts';
 
 export interface BuiltServer {
@@ -75,10 +76,12 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
     ctx.sessions.middleware = sessionMiddleware(ctx, sessionStore);
 
     const oidc = await createOidc(ctx);
+    const sso = createSso(ctx);
     const capabilities: Capability[] = [
       oidc,
       await createFhir(ctx),
-      await createEhr(ctx),
+      await createEhr(ctx, { signInChoices: sso.choices }),
+      sso,
       await createLaunch(ctx),
       createDemo(ctx),
       await createAdmin(ctx, { provider: oidc.provider }),

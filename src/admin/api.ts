@@ -7,7 +7,8 @@
 import type { Request, RequestHandler } from 'express';
 import { parseAuditFilter } from '../audit/audit-query.ts';
 import { HttpError } from '../http/errors.ts';
-import { type Actor, type AdminOperations, keyJson, siteJson, userJson } from './operations.ts';
+import type { Actor, AdminOperations } from './operations.ts';
+import { keyJson, siteJson, userJson } from './shapes.ts';
 
 const actorOf = (req: Request): Actor => ({
   via: 'api',

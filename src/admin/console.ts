@@ -18,7 +18,8 @@ import { clientScreens } from './console-clients.ts';
 import { fieldErrors } from './console-forms.ts';
 import { actorOf, redirectWith, render } from './console-render.ts';
 import { userScreens } from './console-users.ts';
-import { type AdminOperations, keyJson } from './operations.ts';
+import type { AdminOperations } from './operations.ts';
+import { keyJson } from './shapes.ts';
 
 /** Admins only: a signed-in user without the role gets a 403 page. */
 const requireAdminRole: RequestHandler = (_req, res, next) => {

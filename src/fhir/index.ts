@@ -12,6 +12,8 @@ export async function createFhir(ctx: AppContext): Promise<Capability> {
   return {
     name: 'fhir',
     api: fhirRoutes(ctx),
+    // The FHIR base (the API and the authorization server's endpoints under it) is for machines.
+    paths: [{ path: /^\/fhir(\/|$)/, sessionless: true }],
     async start() {
       const removed = await sweepImportSpools();
       if (removed > 0) ctx.logger.warn({ removed }, 'removed import spools left by a process that died');

@@ -18,8 +18,6 @@ import { requestContext } from './request-context.ts';
 
 const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url));
 const PUBLIC_DIR = fileURLToPath(new URL('../../public/', import.meta.url));
-/** The web session is for people-facing routes; the FHIR base serves bearer tokens and client auth. */
-const FHIR_BASE = '/fhir';
 
 export function createApp(ctx: AppContext, capabilities: Capability[]): Express {
   const app = express();
@@ -83,11 +81,11 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
     ),
   );
 
-  // Web sessions for people-facing routes. The FHIR API and the provider's endpoints under /fhir
-  // use bearer tokens and client auth, not cookies; a route there that needs the web session
-  // applies ctx.sessions.middleware itself (express-session skips a request that already has one).
+  // Web sessions for people-facing routes, not for the paths a capability declares sessionless
+  // (express-session skips a request that already has one, if such a route applies it itself).
+  const sessionless = rules.filter((r) => r.sessionless);
   app.use((req, res, next) =>
-    req.path.startsWith(FHIR_BASE) ? next() : ctx.sessions.middleware(req, res, next),
+    sessionless.some((r) => r.path.test(req.path)) ? next() : ctx.sessions.middleware(req, res, next),
   );
 
   for (const capability of capabilities) {

@@ -11,6 +11,8 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { type IdentityProvider, startIdentityProvider } from '../helpers/identity-provider.ts';
+import { CookieJar } from '../helpers/oidc.ts';
 import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../helpers/server.ts';
 import { DEMO_CLINICIANS, DEMO_SITE, type DeploymentSetup, prepareDeployment } from './cluster.ts';
 import { Clinician, discover, redeemCode } from './flow.ts';
@@ -110,6 +112,7 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
   let adminCookie: string;
   let csrf: string;
   let adminCsrf: string;
+  let idp: IdentityProvider;
 
   async function digest(): Promise<Record<string, string>> {
     const { rows } = await t.db.query<{ table_name: string }>(
@@ -139,7 +142,11 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
 
   beforeAll(async () => {
     t = await createTestDatabase();
+    idp = await startIdentityProvider();
     s = await startTestServer(t.db, {
+      IDP_ISSUER: idp.issuer,
+      IDP_CLIENT_ID: 'ehr-bad-input',
+      IDP_CLIENT_SECRET: 'ehr-bad-input-secret',
       DEMO_DATA: 'true',
       BODY_LIMIT: '100kb',
       IMPORT_BODY_LIMIT: '1mb',
@@ -150,6 +157,11 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       LOGIN_FAILURES_BEFORE_DELAY: '999',
       LOGIN_MAX_FAILURES_PER_ACCOUNT: '1000',
       LOGIN_MAX_FAILURES_PER_ADDRESS: '100000',
+    });
+    await idp.addClient({
+      client_id: 'ehr-bad-input',
+      client_secret: 'ehr-bad-input-secret',
+      redirect_uris: [`${s.url}/login/sso/callback`],
     });
     setup = await prepareDeployment(s.url, TEST_ADMIN_TOKEN, 2);
     const discovery = await discover(`${s.url}/fhir`);
@@ -178,6 +190,7 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
   });
   afterAll(async () => {
     await s?.stop();
+    await idp?.stop();
     await t?.drop();
   });
 
@@ -870,5 +883,75 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
     expect(await digest()).toEqual(before);
     // And the server still works.
     expect((await raw(s.url, 'GET', `/fhir/Patient/${P}`, bearer)).status).toBe(200);
+  });
+  it('refuses forged, incomplete and refused answers at the identity provider’s callback, changing nothing', async () => {
+    const before = await digest();
+    /** A browser that pressed the provider's button: its session row holds state, nonce and PKCE verifier. */
+    const pending = async () => {
+      const jar = new CookieJar();
+      const res = await fetch(`${s.url}/login/sso`, { redirect: 'manual' });
+      expect(res.status).toBe(302);
+      jar.store(res.headers.getSetCookie(), '/login/sso');
+      const state = new URL(res.headers.get('location')!).searchParams.get('state')!;
+      return { cookie: jar.header('/login/sso/callback'), state };
+    };
+    const iss = `iss=${encodeURIComponent(idp.issuer)}`;
+    const SQL = encodeURIComponent("'; DROP TABLE users; --");
+    const CONTROL = encodeURIComponent('\u0000\u202e<script>alert(1)</script>\r\nSet-Cookie: x=1');
+    type Case = [label: string, query: (state: string) => string, withPending: boolean, status: number];
+    const cases: Case[] = [
+      ['no parameters', () => '', true, 400],
+      ['state but no code', (st) => `state=${st}&${iss}`, true, 400],
+      ['a code with no sign-in pending in this browser', () => `code=abc&state=abc&${iss}`, false, 400],
+      ['forged state', () => `code=abc&state=forged-state-value&${iss}`, true, 401],
+      ['no state', () => `code=abc&${iss}`, true, 401],
+      ['no iss from a provider that sends it (RFC 9207)', (st) => `code=abc&state=${st}`, true, 401],
+      ['duplicated code', (st) => `code=a&code=b&state=${st}&${iss}`, true, 401],
+      ['a code the provider never issued', (st) => `code=not-a-real-code&state=${st}&${iss}`, true, 401],
+      ['SQL in the code', (st) => `code=${SQL}&state=${st}&${iss}`, true, 401],
+      ['huge code', (st) => `code=${'x'.repeat(6000)}&state=${st}&${iss}`, true, 401],
+      [
+        'provider error access_denied',
+        (st) => `error=access_denied&error_description=no&state=${st}&${iss}`,
+        true,
+        401,
+      ],
+      ['provider error server_error', (st) => `error=server_error&state=${st}&${iss}`, true, 401],
+      [
+        'provider error with SQL and markup',
+        (st) => `error=${SQL}&error_description=${CONTROL}&state=${st}&${iss}`,
+        true,
+        401,
+      ],
+      ['provider error without state', () => `error=access_denied&${iss}`, true, 401],
+    ];
+    const failures: string[] = [];
+    for (const [label, query, withPending, status] of cases) {
+      const p = withPending ? await pending() : { cookie: '', state: '' };
+      const answer = await raw(
+        s.url,
+        'GET',
+        `/login/sso/callback?${query(p.state)}`,
+        p.cookie ? { cookie: p.cookie } : {},
+      );
+      if (answer.status !== status) failures.push(`${label} → ${answer.status} ${answer.body.slice(0, 160)}`);
+      if (!/text\/html/.test(answer.type)) failures.push(`${label} → not a page (${answer.type})`);
+      if (STACK.test(answer.body)) failures.push(`${label} → stack trace or path in body`);
+      if (/DROP TABLE|<script>/i.test(answer.body)) failures.push(`${label} → reflects the input`);
+      // The pending sign-in is spent by any answer: the same browser cannot try again with it.
+      if (withPending && query(p.state).includes('code=')) {
+        const again = await raw(s.url, 'GET', `/login/sso/callback?code=abc&state=${p.state}&${iss}`, {
+          cookie: p.cookie,
+        });
+        if (again.status !== 400) failures.push(`${label} → pending sign-in not spent (${again.status})`);
+      }
+    }
+    expect(failures).toEqual([]);
+    // Nothing but bookkeeping moved (sessions of the pending sign-ins, audit rows).
+    expect(await digest()).toEqual(before);
+    const refusals = await t.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit_events WHERE action = 'ehr.signin' AND outcome = 'failure' AND detail->>'method' = 'identity_provider'`,
+    );
+    expect(refusals.rows[0]!.n).toBeGreaterThanOrEqual(cases.length);
   });
 });
