@@ -179,6 +179,7 @@ describe('configuration', () => {
           PUBLIC_URL: 'https://ehr.example.org',
           SECRETS_KEY: KEY,
           ADMIN_TOKEN: TOKEN,
+          METRICS_TOKEN: TOKEN,
         }),
       ).toEqual([expect.stringMatching(/^IDP_ISSUER: must be https in production/)]);
     });
