@@ -125,7 +125,7 @@ async function product() {
 async function floor(ctx: import('../src/context.ts').AppContext): Promise<string> {
   const { AccessTokenVerifier } = await import('../src/fhir/access-token.ts');
   const { canSee } = await import('../src/fhir/access.ts');
-  const { readRawAsUser } = await import('../src/fhir/repository.ts');
+  const { readRawAsUser } = await import('../src/fhir/reads.ts');
   const verifier = new AccessTokenVerifier(ctx);
   const server = createServer(async (req, res) => {
     try {

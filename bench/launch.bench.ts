@@ -9,20 +9,20 @@
  * - load generator: this process, N concurrent browsers with keep-alive, beside the servers
  * Reports launches/s, p50/p99 of a whole launch and of the token request alone, and ratios.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createLocalJWKSet, type JWK, jwtVerify } from 'jose';
 import pg from 'pg';
+import { cpuSeconds, freePort, startChild, stopChild } from './processes.ts';
 import type { BenchArgs } from './run.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const _ROOT = fileURLToPath(new URL('..', import.meta.url));
 const REDIRECT_URI = 'https://ocean.bench.invalid/cb';
 const CONCURRENCY = Number(process.env.LAUNCH_BENCH_CONCURRENCY ?? 24);
+const PROFILE = process.env.LAUNCH_BENCH_PROFILE;
 
 // ---------------------------------------------------------------------------------------------
 // Child role: the bare oidc-provider baseline (started by the parent with LAUNCH_BENCH_ROLE=bare).
@@ -215,73 +215,11 @@ async function drive(flow: Flow, jars: Jar[], seconds: number): Promise<Measured
   };
 }
 
-/** CPU seconds (user + system) a process has used so far (Linux /proc; 100 ticks a second). */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
-
 const pct = (xs: number[], p: number) => {
   if (xs.length === 0) return Number.NaN;
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
-
-// ---------------------------------------------------------------------------------------------
-// Processes
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-function startChild(args: string[], env: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
-  const profile = process.env.LAUNCH_BENCH_PROFILE
-    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.LAUNCH_BENCH_PROFILE}`]
-    : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d) => {
-    stderr += String(d);
-  });
-  child.stdout?.resume();
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + 60_000;
-    const poll = async () => {
-      if (child.exitCode !== null) return reject(new Error(`server exited: ${stderr.slice(-500)}`));
-      try {
-        const r = await fetch(readyUrl);
-        if (r.status < 500) return resolve(child);
-      } catch {}
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        return reject(new Error('server did not start'));
-      }
-      setTimeout(poll, 200);
-    };
-    void poll();
-  });
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -316,7 +254,7 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
   };
   const children: ChildProcess[] = [];
   try {
-    const product = await startChild(['src/main.ts'], env, `${publicUrl}/readyz`);
+    const product = await startChild(['src/main.ts'], env, `${publicUrl}/readyz`, PROFILE);
     children.push(product);
 
     // Data, written with the product's own stores through a context of its config and keys.
@@ -379,6 +317,7 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
       ['bench/launch.bench.ts'],
       { LAUNCH_BENCH_ROLE: 'bare', PORT: String(barePort) },
       `http://127.0.0.1:${barePort}/fhir/.well-known/openid-configuration`,
+      PROFILE,
     );
     children.push(bare);
     const bareIssuer = `http://127.0.0.1:${barePort}/fhir`;

@@ -6,6 +6,9 @@
  *   /metrics open to anyone)
  */
 import { z } from 'zod';
+import { type IdentityProviderConfig, identityProviderConfig } from './sso/settings.ts';
+
+export type { IdentityProviderConfig };
 
 const seconds = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z
@@ -68,6 +71,16 @@ export const settings = {
       .optional(),
     default: undefined,
     why: 'AES-256-GCM key that encrypts SEKs and signing private keys at rest; required in production',
+  },
+  SECRETS_KEY_PREVIOUS: {
+    schema: z
+      .string()
+      .refine((v) => Buffer.from(v, 'base64').length === 32 && /^[A-Za-z0-9+/]+={0,2}$/.test(v), {
+        message: 'must be Base64 of exactly 32 bytes: the SECRETS_KEY being rotated out',
+      })
+      .optional(),
+    default: undefined,
+    why: 'during a rotation of SECRETS_KEY, the old key: what it sealed stays readable and is re-sealed under SECRETS_KEY in the background; drop it when the admin console says the rotation is done',
   },
   ADMIN_TOKEN: {
     schema: z
@@ -257,6 +270,8 @@ export type Config = {
   dataDir: string;
   keysDir: string;
   secretsKey: Buffer | undefined;
+  /** SECRETS_KEY_PREVIOUS: the key being rotated out (src/keys/secrets-rotation.ts). */
+  secretsKeyPrevious: Buffer | undefined;
   adminToken: string | undefined;
   logLevel: string;
   trustProxy: boolean | number | string;
@@ -294,16 +309,6 @@ export type Config = {
   localPasswords: boolean;
 };
 
-export interface IdentityProviderConfig {
-  issuer: string;
-  clientId: string;
-  clientSecret: string;
-  scope: string;
-  rolesClaim: string;
-  adminRole: string | undefined;
-  buttonLabel: string;
-}
-
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
@@ -312,7 +317,7 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
-type Key = keyof typeof settings;
+export type Key = keyof typeof settings;
 
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
@@ -374,6 +379,10 @@ export function loadConfig(env: Env = process.env): Config {
   const identityProvider = identityProviderConfig(values, isProduction, problems);
   if (values.LOCAL_PASSWORDS === false && !identityProvider)
     problems.push('LOCAL_PASSWORDS: false needs IDP_ISSUER, or nobody could sign in');
+  if (values.SECRETS_KEY_PREVIOUS && !values.SECRETS_KEY)
+    problems.push('SECRETS_KEY_PREVIOUS: only means something beside SECRETS_KEY (the new key)');
+  if (values.SECRETS_KEY_PREVIOUS && values.SECRETS_KEY_PREVIOUS === values.SECRETS_KEY)
+    problems.push('SECRETS_KEY_PREVIOUS: is the same key as SECRETS_KEY; give the old key, or unset it');
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -388,6 +397,9 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: values.DATA_DIR as string,
     keysDir: values.KEYS_DIR as string,
     secretsKey: values.SECRETS_KEY ? Buffer.from(values.SECRETS_KEY as string, 'base64') : undefined,
+    secretsKeyPrevious: values.SECRETS_KEY_PREVIOUS
+      ? Buffer.from(values.SECRETS_KEY_PREVIOUS as string, 'base64')
+      : undefined,
     adminToken: values.ADMIN_TOKEN as string | undefined,
     logLevel: values.LOG_LEVEL as string,
     trustProxy: parseTrustProxy(values.TRUST_PROXY as string),
@@ -426,42 +438,9 @@ export function loadConfig(env: Env = process.env): Config {
   };
 }
 
-/** The IDP_* settings as one value, or undefined when IDP_ISSUER is unset; problems noted. */
-function identityProviderConfig(
-  values: Partial<Record<Key, unknown>>,
-  isProduction: boolean,
-  problems: string[],
-): IdentityProviderConfig | undefined {
-  const issuer = values.IDP_ISSUER as string | undefined;
-  const clientId = values.IDP_CLIENT_ID as string | undefined;
-  const clientSecret = values.IDP_CLIENT_SECRET as string | undefined;
-  if (!issuer) {
-    if (clientId || clientSecret)
-      problems.push('IDP_ISSUER: required when IDP_CLIENT_ID or IDP_CLIENT_SECRET is set');
-    return undefined;
-  }
-  const url = new URL(issuer);
-  if (!['http:', 'https:'].includes(url.protocol) || url.search || url.hash)
-    problems.push('IDP_ISSUER: must be an http(s) URL without query or fragment');
-  // OIDC Discovery §4.3: the issuer is https; plain http is for a provider on this machine in tests.
-  if (isProduction && url.protocol !== 'https:') problems.push('IDP_ISSUER: must be https in production');
-  if (!clientId) problems.push('IDP_CLIENT_ID: required with IDP_ISSUER (from its registration there)');
-  if (!clientSecret)
-    problems.push('IDP_CLIENT_SECRET: required with IDP_ISSUER (from its registration there)');
-  if (!clientId || !clientSecret) return undefined;
-  return {
-    issuer,
-    clientId,
-    clientSecret,
-    scope: values.IDP_SCOPE as string,
-    rolesClaim: values.IDP_ROLES_CLAIM as string,
-    adminRole: values.IDP_ADMIN_ROLE as string | undefined,
-    buttonLabel: values.IDP_BUTTON_LABEL as string,
-  };
-}
-
 const secretSettings = new Set<string>([
   'SECRETS_KEY',
+  'SECRETS_KEY_PREVIOUS',
   'ADMIN_TOKEN',
   'DATABASE_URL',
   'METRICS_TOKEN',

@@ -158,7 +158,8 @@ export function apiHandlers(ops: AdminOperations) {
     },
 
     listKeys: async (_req, res) => {
-      res.json({ keys: (await ops.listKeys()).map(keyJson) });
+      // secretsKey: the SECRETS_KEY rotation's progress (src/keys/secrets-rotation.ts).
+      res.json({ keys: (await ops.listKeys()).map(keyJson), secretsKey: ops.secretsKeyStatus() });
     },
 
     rotateKeys: async (req, res) => {

@@ -94,7 +94,11 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
 
   // ---- keys
   router.get('/keys', async (req, res) => {
-    render(req, res, 'keys', { title: 'Signing keys', keys: (await ops.listKeys()).map(keyJson) });
+    render(req, res, 'keys', {
+      title: 'Signing keys',
+      keys: (await ops.listKeys()).map(keyJson),
+      secretsKey: ops.secretsKeyStatus(),
+    });
   });
   router.post('/keys/rotate', async (req, res) => {
     const keys = await ops.rotateKeys(actorOf(req, res));

@@ -306,6 +306,8 @@ export class AdminOperations {
 
   // ---- keys
 
+  /** Where a SECRETS_KEY rotation stands (keys/secrets-rotation.ts): key ids and counts, never keys. */
+  secretsKeyStatus = (): AppContext['box']['status'] => this.ctx.box.status;
   async listKeys(): Promise<SigningKeyInfo[]> {
     return this.ctx.keys.list();
   }

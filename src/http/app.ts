@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import type { AppContext, Capability, PathRule } from '../context.ts';
+import { rotationSummary } from '../keys/key-ring.ts';
 import { errorHandler, HttpError, notFoundHandler } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { requestLogger } from './logger.ts';
@@ -67,7 +68,7 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
   for (const capability of capabilities) {
     if (capability.api) app.use(capability.api);
   }
-  app.use(healthRoutes(ctx.db));
+  app.use(healthRoutes(ctx.db, () => ({ secretsKey: rotationSummary(ctx.box.status) })));
   app.use(
     ctx.metrics.routes({ token: ctx.config.metricsToken, internalOnly: ctx.config.metricsInternalOnly }),
   );

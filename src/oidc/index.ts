@@ -18,7 +18,7 @@ import { purgeLaunchContexts } from '../launch/launch-contexts.ts';
 import { smartConfiguration } from '../smart/configuration.ts';
 import { ROUTES } from '../smart/endpoints.ts';
 import { SMART_STYLE_PATH, smartStyleHandler } from '../smart/style.ts';
-import { grantLivesSql, purgeExpiredModels } from './adapter.ts';
+import { grantLivesSql, type MachineClients, purgeExpiredModels } from './adapter.ts';
 import { prepareAuthorizationRequest } from './authorize-request.ts';
 import { interactionRoutes } from './interactions.ts';
 import { buildProvider } from './provider.ts';
@@ -50,12 +50,15 @@ export interface OidcCapability extends Capability {
   provider(): Provider;
 }
 
-export async function createOidc(ctx: AppContext): Promise<OidcCapability> {
-  let provider = buildProvider(ctx);
+export async function createOidc(
+  ctx: AppContext,
+  deps: { machineClients?: MachineClients } = {},
+): Promise<OidcCapability> {
+  let provider = buildProvider(ctx, deps.machineClients);
   let callback = provider.callback();
   const onKeysChange = () => {
     try {
-      provider = buildProvider(ctx);
+      provider = buildProvider(ctx, deps.machineClients);
       callback = provider.callback();
       ctx.logger.info('signing keys changed: authorization server reloaded');
     } catch (err) {

@@ -6,7 +6,8 @@
  * Every answer must be a clear 4xx (exactly 413 for an oversized body, 431 for oversized
  * headers) in the endpoint's own vocabulary, never a 5xx or a stack trace, and the database
  * must be unchanged afterwards (a digest of every table, minus the bookkeeping that is supposed
- * to move: rate-limit counters, sign-in failure counts, the audit trail, session expiry).
+ * to move: rate-limit counters, sign-in failure counts, the audit trail, session expiry,
+ * the instances' key heartbeats).
  */
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -27,7 +28,14 @@ const BOOKKEEPING = new Set([
   'audit_events',
   'ehr_sessions',
   'schema_migrations',
+  'secrets_key_readers', // each instance's heartbeat (keys/secrets-rotation.ts)
+  // Refused Ocean messages are kept for the administrator by design (CONTRACT §3.7); the sweep
+  // checks that every row it adds there is `refused` and that nothing was filed.
+  'ocean_inbox',
 ]);
+
+/** An Observation filed under one patient, then refiled under the token's patient. */
+const REFILED = 'refiled-obs';
 
 type Vocabulary = 'fhir' | 'oauth' | 'json' | 'html' | 'any';
 
@@ -113,6 +121,7 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
   let csrf: string;
   let adminCsrf: string;
   let idp: IdentityProvider;
+  let oceanBasic: string;
 
   async function digest(): Promise<Record<string, string>> {
     const { rows } = await t.db.query<{ table_name: string }>(
@@ -187,6 +196,38 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       /name="_csrf" value="([^"]+)"/.exec(await (await admin.request('/admin/users')).text())?.[1] ?? '';
     expect(csrf).not.toBe('');
     expect(adminCsrf).not.toBe('');
+    // A result imported under the second patient, then refiled under the first (the token's):
+    // its first version must stay out of the token's reach (_history and vread).
+    for (const patient of [setup.patients[1]!, setup.patients[0]!]) {
+      const imported = await fetch(`${s.url}/admin/api/import`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, 'content-type': 'application/fhir+json' },
+        body: JSON.stringify({
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [
+            {
+              resource: {
+                resourceType: 'Observation',
+                id: REFILED,
+                status: 'final',
+                code: { text: 'Potassium' },
+                subject: { reference: `Patient/${patient}` },
+              },
+              request: { method: 'PUT', url: `Observation/${REFILED}` },
+            },
+          ],
+        }),
+      });
+      expect(imported.status).toBe(200);
+    }
+    const integration = await fetch(`${s.url}/admin/api/ocean-integrations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ site_num: 'sweep' }),
+    });
+    const c = (await integration.json()) as { username: string; password: string };
+    oceanBasic = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
   });
   afterAll(async () => {
     await s?.stop();
@@ -485,6 +526,10 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       `/fhir/Patient/${P}/$everything?_count=${enc(SQL[2]!)}`,
       `/fhir/Patient/${P}/$everything?_count=-1&_count=99999999999999999999`,
       `/fhir/Patient/${P}/$everything?_cursor=${enc(SQL[1]!)}`,
+      // a cursor of the grouped order that this server could not have issued (after > upTo)
+      `/fhir/Patient/${P}/$everything?_cursor=${Buffer.from('3.9.1').toString('base64url')}`,
+      `/fhir/Patient/${P}/_history?_cursor=${enc(SQL[1]!)}`,
+      `/fhir/Patient/${P}/_history?_count=${enc(SQL[2]!)}`,
       `/fhir/Patient/${P}/$nosuchop`,
       `/fhir/Condition?patient=${enc(SQL[0]!)}&patient=${P}`,
       `/fhir/Condition?patient=${P}&_count=abc`,
@@ -503,6 +548,16 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
         'fhir',
         p.includes('name=') || p.includes('patient=') ? 'not5xx' : undefined,
       );
+    // another chart's version of a resource now in the token's chart: exactly a 404
+    add(
+      'FHIR vread across charts',
+      'GET',
+      `/fhir/Observation/${REFILED}/_history/1`,
+      bearer,
+      undefined,
+      'fhir',
+      404,
+    );
     add(
       'FHIR write refused',
       'POST',
@@ -720,6 +775,214 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
     );
     add('console not admin', 'GET', '/admin/users', asClinician, undefined, 'html');
 
+    // — Ocean's $process-message (FHIR vocabulary; refused messages are kept, nothing filed) —
+    const PM = '/fhir/$process-message';
+    const ocean = { authorization: oceanBasic, 'content-type': 'application/fhir+json' };
+    const header = (extra: Record<string, unknown>) => ({
+      fullUrl: 'urn:uuid:1',
+      resource: {
+        resourceType: 'MessageHeader',
+        id: 'm1',
+        eventCoding: {
+          system: 'https://ehealthontario.ca/fhir/CodeSystem/message-event-code',
+          code: 'notify-add-service-request',
+        },
+        focus: [{ reference: 'urn:uuid:2' }],
+        ...extra,
+      },
+    });
+    add('message malformed JSON', 'POST', PM, ocean, '{"resourceType":"Bundle",', 'fhir', 400);
+    add('message JSON array', 'POST', PM, ocean, '[1,2]', 'fhir', 400);
+    add('message scalar', 'POST', PM, ocean, '"Bundle"', 'fhir', 400);
+    add('message empty', 'POST', PM, ocean, '', 'fhir', 400);
+    add('message form body', 'POST', PM, { ...ocean, ...formType }, 'a=b', 'fhir', 415);
+    add(
+      'message xml',
+      'POST',
+      PM,
+      { ...ocean, 'content-type': 'application/fhir+xml' },
+      '<Bundle/>',
+      'fhir',
+      415,
+    );
+    add('message oversized', 'POST', PM, ocean, big(200 * 1024), 'fhir', 413);
+    add('message no credentials', 'POST', PM, { 'content-type': 'application/fhir+json' }, '{}', 'fhir', 401);
+    add(
+      'message clinician token',
+      'POST',
+      PM,
+      { ...bearer, 'content-type': 'application/fhir+json' },
+      '{}',
+      'fhir',
+      403,
+    );
+    add(
+      'message admin token',
+      'POST',
+      PM,
+      { ...adminAuth, 'content-type': 'application/fhir+json' },
+      '{}',
+      'fhir',
+      401,
+    );
+    add(
+      'message bad Basic',
+      'POST',
+      PM,
+      { ...ocean, authorization: `Basic ${enc(SQL[1]!)}` },
+      '{}',
+      'fhir',
+      401,
+    );
+    add('message GET', 'GET', PM, ocean, undefined, 'fhir', 405);
+    add(
+      'message wrong types',
+      'POST',
+      PM,
+      ocean,
+      JSON.stringify({ resourceType: 'Bundle', type: 'message', entry: 'x' }),
+      'fhir',
+      400,
+    );
+    add(
+      'message entry nulls',
+      'POST',
+      PM,
+      ocean,
+      JSON.stringify({ resourceType: 'Bundle', type: 'message', entry: [null, 5] }),
+      'fhir',
+      400,
+    );
+    add(
+      'message proto pollution',
+      'POST',
+      PM,
+      ocean,
+      '{"resourceType":"Bundle","type":"message","entry":[{"__proto__":{"resource":1}}]}',
+      'fhir',
+      400,
+    );
+    add(
+      'message SQL ids',
+      'POST',
+      PM,
+      ocean,
+      JSON.stringify({ resourceType: 'Bundle', type: 'message', entry: [header({ id: SQL[1] })] }),
+      'fhir',
+      400,
+    );
+    add(
+      'message control chars',
+      'POST',
+      PM,
+      ocean,
+      JSON.stringify({ resourceType: 'Bundle', type: 'message', entry: [header({ id: WEIRD[0] })] }),
+      'fhir',
+      400,
+    );
+    add(
+      'message dangling focus',
+      'POST',
+      PM,
+      ocean,
+      JSON.stringify({ resourceType: 'Bundle', type: 'message', entry: [header({})] }),
+      'fhir',
+      400,
+    );
+    add(
+      'message huge event code',
+      'POST',
+      PM,
+      ocean,
+      JSON.stringify({
+        resourceType: 'Bundle',
+        type: 'message',
+        entry: [
+          header({
+            eventCoding: {
+              system: 'https://ehealthontario.ca/fhir/CodeSystem/message-event-code',
+              code: 'x'.repeat(5000),
+            },
+          }),
+        ],
+      }),
+      'fhir',
+      400,
+    );
+    add('message deep nesting', 'POST', PM, ocean, `${'['.repeat(5000)}${']'.repeat(5000)}`, 'fhir', 400);
+    add(
+      'message admin match SQL',
+      'POST',
+      `/admin/api/ocean-messages/${enc(SQL[1]!)}/match`,
+      { ...adminAuth, ...json },
+      '{"patient_id":"x"}',
+      'json',
+      404,
+    );
+    add(
+      'message admin match bad id',
+      'POST',
+      `/admin/api/ocean-messages/x/match`,
+      { ...adminAuth, ...json },
+      JSON.stringify({ patient_id: SQL[0] }),
+      'json',
+      400,
+    );
+    add(
+      'message admin list bad filter',
+      'GET',
+      `/admin/api/ocean-messages?outcome=${enc(SQL[0]!)}&limit=-1`,
+      adminAuth,
+      undefined,
+      'json',
+      400,
+    );
+    add(
+      'integration SQL site',
+      'POST',
+      '/admin/api/ocean-integrations',
+      { ...adminAuth, ...json },
+      JSON.stringify({ site_num: SQL[1] }),
+      'json',
+      400,
+    );
+    add(
+      'integration bad oauth',
+      'PUT',
+      `/admin/api/ocean-integrations/${enc(SQL[2]!)}/ocean-oauth`,
+      { ...adminAuth, ...json },
+      JSON.stringify({ token_url: 'javascript:alert(1)', client_id: 1 }),
+      'json',
+      400,
+    );
+    add(
+      'integration unknown',
+      'DELETE',
+      `/admin/api/ocean-integrations/${enc(SQL[0]!)}`,
+      adminAuth,
+      undefined,
+      'json',
+      404,
+    );
+    add(
+      'ocean console no CSRF',
+      'POST',
+      '/admin/ocean/integrations',
+      { ...asAdmin, ...formType },
+      'site_num=1',
+      'html',
+      403,
+    );
+    add(
+      'referral letter SQL',
+      'GET',
+      `/patients/${P}/referrals/${enc(SQL[1]!)}/letter`,
+      asClinician,
+      undefined,
+      'html',
+      404,
+    );
+
     // — issue 16: forced launches, sign-in unlock, advertised-but-missing endpoints —
     const launchForm = `patient=${P}&site=${DEMO_SITE}&action=viewMap`;
     // Another site's page (or an e-mailed link) gets a confirmation page: 200, and nothing written.
@@ -879,10 +1142,17 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
     expect(failures).toEqual([]);
     expect(probes.length).toBeGreaterThan(100);
 
-    // Nothing changed: same rows in every table.
+    // Nothing changed: same rows in every table; Ocean's inbox holds only the refused messages.
     expect(await digest()).toEqual(before);
+    const inbox = await t.db.query<{ outcome: string }>('SELECT DISTINCT outcome FROM ocean_inbox');
+    expect(inbox.rows.map((r) => r.outcome)).toEqual(['refused']);
     // And the server still works.
     expect((await raw(s.url, 'GET', `/fhir/Patient/${P}`, bearer)).status).toBe(200);
+    // The history of the refiled result lists the token's own version only.
+    const history = await raw(s.url, 'GET', `/fhir/Observation/${REFILED}/_history`, bearer);
+    expect(history.status).toBe(200);
+    expect(JSON.parse(history.body)).toMatchObject({ total: 1, entry: [{ response: { etag: 'W/"2"' } }] });
+    expect(history.body).not.toContain(setup.patients[1]!);
   });
   it('refuses forged, incomplete and refused answers at the identity provider’s callback, changing nothing', async () => {
     const before = await digest();
