@@ -290,7 +290,7 @@ export type Config = {
   metricsToken: string | undefined;
   /** /metrics answers only loopback and private client addresses (src/http/metrics.ts). */
   metricsInternalOnly: boolean;
-  /** Failed-sign-in throttling of the EHR login form (src/ehr/throttle.ts). */
+  /** Failed-sign-in throttling of the EHR login form (src/web/login-throttle.ts). */
   loginThrottle: {
     failuresBeforeDelay: number;
     delaySeconds: number;
@@ -349,7 +349,7 @@ export function loadConfig(env: Env = process.env): Config {
     );
   if (!['http:', 'https:'].includes(url.protocol)) problems.push('PUBLIC_URL: must be http or https');
 
-  // Throttling must not become a way to lock clinicians out (src/ehr/throttle.ts): the lock of a
+  // Throttling must not become a way to lock clinicians out (src/web/login-throttle.ts): the lock of a
   // whole account needs more failures than one address may make before waiting, and ends sooner
   // than the longest wait of one address.
   if ((values.LOGIN_MAX_FAILURES_PER_ACCOUNT as number) <= (values.LOGIN_FAILURES_BEFORE_DELAY as number))

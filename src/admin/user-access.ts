@@ -3,15 +3,15 @@
  * must take away besides the users row's own change.
  * - the user's sign-in sessions end (src/web/session.ts), and with them the online_access grants
  *   that ride on a session
- * - a password reset also lifts the user's sign-in waits and locks (src/ehr/throttle.ts): the
+ * - a password reset also lifts the user's sign-in waits and locks (src/web/login-throttle.ts): the
  *   lock-out page sends people to their administrator, and whoever was guessing the old password
  *   has nothing left to guess; an administrator can lift them alone too ("unlock")
  */
 import type { Queryable } from '../db/database.ts';
-import { unlockAccount } from '../ehr/throttle.ts';
 import { NotFoundError } from '../http/errors.ts';
 import type { SecretBox } from '../keys/secret-box.ts';
 import { getUser, type User } from '../users/users.ts';
+import { unlockAccount } from '../web/login-throttle.ts';
 import { endSessionsOf } from '../web/session.ts';
 
 export async function endUserAccess(tx: Queryable, userId: string): Promise<void> {

@@ -2,7 +2,7 @@
  * Clinician sign-in and sign-out (passport, local strategy).
  * - GET /login: the form, with the session's CSRF token in a hidden `_csrf` input
  * - POST /login: CSRF checked → throttle checked (per account and address, per account, per
- *   address: ./throttle.ts; a refusal is a 429 with Retry-After and when to try again) → credentials
+ *   address: ../web/login-throttle.ts; a refusal is a 429 with Retry-After and when to try again) → credentials
  *   verified → session id regenerated (no fixation) → userId + authTime set → back to returnTo
  * - an unknown user, a wrong password and an inactive user get the same answer after the same work
  * - POST /logout destroys the session row (online_access refresh tokens check it, so they end too);
@@ -18,6 +18,7 @@ import type { AppContext } from '../context.ts';
 import { loggableError, sendError, toHttpError } from '../http/errors.ts';
 import { type User, verifyPassword } from '../users/users.ts';
 import { safeReturnTo } from '../web/current-user.ts';
+import { LoginThrottle, type ThrottleScope } from '../web/login-throttle.ts';
 import {
   beginSignedInSession,
   csrfProtection,
@@ -25,7 +26,6 @@ import {
   isCsrfError,
   SESSION_COOKIE,
 } from '../web/session.ts';
-import { LoginThrottle, type ThrottleScope } from './throttle.ts';
 
 const INCORRECT = 'The username or password is incorrect.';
 /**
@@ -88,7 +88,7 @@ function duration(seconds: number): string {
   return m === 1 ? '1 minute' : `${m} minutes`;
 }
 
-/** When to try again, and what else helps, for each kind of refusal (src/ehr/throttle.ts). */
+/** When to try again, and what else helps, for each kind of refusal (src/web/login-throttle.ts). */
 function throttledMessage(scope: ThrottleScope | undefined, retryAfterSeconds: number): string {
   const when = `try again in ${duration(retryAfterSeconds)}`;
   switch (scope) {
