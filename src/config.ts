@@ -2,10 +2,12 @@
  * Every setting of the server, in one typed object.
  * - each setting names its environment variable, its default and why it exists
  * - values are validated once, at start; every bad value gets its own message a person can act on
- * - production refuses insecure settings (no SECRETS_KEY, no ADMIN_TOKEN, PUBLIC_URL not https)
+ * - production refuses insecure settings (no SECRETS_KEY, no ADMIN_TOKEN, PUBLIC_URL not https,
+ *   /metrics open to anyone)
  */
 import { z } from 'zod';
-import { type IdentityProviderConfig, identityProviderConfig } from './sso/settings.ts';
+import { checkCombinations } from './config-rules.ts';
+import type { IdentityProviderConfig } from './sso/settings.ts';
 
 export type { IdentityProviderConfig };
 
@@ -144,10 +146,25 @@ export const settings = {
     default: '200mb',
     why: 'largest FHIR Bundle accepted by the admin import endpoint',
   },
-  LOGIN_MAX_FAILURES_PER_ACCOUNT: {
+  LOGIN_FAILURES_BEFORE_DELAY: {
     schema: z.coerce.number().int().min(1).max(1000),
     default: '5',
-    why: 'failed EHR sign-ins for one username within LOGIN_THROTTLE_WINDOW before that username is refused (password guessing)',
+    why: 'failed EHR sign-ins for one username from one client address before that pair must wait (password guessing)',
+  },
+  LOGIN_DELAY: {
+    schema: seconds(1, 3600),
+    default: '30',
+    why: 'seconds of the first wait; each further failure of the pair doubles it, up to LOGIN_THROTTLE_WINDOW',
+  },
+  LOGIN_MAX_FAILURES_PER_ACCOUNT: {
+    schema: z.coerce.number().int().min(1).max(100000),
+    default: '50',
+    why: 'failed EHR sign-ins for one username from all addresses within LOGIN_THROTTLE_WINDOW before the whole account is locked (guessing spread over many addresses)',
+  },
+  LOGIN_ACCOUNT_LOCK: {
+    schema: seconds(10, 86400),
+    default: '300',
+    why: 'how long that whole-account lock lasts: short, since anyone can cause it; an administrator can lift it at once',
   },
   LOGIN_MAX_FAILURES_PER_ADDRESS: {
     schema: z.coerce.number().int().min(1).max(100000),
@@ -157,7 +174,7 @@ export const settings = {
   LOGIN_THROTTLE_WINDOW: {
     schema: seconds(10, 86400),
     default: '900',
-    why: 'seconds over which failed sign-ins are counted; a throttled account or address may try again when it ends',
+    why: 'seconds over which failed sign-ins are counted (a quiet window forgives them), and the longest wait of one username at one address',
   },
   RATE_LIMIT_WINDOW: {
     schema: seconds(1, 3600),
@@ -187,7 +204,12 @@ export const settings = {
   METRICS_TOKEN: {
     schema: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
     default: undefined,
-    why: 'when set, GET /metrics needs Authorization: Bearer METRICS_TOKEN (metrics never carry PHI either way)',
+    why: 'when set, GET /metrics needs Authorization: Bearer METRICS_TOKEN (metrics never carry PHI either way); production needs it or METRICS_INTERNAL_ONLY',
+  },
+  METRICS_INTERNAL_ONLY: {
+    schema: bool,
+    default: 'false',
+    why: 'true: /metrics answers only clients on loopback or private addresses (the balancer must not route it); what lets production serve it without METRICS_TOKEN',
   },
   IDP_ISSUER: {
     schema: z.url({ message: "must be the identity provider's issuer URL" }).optional(),
@@ -267,8 +289,17 @@ export type Config = {
   importBodyLimit: string;
   demoData: boolean;
   metricsToken: string | undefined;
-  /** Failed-sign-in throttling of the EHR login form (src/ehr/throttle.ts). */
-  loginThrottle: { maxFailuresPerAccount: number; maxFailuresPerAddress: number; windowSeconds: number };
+  /** /metrics answers only loopback and private client addresses (src/http/metrics.ts). */
+  metricsInternalOnly: boolean;
+  /** Failed-sign-in throttling of the EHR login form (src/web/login-throttle.ts). */
+  loginThrottle: {
+    failuresBeforeDelay: number;
+    delaySeconds: number;
+    maxFailuresPerAccount: number;
+    accountLockSeconds: number;
+    maxFailuresPerAddress: number;
+    windowSeconds: number;
+  };
   /** Requests per client address per window, counted in the database (src/http/rate-limit.ts); 0 = off. */
   rateLimits: { windowSeconds: number; login: number; token: number; introspection: number; admin: number };
   /** Cookies get the Secure flag when the public URL is https. */
@@ -309,34 +340,8 @@ export function loadConfig(env: Env = process.env): Config {
   const port = values.PORT as number;
   const publicUrl = String(values.PUBLIC_URL ?? `http://localhost:${port}`).replace(/\/+$/, '');
   const url = new URL(publicUrl);
-  if (url.search || url.hash) problems.push('PUBLIC_URL: must not carry a query or fragment');
-  // oidc-provider builds its endpoint URLs from the request's origin and mount point, so a proxy
-  // that strips a path prefix would make discovery name endpoints without it while the issuer
-  // keeps it — a mismatch strict relying parties (Ocean) refuse. Serve the server at a host's root.
-  if (url.pathname !== '/' && url.pathname !== '')
-    problems.push(
-      'PUBLIC_URL: must be an origin without a path (https://ehr.example.org); give the server its own host name',
-    );
-  if (!['http:', 'https:'].includes(url.protocol)) problems.push('PUBLIC_URL: must be http or https');
-
   const isProduction = nodeEnv === 'production';
-  if (isProduction) {
-    if (!values.SECRETS_KEY)
-      problems.push(
-        'SECRETS_KEY: required in production (openssl rand -base64 32), or secrets are unreadable',
-      );
-    if (!values.ADMIN_TOKEN) problems.push('ADMIN_TOKEN: required in production (openssl rand -hex 32)');
-    if (url.protocol !== 'https:')
-      problems.push('PUBLIC_URL: must be https in production (OAuth tokens and PHI travel over it)');
-    if (values.DEMO_DATA === true) problems.push('DEMO_DATA: demo data is never loaded in production');
-  }
-  const identityProvider = identityProviderConfig(values, isProduction, problems);
-  if (values.LOCAL_PASSWORDS === false && !identityProvider)
-    problems.push('LOCAL_PASSWORDS: false needs IDP_ISSUER, or nobody could sign in');
-  if (values.SECRETS_KEY_PREVIOUS && !values.SECRETS_KEY)
-    problems.push('SECRETS_KEY_PREVIOUS: only means something beside SECRETS_KEY (the new key)');
-  if (values.SECRETS_KEY_PREVIOUS && values.SECRETS_KEY_PREVIOUS === values.SECRETS_KEY)
-    problems.push('SECRETS_KEY_PREVIOUS: is the same key as SECRETS_KEY; give the old key, or unset it');
+  const identityProvider = checkCombinations(values, url, isProduction, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -370,8 +375,12 @@ export function loadConfig(env: Env = process.env): Config {
     importBodyLimit: values.IMPORT_BODY_LIMIT as string,
     demoData: (values.DEMO_DATA as boolean | undefined) ?? !isProduction,
     metricsToken: values.METRICS_TOKEN as string | undefined,
+    metricsInternalOnly: values.METRICS_INTERNAL_ONLY as boolean,
     loginThrottle: {
+      failuresBeforeDelay: values.LOGIN_FAILURES_BEFORE_DELAY as number,
+      delaySeconds: values.LOGIN_DELAY as number,
       maxFailuresPerAccount: values.LOGIN_MAX_FAILURES_PER_ACCOUNT as number,
+      accountLockSeconds: values.LOGIN_ACCOUNT_LOCK as number,
       maxFailuresPerAddress: values.LOGIN_MAX_FAILURES_PER_ADDRESS as number,
       windowSeconds: values.LOGIN_THROTTLE_WINDOW as number,
     },

@@ -80,9 +80,29 @@ describe('configuration', () => {
         PUBLIC_URL: 'https://e.example',
         SECRETS_KEY: KEY,
         ADMIN_TOKEN: TOKEN,
+        METRICS_TOKEN: TOKEN,
         DEMO_DATA: 'true',
       }),
     ).toEqual([expect.stringMatching(/^DEMO_DATA/)]);
+  });
+
+  it('refuses /metrics open to anyone in production: METRICS_TOKEN, or METRICS_INTERNAL_ONLY said explicitly', () => {
+    const base = {
+      NODE_ENV: 'production',
+      PUBLIC_URL: 'https://e.example',
+      SECRETS_KEY: KEY,
+      ADMIN_TOKEN: TOKEN,
+    };
+    expect(problems(base)).toEqual([expect.stringMatching(/^METRICS_TOKEN: required in production/)]);
+    expect(problems({ ...base, METRICS_INTERNAL_ONLY: 'false' })).toHaveLength(1);
+    expect(problems({ ...base, METRICS_TOKEN: TOKEN })).toEqual([]);
+    expect(problems({ ...base, METRICS_INTERNAL_ONLY: 'true' })).toEqual([]);
+    expect(loadConfig({ ...base, METRICS_INTERNAL_ONLY: 'true' }).metricsInternalOnly).toBe(true);
+    // Outside production nothing is required: npm start serves /metrics to the developer.
+    expect(loadConfig({}).metricsInternalOnly).toBe(false);
+    expect(problems({ METRICS_INTERNAL_ONLY: 'perhaps' })).toEqual([
+      expect.stringMatching(/^METRICS_INTERNAL_ONLY/),
+    ]);
   });
 
   it('accepts a complete production configuration and never loads demo data there', () => {
@@ -91,6 +111,7 @@ describe('configuration', () => {
       PUBLIC_URL: 'https://ehr.example.org',
       SECRETS_KEY: KEY,
       ADMIN_TOKEN: TOKEN,
+      METRICS_TOKEN: TOKEN,
     });
     expect(c.isProduction).toBe(true);
     expect(c.demoData).toBe(false);
@@ -158,6 +179,7 @@ describe('configuration', () => {
           PUBLIC_URL: 'https://ehr.example.org',
           SECRETS_KEY: KEY,
           ADMIN_TOKEN: TOKEN,
+          METRICS_TOKEN: TOKEN,
         }),
       ).toEqual([expect.stringMatching(/^IDP_ISSUER: must be https in production/)]);
     });

@@ -148,6 +148,10 @@ export function apiHandlers(ops: AdminOperations) {
       res.json(userJson(await ops.updateUser(actorOf(req), param(req, 'userId'), { active: false })));
     },
 
+    unlockUser: async (req, res) => {
+      res.json(userJson(await ops.unlockUser(actorOf(req), param(req, 'userId'))));
+    },
+
     resetPassword: async (req, res) => {
       await ops.resetPassword(actorOf(req), param(req, 'userId'), req.body);
       res.status(204).end();

@@ -1,7 +1,7 @@
 /*
  * The admin console's user screens: create, reset a password, relink the Practitioner, roles,
- * deactivate, end a user's access (sessions and grants). An administrator cannot deactivate or
- * demote themself.
+ * deactivate, unlock sign-in, end a user's access (sessions and grants). An administrator cannot
+ * deactivate or demote themself.
  */
 import type { Request, Response, Router } from 'express';
 import { rolesFromForm, userInputFromForm } from './console-forms.ts';
@@ -79,6 +79,10 @@ export function userScreens(router: Router, ops: AdminOperations): void {
           `Password not changed: ${Object.values(errors).join(' ')}`,
         ),
     );
+  });
+  router.post('/users/:userId/unlock', async (req, res) => {
+    const user = await ops.unlockUser(actorOf(req, res), param(req, 'userId'));
+    await redirectWith(req, res, '/admin/users', `${user.username} may sign in again from anywhere.`);
   });
   router.post('/users/:userId/practitioner', async (req, res) => {
     const id = param(req, 'userId');

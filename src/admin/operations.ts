@@ -261,7 +261,7 @@ export class AdminOperations {
     );
   }
 
-  /** A new password ends the user's access: sessions (and what rides on them) end in the same transaction. */
+  /** A new password ends the user's access (sessions and what rides on them) and lifts sign-in locks, in one transaction. */
   async resetPassword(actor: Actor, id: string, input: unknown): Promise<void> {
     const { password } = parseInput(passwordSchema, input);
     await this.change(
@@ -270,6 +270,8 @@ export class AdminOperations {
       () => ({ action: 'admin.user.password_reset', entity: `user/${id}` }),
     );
   }
+
+  unlockUser = (actor: Actor, id: string): Promise<User> => this.change(actor, ...access.unlockChange(id));
 
   /** Roles, active state and Practitioner change together or not at all; deactivation ends the user's access. */
   async updateUser(actor: Actor, id: string, input: unknown): Promise<User> {

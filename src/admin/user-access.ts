@@ -9,15 +9,20 @@
  * - a client's new secret ends the client's grants (the old one may have leaked); a removed site
  *   ends the grants launched for it
  * - every grant ended leaves a `grant.revoked` audit row naming the reason and the request
+ * - a password reset also lifts the user's sign-in waits and locks (src/web/login-throttle.ts): the
+ *   lock-out page sends people to their administrator, and whoever was guessing the old password
+ *   has nothing left to guess; an administrator can lift them alone too ("unlock")
  */
 
 import { type ClientStore, resetClientSecret } from '../clients/clients.ts';
 import type { Queryable } from '../db/database.ts';
 import { NotFoundError } from '../http/errors.ts';
+import type { SecretBox } from '../keys/secret-box.ts';
 import { grantIdsOfSite } from '../launch/launch-contexts.ts';
 import { type Revocation, type RevocationReason, revokeGrants } from '../oidc/grant-revocation.ts';
 import { deleteSite, type SiteStore } from '../sites/sites.ts';
-import { lockUser, resetPassword } from '../users/users.ts';
+import { getUser, lockUser, resetPassword, type User } from '../users/users.ts';
+import { unlockAccount } from '../web/login-throttle.ts';
 import { endSessionsOf } from '../web/session.ts';
 
 export interface EndedAccess {
@@ -68,16 +73,32 @@ export async function endWhatTheChangeEnds(
     await revokeGrants(tx, { userId }, revocation(request, 'roles_changed'));
 }
 
-/** A new password ends the user's access (sessions and grants). */
+/** A new password ends the user's access (sessions and grants) and lifts their sign-in locks. */
 export async function newPasswordEndingAccess(
-  store: Parameters<typeof resetPassword>[0],
+  store: { db: Queryable; box: SecretBox },
   userId: string,
   password: string,
   request: Request,
 ): Promise<void> {
   await resetPassword(store, userId, password);
   await endUserAccess(store.db, userId, revocation(request, 'password_reset'));
+  await unlockSignIn(store, userId);
 }
+
+/** Deletes every sign-in wait and lock of the user (the throttle keys them by username). */
+export async function unlockSignIn(store: { db: Queryable; box: SecretBox }, userId: string): Promise<User> {
+  const user = await getUser(store, userId);
+  if (!user) throw new NotFoundError('no such user');
+  await unlockAccount(store.db, store.box, user.username);
+  return user;
+}
+
+/** AdminOperations.unlockUser (console and API "unlock"), as a change: the write and its audit event. */
+export const unlockChange = (userId: string) =>
+  [
+    (store: { db: Queryable; box: SecretBox }) => unlockSignIn(store, userId),
+    () => ({ action: 'admin.user.unlock', entity: `user/${userId}` }),
+  ] as const;
 
 /** A new secret (the old one may have leaked) ends what was obtained with the old one. */
 export async function newSecretEndingGrants(store: ClientStore, clientId: string, request: Request) {

@@ -1,7 +1,8 @@
 /*
  * Clinician sign-in and sign-out (passport, local strategy).
  * - GET /login: the form, with the session's CSRF token in a hidden `_csrf` input
- * - POST /login: CSRF checked → throttle checked (per account and per address) → credentials
+ * - POST /login: CSRF checked → throttle checked (per account and address, per account, per
+ *   address: ../web/login-throttle.ts; a refusal is a 429 with Retry-After and when to try again) → credentials
  *   verified → session id regenerated (no fixation) → userId + authTime set → back to returnTo
  * - an unknown user, a wrong password and an inactive user get the same answer after the same work
  * - POST /logout destroys the session row (online_access refresh tokens check it, so they end too);
@@ -18,6 +19,7 @@ import { loggableError, sendError, toHttpError } from '../http/errors.ts';
 import { revokeSessionGrants } from '../oidc/grant-revocation.ts';
 import { type User, verifyPassword } from '../users/users.ts';
 import { safeReturnTo } from '../web/current-user.ts';
+import { LoginThrottle, type ThrottleScope } from '../web/login-throttle.ts';
 import {
   beginSignedInSession,
   csrfProtection,
@@ -25,7 +27,6 @@ import {
   isCsrfError,
   SESSION_COOKIE,
 } from '../web/session.ts';
-import { LoginThrottle } from './throttle.ts';
 
 const INCORRECT = 'The username or password is incorrect.';
 /**
@@ -82,9 +83,23 @@ function renderForm(req: Request, res: Response, choices: SignInChoices, state: 
   });
 }
 
-function minutes(seconds: number): string {
-  const m = Math.max(1, Math.ceil(seconds / 60));
+function duration(seconds: number): string {
+  if (seconds < 60) return seconds === 1 ? '1 second' : `${seconds} seconds`;
+  const m = Math.ceil(seconds / 60);
   return m === 1 ? '1 minute' : `${m} minutes`;
+}
+
+/** When to try again, and what else helps, for each kind of refusal (src/web/login-throttle.ts). */
+function throttledMessage(scope: ThrottleScope | undefined, retryAfterSeconds: number): string {
+  const when = `try again in ${duration(retryAfterSeconds)}`;
+  switch (scope) {
+    case 'account':
+      return `Too many failed sign-in attempts for this username, from several places. For your security it is locked for a short while; ${when}, or ask your administrator to unlock it.`;
+    case 'address':
+      return `Too many failed sign-in attempts from this network address. Sign-in from here is paused; ${when}.`;
+    default:
+      return `Too many failed sign-in attempts for this username on this computer. Sign-in here is paused; ${when}, or ask your administrator to unlock it.`;
+  }
 }
 
 function promisify(fn: (cb: (err?: unknown) => void) => void): Promise<void> {
@@ -190,7 +205,7 @@ export function signInRoutes(ctx: AppContext, choices: SignInChoices) {
             status: 429,
             username,
             returnTo,
-            error: `Too many failed sign-in attempts. For your security, sign-in is paused; try again in ${minutes(verdict.retryAfterSeconds)}, or ask your administrator to reset your password.`,
+            error: throttledMessage(verdict.scope, verdict.retryAfterSeconds),
           });
           return;
         }
@@ -201,7 +216,7 @@ export function signInRoutes(ctx: AppContext, choices: SignInChoices) {
           renderForm(req, res, choices, { status: 401, username, returnTo, error: INCORRECT });
           return;
         }
-        await throttle.recordSuccess(username);
+        await throttle.recordSuccess(username, ip);
         await beginSignedInSession(req, user.id, 'password');
         await audit('success', null, user.id);
         req.log?.info({ userId: user.id }, 'EHR sign-in');

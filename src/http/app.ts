@@ -46,6 +46,9 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
       },
       // Discovery documents and FHIR are read cross-origin by browser apps.
       crossOriginResourcePolicy: { policy: 'cross-origin' },
+      // No URL of ours (chart paths name patients) ever goes to another site; our own pages and
+      // redirects do tell us where a navigation came from (src/launch/own-navigation.ts).
+      referrerPolicy: { policy: 'same-origin' },
       strictTransportSecurity: ctx.config.secureCookies,
     }),
   );
@@ -66,7 +69,9 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
     if (capability.api) app.use(capability.api);
   }
   app.use(healthRoutes(ctx.db, () => ({ secretsKey: rotationSummary(ctx.box.status) })));
-  app.use(ctx.metrics.routes(ctx.config.metricsToken));
+  app.use(
+    ctx.metrics.routes({ token: ctx.config.metricsToken, internalOnly: ctx.config.metricsInternalOnly }),
+  );
   app.use('/static', express.static(PUBLIC_DIR, { index: false, maxAge: '1h', fallthrough: true }));
 
   app.use(

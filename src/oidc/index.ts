@@ -30,13 +30,13 @@ const FHIR_MOUNT = '/fhir';
 const PURGE_INTERVAL_MS = 60_000;
 
 /** Paths below /fhir that belong to the provider (everything else falls through to the FHIR API). */
+const DISCOVERY_PATHS = ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server'];
 const PROVIDER_PATHS = new Set<string>([
   ROUTES.authorization,
   ROUTES.token,
   ROUTES.introspection,
   ROUTES.revocation,
-  '/.well-known/openid-configuration',
-  '/.well-known/oauth-authorization-server',
+  ...DISCOVERY_PATHS,
 ]);
 const RESUME_PATH = new RegExp(`^${ROUTES.authorization}/[\\w-]{1,64}$`);
 const SESSION_END_PATH = new RegExp(`^${ROUTES.end_session}(/|$)`);
@@ -127,6 +127,14 @@ export async function createOidc(
     },
     toProvider,
   );
+  // Discovery names only PUBLIC_URL endpoints whatever the request's Host (./public-origin.ts), so
+  // the document is the same for every requester and CORS is "*": a shared cache keyed on the URL
+  // alone cannot serve anyone a wrong copy. Had it depended on Host, the only safe answer would
+  // have been `Vary: Host, X-Forwarded-Host` or no-store.
+  fhir.get(DISCOVERY_PATHS, (_req, res, next) => {
+    res.set('Cache-Control', 'public, max-age=300');
+    next();
+  });
   fhir.use((req, res, next) => {
     if (PROVIDER_PATHS.has(req.path) || RESUME_PATH.test(req.path) || SESSION_END_PATH.test(req.path)) {
       toProvider(req, res, next);

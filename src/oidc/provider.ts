@@ -22,6 +22,7 @@ import { OIDC_SCOPES, splitScope } from '../smart/scopes.ts';
 import { CLAIMS_BY_SCOPE, loadAccount } from './accounts.ts';
 import { type MachineClients, postgresAdapter } from './adapter.ts';
 import { ssoGrant } from './launch-grant.ts';
+import { pinPublicOrigin } from './public-origin.ts';
 import { contextForGrant, installTokenHooks } from './token-hooks.ts';
 
 export const INTERACTION_PATH = '/interaction';
@@ -118,6 +119,11 @@ export function buildProvider(ctx: AppContext, machineClients?: MachineClients):
         enabled: true,
         allowedPolicy: async (_kctx, client, token) => token.clientId === client.clientId,
       },
+      // Off, so that discovery names only what answers here (on by default in oidc-provider 9):
+      // SMART App Launch 2.2 and Ocean use neither, our router does not serve /request, and the
+      // FHIR API checks bearer tokens only — a DPoP-bound token would not be held to its key there.
+      pushedAuthorizationRequests: { enabled: false },
+      dPoP: { enabled: false },
       resourceIndicators: {
         enabled: true,
         // SMART clients name the FHIR server with `aud`, not `resource`: the FHIR base is the only resource.
@@ -175,7 +181,9 @@ export function buildProvider(ctx: AppContext, machineClients?: MachineClients):
   };
 
   const provider = new Provider(fhirBase, configuration);
+  // Trusted proxies give the client address (ctx.ip); the origin is PUBLIC_URL's, whatever the headers say.
   provider.proxy = config.trustProxy !== false;
+  provider.use(pinPublicOrigin(config.publicUrl));
 
   // Client secrets are stored as keyed hashes (CONTRACT §3.3): the metadata's client_secret IS that
   // hash, so the presented secret is hashed the same way before the constant-time comparison.

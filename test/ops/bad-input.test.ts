@@ -43,6 +43,7 @@ interface Answer {
   status: number;
   type: string;
   body: string;
+  location?: string;
 }
 
 /** Raw HTTP: the path goes out byte for byte (fetch would normalise "..", "//" and %2e). */
@@ -74,6 +75,7 @@ function raw(
             status: res.statusCode ?? 0,
             type: String(res.headers['content-type'] ?? ''),
             body: Buffer.concat(chunks).toString('utf8'),
+            ...(res.headers.location ? { location: res.headers.location } : {}),
           }),
         );
       },
@@ -161,6 +163,7 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       RATE_LIMIT_TOKEN: '0',
       RATE_LIMIT_INTROSPECTION: '0',
       RATE_LIMIT_ADMIN: '0',
+      LOGIN_FAILURES_BEFORE_DELAY: '999',
       LOGIN_MAX_FAILURES_PER_ACCOUNT: '1000',
       LOGIN_MAX_FAILURES_PER_ADDRESS: '100000',
     });
@@ -980,6 +983,83 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       404,
     );
 
+    // — issue 16: forced launches, sign-in unlock, advertised-but-missing endpoints —
+    const launchForm = `patient=${P}&site=${DEMO_SITE}&action=viewMap`;
+    // Another site's page (or an e-mailed link) gets a confirmation page: 200, and nothing written.
+    for (const [label, h] of [
+      ['launch cross-site', { 'sec-fetch-site': 'cross-site' }],
+      ['launch same-site', { 'sec-fetch-site': 'same-site' }],
+      ['launch from an e-mail', { 'sec-fetch-site': 'none' }],
+      ['launch foreign Referer', { referer: 'https://evil.example/' }],
+      ['launch foreign Origin', { origin: 'https://evil.example' }],
+    ] as const)
+      add(label, 'GET', `/launch?${launchForm}`, { ...asClinician, ...h }, undefined, 'html', 200);
+    add(
+      'launch confirm no CSRF',
+      'POST',
+      '/launch',
+      { ...asClinician, ...formType },
+      launchForm,
+      'html',
+      403,
+    );
+    add(
+      'launch confirm forged CSRF',
+      'POST',
+      '/launch',
+      { ...asClinician, ...formType },
+      `${launchForm}&_csrf=forged`,
+      'html',
+      403,
+    );
+    add(
+      'launch confirm SQL patient',
+      'POST',
+      '/launch',
+      { ...asClinician, ...formType },
+      `patient=${enc(SQL[0]!)}&site=${DEMO_SITE}&action=viewMap&_csrf=${enc(csrf)}`,
+      'html',
+    );
+    add(
+      'launch confirm unknown site',
+      'POST',
+      '/launch',
+      { ...asClinician, ...formType },
+      `patient=${P}&site=${enc(SQL[1]!)}&action=viewMap&_csrf=${enc(csrf)}`,
+      'html',
+    );
+    add(
+      'unlock unknown user',
+      'POST',
+      '/admin/api/users/no-such-user/unlock',
+      adminAuth,
+      undefined,
+      'json',
+      404,
+    );
+    add(
+      'unlock SQL user',
+      'POST',
+      `/admin/api/users/${enc(SQL[0]!)}/unlock`,
+      adminAuth,
+      undefined,
+      'json',
+      404,
+    );
+    add('unlock no token', 'POST', '/admin/api/users/x/unlock', {}, undefined, 'json', 401);
+    add('unlock GET', 'GET', '/admin/api/users/x/unlock', adminAuth, undefined, 'json', 405);
+    add(
+      'unlock console no CSRF',
+      'POST',
+      '/admin/users/x/unlock',
+      { ...asAdmin, ...formType },
+      '',
+      'html',
+      403,
+    );
+    // Discovery advertised a pushed-authorization endpoint that was never served: no longer.
+    add('PAR endpoint', 'POST', '/fhir/request', formType, 'client_id=x', 'any', 404);
+
     const failures: string[] = [];
     for (const [label, method, path, headers, body, vocabulary, expected] of probes) {
       const what = `${label}: ${method} ${path.slice(0, 120)}`;
@@ -1025,6 +1105,39 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
     // A bad header value is still a clear 4xx.
     const badHost = await raw(s.url, 'GET', '/fhir/metadata', { host: "'; DROP TABLE users; --" });
     expect(badHost.status).toBeLessThan(500);
+
+    // Open redirects after sign-in (issue 16): every trick lands at home, never on another host.
+    for (const trick of [
+      '/.//evil.example',
+      '/..//evil.example',
+      '/%2e//evil.example',
+      '/a/..//evil.example/y?z=1',
+      '/\\evil.example',
+      '/%2f%2fevil.example',
+      '/%5cevil.example',
+      '/\t/evil.example',
+      'https:evil.example',
+      '//evil.example',
+    ]) {
+      const r = await raw(s.url, 'GET', `/login?returnTo=${encodeURIComponent(trick)}`, asClinician);
+      if (r.status !== 303 || r.location !== '/')
+        failures.push(`returnTo ${trick} → ${r.status} ${r.location}`);
+    }
+    // Discovery and every URL in it from PUBLIC_URL, whatever Host or X-Forwarded-Host says.
+    const forged: Record<string, string>[] = [
+      { host: 'evil.example' },
+      { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' },
+    ];
+    for (const h of forged) {
+      for (const path of [
+        '/fhir/.well-known/openid-configuration',
+        '/fhir/.well-known/smart-configuration',
+      ]) {
+        const r = await raw(s.url, 'GET', path, h);
+        if (r.status !== 200 || r.body.includes('evil.example'))
+          failures.push(`${path} with ${JSON.stringify(h)}`);
+      }
+    }
 
     expect(failures).toEqual([]);
     expect(probes.length).toBeGreaterThan(100);
