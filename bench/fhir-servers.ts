@@ -236,7 +236,8 @@ async function product() {
 async function floor(ctx: import('../src/context.ts').AppContext): Promise<string> {
   const { AccessTokenVerifier } = await import('../src/fhir/access-token.ts');
   const { canSee } = await import('../src/fhir/access.ts');
-  const { readRawAsUser } = await import('../src/fhir/repository.ts');
+  const { readRawAsUser } = await import('../src/fhir/reads.ts');
+  const { liveAccessToken } = await import('../src/oidc/grant-revocation.ts');
   const verifier = new AccessTokenVerifier(ctx);
   const server = createServer(async (req, res) => {
     try {
@@ -247,8 +248,8 @@ async function floor(ctx: import('../src/context.ts').AppContext): Promise<strin
       }
       const id = read[1]!;
       const p = await verifier.authenticate(req as never);
-      const { raw, userActive } = await readRawAsUser(ctx.db, 'Patient', id, p.userId);
-      if (!userActive || !raw || raw.deleted || !canSee(p, 'r', 'Patient', id, raw.compartment, () => ({}))) {
+      const { raw, live } = await readRawAsUser(ctx.db, 'Patient', id, p, liveAccessToken);
+      if (!live || !raw || raw.deleted || !canSee(p, 'r', 'Patient', id, raw.compartment, () => ({}))) {
         res.writeHead(404).end();
         return;
       }

@@ -17,18 +17,17 @@
  * Reports per scenario: launches/s, p50/p99, server CPU per launch (the Node process), PostgreSQL
  * CPU per launch (./pg-cpu.ts) and one clinician alone (concurrency 1), with ratios to bare.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { createLocalJWKSet, exportJWK, generateKeyPair, type JWK, jwtVerify } from 'jose';
 import pg from 'pg';
-import { cpuSeconds, type PgCpuMeter, pgCpuMeter } from './pg-cpu.ts';
+import { type PgCpuMeter, pgCpuMeter } from './pg-cpu.ts';
+import { cpuSeconds, freePort, startChild, stopChild } from './processes.ts';
 import type { BenchArgs } from './run.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const PROFILE = process.env.LAUNCH_BENCH_PROFILE;
 const REDIRECT_URI = 'https://ocean.bench.invalid/cb';
 const CONCURRENCY = Number(process.env.LAUNCH_BENCH_CONCURRENCY ?? 24);
 /** The issue's confidential scenario: 8 clinicians, each with their own EHR session. */
@@ -336,60 +335,6 @@ const pct = (xs: number[], p: number) => {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Processes
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-function startChild(args: string[], env: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
-  const profile = process.env.LAUNCH_BENCH_PROFILE
-    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.LAUNCH_BENCH_PROFILE}`]
-    : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d) => {
-    stderr += String(d);
-  });
-  child.stdout?.resume();
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + 60_000;
-    const poll = async () => {
-      if (child.exitCode !== null) return reject(new Error(`server exited: ${stderr.slice(-500)}`));
-      try {
-        const r = await fetch(readyUrl);
-        if (r.status < 500) return resolve(child);
-      } catch {}
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        return reject(new Error('server did not start'));
-      }
-      setTimeout(poll, 200);
-    };
-    void poll();
-  });
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-// ---------------------------------------------------------------------------------------------
-
-// ---------------------------------------------------------------------------------------------
 
 interface Side {
   flow: Flow;
@@ -503,13 +448,14 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
   const children: ChildProcess[] = [];
   let meter: PgCpuMeter | undefined;
   try {
-    const product = await startChild(['src/main.ts'], env, `${publicUrl}/readyz`);
+    const product = await startChild(['src/main.ts'], env, `${publicUrl}/readyz`, PROFILE);
     children.push(product);
     const barePort = await freePort();
     const bare = await startChild(
       ['bench/launch.bench.ts'],
       { LAUNCH_BENCH_ROLE: 'bare', PORT: String(barePort) },
       `http://127.0.0.1:${barePort}/fhir/.well-known/openid-configuration`,
+      PROFILE,
     );
     children.push(bare);
 

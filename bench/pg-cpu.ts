@@ -9,18 +9,8 @@
  *   zero and one that exits counts up to its last sample; shared processes (WAL writer,
  *   checkpointer, background writer) are not counted — the figure is a floor of PostgreSQL's cost
  */
-import { readFileSync } from 'node:fs';
 import pg from 'pg';
-
-/** CPU seconds (user + system) a process has used so far (Linux /proc; 100 ticks a second). */
-export function cpuSeconds(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
+import { cpuSeconds } from './processes.ts';
 
 export interface PgCpuMeter {
   /** Starts a phase; the returned function ends it and gives the backends' CPU seconds in it. */

@@ -2,9 +2,14 @@
  * Every setting of the server, in one typed object.
  * - each setting names its environment variable, its default and why it exists
  * - values are validated once, at start; every bad value gets its own message a person can act on
- * - production refuses insecure settings (no SECRETS_KEY, no ADMIN_TOKEN, PUBLIC_URL not https)
+ * - production refuses insecure settings (no SECRETS_KEY, no ADMIN_TOKEN, PUBLIC_URL not https,
+ *   /metrics open to anyone)
  */
 import { z } from 'zod';
+import { checkCombinations } from './config-rules.ts';
+import type { IdentityProviderConfig } from './sso/settings.ts';
+
+export type { IdentityProviderConfig };
 
 const seconds = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z
@@ -67,6 +72,16 @@ export const settings = {
       .optional(),
     default: undefined,
     why: 'AES-256-GCM key that encrypts SEKs and signing private keys at rest; required in production',
+  },
+  SECRETS_KEY_PREVIOUS: {
+    schema: z
+      .string()
+      .refine((v) => Buffer.from(v, 'base64').length === 32 && /^[A-Za-z0-9+/]+={0,2}$/.test(v), {
+        message: 'must be Base64 of exactly 32 bytes: the SECRETS_KEY being rotated out',
+      })
+      .optional(),
+    default: undefined,
+    why: 'during a rotation of SECRETS_KEY, the old key: what it sealed stays readable and is re-sealed under SECRETS_KEY in the background; drop it when the admin console says the rotation is done',
   },
   ADMIN_TOKEN: {
     schema: z
@@ -131,10 +146,25 @@ export const settings = {
     default: '200mb',
     why: 'largest FHIR Bundle accepted by the admin import endpoint',
   },
-  LOGIN_MAX_FAILURES_PER_ACCOUNT: {
+  LOGIN_FAILURES_BEFORE_DELAY: {
     schema: z.coerce.number().int().min(1).max(1000),
     default: '5',
-    why: 'failed EHR sign-ins for one username within LOGIN_THROTTLE_WINDOW before that username is refused (password guessing)',
+    why: 'failed EHR sign-ins for one username from one client address before that pair must wait (password guessing)',
+  },
+  LOGIN_DELAY: {
+    schema: seconds(1, 3600),
+    default: '30',
+    why: 'seconds of the first wait; each further failure of the pair doubles it, up to LOGIN_THROTTLE_WINDOW',
+  },
+  LOGIN_MAX_FAILURES_PER_ACCOUNT: {
+    schema: z.coerce.number().int().min(1).max(100000),
+    default: '50',
+    why: 'failed EHR sign-ins for one username from all addresses within LOGIN_THROTTLE_WINDOW before the whole account is locked (guessing spread over many addresses)',
+  },
+  LOGIN_ACCOUNT_LOCK: {
+    schema: seconds(10, 86400),
+    default: '300',
+    why: 'how long that whole-account lock lasts: short, since anyone can cause it; an administrator can lift it at once',
   },
   LOGIN_MAX_FAILURES_PER_ADDRESS: {
     schema: z.coerce.number().int().min(1).max(100000),
@@ -144,7 +174,7 @@ export const settings = {
   LOGIN_THROTTLE_WINDOW: {
     schema: seconds(10, 86400),
     default: '900',
-    why: 'seconds over which failed sign-ins are counted; a throttled account or address may try again when it ends',
+    why: 'seconds over which failed sign-ins are counted (a quiet window forgives them), and the longest wait of one username at one address',
   },
   RATE_LIMIT_WINDOW: {
     schema: seconds(1, 3600),
@@ -174,7 +204,52 @@ export const settings = {
   METRICS_TOKEN: {
     schema: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
     default: undefined,
-    why: 'when set, GET /metrics needs Authorization: Bearer METRICS_TOKEN (metrics never carry PHI either way)',
+    why: 'when set, GET /metrics needs Authorization: Bearer METRICS_TOKEN (metrics never carry PHI either way); production needs it or METRICS_INTERNAL_ONLY',
+  },
+  METRICS_INTERNAL_ONLY: {
+    schema: bool,
+    default: 'false',
+    why: 'true: /metrics answers only clients on loopback or private addresses (the balancer must not route it); what lets production serve it without METRICS_TOKEN',
+  },
+  IDP_ISSUER: {
+    schema: z.url({ message: "must be the identity provider's issuer URL" }).optional(),
+    default: undefined,
+    why: 'issuer of the organization\'s OpenID Connect provider (Entra ID, Okta, Keycloak…); set it to offer "sign in with your organization account" (discovery and keys are read from it)',
+  },
+  IDP_CLIENT_ID: {
+    schema: z.string().min(1).max(500).optional(),
+    default: undefined,
+    why: 'client id this server was registered with at the identity provider (required with IDP_ISSUER)',
+  },
+  IDP_CLIENT_SECRET: {
+    schema: z.string().min(1).max(2000).optional(),
+    default: undefined,
+    why: "client secret of that registration, sent with HTTP Basic at the provider's token endpoint (required with IDP_ISSUER)",
+  },
+  IDP_SCOPE: {
+    schema: z.string().regex(/^(\S+ )*openid( \S+)*$/, { message: 'must be scopes including openid' }),
+    default: 'openid profile email',
+    why: 'scopes asked of the identity provider; add the one that releases the roles claim if your provider needs it',
+  },
+  IDP_ROLES_CLAIM: {
+    schema: z.string().min(1).max(200),
+    default: 'roles',
+    why: "claim carrying the user's roles or groups (Entra ID: roles, Okta: groups, Keycloak: realm_access.roles — a dotted path reaches into an object)",
+  },
+  IDP_ADMIN_ROLE: {
+    schema: z.string().min(1).max(200).optional(),
+    default: undefined,
+    why: 'value of the roles claim that makes the user an administrator of this server; unset = nobody becomes one through the provider',
+  },
+  IDP_BUTTON_LABEL: {
+    schema: z.string().trim().min(1).max(80),
+    default: 'Sign in with your organization account',
+    why: 'text of the sign-in page\'s button for the identity provider (e.g. "Sign in with St. Mary\'s Hospital")',
+  },
+  LOCAL_PASSWORDS: {
+    schema: bool,
+    default: 'true',
+    why: 'whether users may also sign in with a password kept here; false = the identity provider only (needs IDP_ISSUER)',
   },
   DEMO_DATA: {
     schema: bool,
@@ -196,6 +271,8 @@ export type Config = {
   dataDir: string;
   keysDir: string;
   secretsKey: Buffer | undefined;
+  /** SECRETS_KEY_PREVIOUS: the key being rotated out (src/keys/secrets-rotation.ts). */
+  secretsKeyPrevious: Buffer | undefined;
   adminToken: string | undefined;
   logLevel: string;
   trustProxy: boolean | number | string;
@@ -212,12 +289,25 @@ export type Config = {
   importBodyLimit: string;
   demoData: boolean;
   metricsToken: string | undefined;
-  /** Failed-sign-in throttling of the EHR login form (src/ehr/throttle.ts). */
-  loginThrottle: { maxFailuresPerAccount: number; maxFailuresPerAddress: number; windowSeconds: number };
+  /** /metrics answers only loopback and private client addresses (src/http/metrics.ts). */
+  metricsInternalOnly: boolean;
+  /** Failed-sign-in throttling of the EHR login form (src/web/login-throttle.ts). */
+  loginThrottle: {
+    failuresBeforeDelay: number;
+    delaySeconds: number;
+    maxFailuresPerAccount: number;
+    accountLockSeconds: number;
+    maxFailuresPerAddress: number;
+    windowSeconds: number;
+  };
   /** Requests per client address per window, counted in the database (src/http/rate-limit.ts); 0 = off. */
   rateLimits: { windowSeconds: number; login: number; token: number; introspection: number; admin: number };
   /** Cookies get the Secure flag when the public URL is https. */
   secureCookies: boolean;
+  /** Sign-in through the organization's OpenID Connect provider (src/sso/); undefined = not offered. */
+  identityProvider: IdentityProviderConfig | undefined;
+  /** Whether password sign-in (POST /login) is on. */
+  localPasswords: boolean;
 };
 
 export class ConfigError extends Error {
@@ -228,7 +318,7 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
-type Key = keyof typeof settings;
+export type Key = keyof typeof settings;
 
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
@@ -250,27 +340,8 @@ export function loadConfig(env: Env = process.env): Config {
   const port = values.PORT as number;
   const publicUrl = String(values.PUBLIC_URL ?? `http://localhost:${port}`).replace(/\/+$/, '');
   const url = new URL(publicUrl);
-  if (url.search || url.hash) problems.push('PUBLIC_URL: must not carry a query or fragment');
-  // oidc-provider builds its endpoint URLs from the request's origin and mount point, so a proxy
-  // that strips a path prefix would make discovery name endpoints without it while the issuer
-  // keeps it — a mismatch strict relying parties (Ocean) refuse. Serve the server at a host's root.
-  if (url.pathname !== '/' && url.pathname !== '')
-    problems.push(
-      'PUBLIC_URL: must be an origin without a path (https://ehr.example.org); give the server its own host name',
-    );
-  if (!['http:', 'https:'].includes(url.protocol)) problems.push('PUBLIC_URL: must be http or https');
-
   const isProduction = nodeEnv === 'production';
-  if (isProduction) {
-    if (!values.SECRETS_KEY)
-      problems.push(
-        'SECRETS_KEY: required in production (openssl rand -base64 32), or secrets are unreadable',
-      );
-    if (!values.ADMIN_TOKEN) problems.push('ADMIN_TOKEN: required in production (openssl rand -hex 32)');
-    if (url.protocol !== 'https:')
-      problems.push('PUBLIC_URL: must be https in production (OAuth tokens and PHI travel over it)');
-    if (values.DEMO_DATA === true) problems.push('DEMO_DATA: demo data is never loaded in production');
-  }
+  const identityProvider = checkCombinations(values, url, isProduction, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
@@ -285,6 +356,9 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: values.DATA_DIR as string,
     keysDir: values.KEYS_DIR as string,
     secretsKey: values.SECRETS_KEY ? Buffer.from(values.SECRETS_KEY as string, 'base64') : undefined,
+    secretsKeyPrevious: values.SECRETS_KEY_PREVIOUS
+      ? Buffer.from(values.SECRETS_KEY_PREVIOUS as string, 'base64')
+      : undefined,
     adminToken: values.ADMIN_TOKEN as string | undefined,
     logLevel: values.LOG_LEVEL as string,
     trustProxy: parseTrustProxy(values.TRUST_PROXY as string),
@@ -301,8 +375,12 @@ export function loadConfig(env: Env = process.env): Config {
     importBodyLimit: values.IMPORT_BODY_LIMIT as string,
     demoData: (values.DEMO_DATA as boolean | undefined) ?? !isProduction,
     metricsToken: values.METRICS_TOKEN as string | undefined,
+    metricsInternalOnly: values.METRICS_INTERNAL_ONLY as boolean,
     loginThrottle: {
+      failuresBeforeDelay: values.LOGIN_FAILURES_BEFORE_DELAY as number,
+      delaySeconds: values.LOGIN_DELAY as number,
       maxFailuresPerAccount: values.LOGIN_MAX_FAILURES_PER_ACCOUNT as number,
+      accountLockSeconds: values.LOGIN_ACCOUNT_LOCK as number,
       maxFailuresPerAddress: values.LOGIN_MAX_FAILURES_PER_ADDRESS as number,
       windowSeconds: values.LOGIN_THROTTLE_WINDOW as number,
     },
@@ -314,10 +392,19 @@ export function loadConfig(env: Env = process.env): Config {
       admin: values.RATE_LIMIT_ADMIN as number,
     },
     secureCookies: url.protocol === 'https:',
+    identityProvider,
+    localPasswords: values.LOCAL_PASSWORDS as boolean,
   };
 }
 
-const secretSettings = new Set<string>(['SECRETS_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'METRICS_TOKEN']);
+const secretSettings = new Set<string>([
+  'SECRETS_KEY',
+  'SECRETS_KEY_PREVIOUS',
+  'ADMIN_TOKEN',
+  'DATABASE_URL',
+  'METRICS_TOKEN',
+  'IDP_CLIENT_SECRET',
+]);
 
 /** Messages about bad values must not echo secrets (they end up in deployment logs). */
 function redact(name: string, raw: string | undefined): string {
@@ -342,5 +429,7 @@ export function describeConfig(config: Config, databaseKind: string): string[] {
     `FHIR base/iss ${config.fhirBaseUrl}`,
     `discovery     ${config.fhirBaseUrl}/.well-known/smart-configuration`,
     `database      ${databaseKind}`,
+    ...(config.identityProvider ? [`sign-in via    ${config.identityProvider.issuer}`] : []),
+    ...(config.localPasswords ? [] : ['passwords     off (identity provider only)']),
   ];
 }

@@ -13,7 +13,7 @@ import type { ErrorFormat } from './http/errors.ts';
 import type { Logger } from './http/logger.ts';
 import type { Metrics } from './http/metrics.ts';
 import type { LimitedRoute } from './http/rate-limit.ts';
-import type { SecretBox } from './keys/secret-box.ts';
+import type { KeyRing } from './keys/key-ring.ts';
 import type { SigningKeys } from './keys/signing-keys.ts';
 import type { DatabaseSessionStore } from './web/session.ts';
 
@@ -21,7 +21,8 @@ import type { DatabaseSessionStore } from './web/session.ts';
 export interface AppContext {
   config: Config;
   db: Database;
-  box: SecretBox;
+  /** SECRETS_KEY (and SECRETS_KEY_PREVIOUS during a rotation): seals secrets at rest. */
+  box: KeyRing;
   keys: SigningKeys;
   audit: AuditTrail;
   logger: Logger;

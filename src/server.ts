@@ -21,11 +21,13 @@ import { loggableError } from './http/errors.ts';
 import type { Logger } from './http/logger.ts';
 import { Metrics } from './http/metrics.ts';
 import { purgeRateLimits } from './http/rate-limit.ts';
-import { SecretBox } from './keys/secret-box.ts';
 import { resolveAdminToken, resolveSecretsKey } from './keys/secrets-key.ts';
+import { openKeyRing, SecretsRotation } from './keys/secrets-rotation.ts';
 import { SigningKeys } from './keys/signing-keys.ts';
 import { createLaunch } from './launch/index.ts';
 import { createOidc } from './oidc/index.ts';
+import { createReferrals } from './referrals/index.ts';
+import { createSso } from './sso/index.ts';
 import { DatabaseSessionStore, sessionMiddleware } from './web/session.ts';
 
 export interface BuiltServer {
@@ -52,7 +54,17 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
     const applied = await migrate(db);
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
 
-    const box = new SecretBox(resolveSecretsKey(config).key);
+    const box = await openKeyRing(db, {
+      current: resolveSecretsKey(config).key,
+      previous: config.secretsKeyPrevious,
+    });
+    const rotation = new SecretsRotation(db, box, {
+      intervalSeconds: config.keyRefreshInterval,
+      onError: (err) => logger.warn({ err: loggableError(err) }, 'secrets key rotation pass failed'),
+      onResealed: (column, count) => logger.info({ column, count }, 'secrets re-sealed under SECRETS_KEY'),
+    });
+    // Registered (and the sealing key decided) before anything is sealed by this instance.
+    await rotation.register();
     const keys = new SigningKeys(db, box, {
       maxTokenLifetimeSeconds: Math.max(config.ttl.accessToken, config.ttl.idToken),
       refreshIntervalSeconds: config.keyRefreshInterval,
@@ -74,18 +86,24 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
     };
     ctx.sessions.middleware = sessionMiddleware(ctx, sessionStore);
 
-    const oidc = await createOidc(ctx);
+    // Ocean's message integrations are machine clients of the authorization server.
+    const referrals = createReferrals(ctx);
+    const oidc = await createOidc(ctx, { machineClients: referrals.clientMetadata });
+    const sso = createSso(ctx);
     const capabilities: Capability[] = [
       oidc,
-      await createFhir(ctx),
-      await createEhr(ctx),
+      await createFhir(ctx, { liveTokenSql: oidc.liveTokenSql }),
+      await createEhr(ctx, { signInChoices: sso.choices }),
+      sso,
       await createLaunch(ctx),
       createDemo(ctx),
+      referrals,
       await createAdmin(ctx, { provider: oidc.provider }),
     ];
     const app = createApp(ctx, capabilities);
 
     keys.startRefreshing();
+    rotation.start();
     for (const c of capabilities) await c.start?.();
     const housekeeping = setInterval(() => {
       purgeRateLimits(db).catch(() => {});
@@ -102,6 +120,7 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
         if (closed) return;
         closed = true;
         keys.stopRefreshing();
+        await rotation.stop();
         clearInterval(housekeeping);
         for (const c of [...capabilities].reverse()) await c.stop?.();
         await ctx.audit.flush();

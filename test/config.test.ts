@@ -80,9 +80,29 @@ describe('configuration', () => {
         PUBLIC_URL: 'https://e.example',
         SECRETS_KEY: KEY,
         ADMIN_TOKEN: TOKEN,
+        METRICS_TOKEN: TOKEN,
         DEMO_DATA: 'true',
       }),
     ).toEqual([expect.stringMatching(/^DEMO_DATA/)]);
+  });
+
+  it('refuses /metrics open to anyone in production: METRICS_TOKEN, or METRICS_INTERNAL_ONLY said explicitly', () => {
+    const base = {
+      NODE_ENV: 'production',
+      PUBLIC_URL: 'https://e.example',
+      SECRETS_KEY: KEY,
+      ADMIN_TOKEN: TOKEN,
+    };
+    expect(problems(base)).toEqual([expect.stringMatching(/^METRICS_TOKEN: required in production/)]);
+    expect(problems({ ...base, METRICS_INTERNAL_ONLY: 'false' })).toHaveLength(1);
+    expect(problems({ ...base, METRICS_TOKEN: TOKEN })).toEqual([]);
+    expect(problems({ ...base, METRICS_INTERNAL_ONLY: 'true' })).toEqual([]);
+    expect(loadConfig({ ...base, METRICS_INTERNAL_ONLY: 'true' }).metricsInternalOnly).toBe(true);
+    // Outside production nothing is required: npm start serves /metrics to the developer.
+    expect(loadConfig({}).metricsInternalOnly).toBe(false);
+    expect(problems({ METRICS_INTERNAL_ONLY: 'perhaps' })).toEqual([
+      expect.stringMatching(/^METRICS_INTERNAL_ONLY/),
+    ]);
   });
 
   it('accepts a complete production configuration and never loads demo data there', () => {
@@ -91,6 +111,7 @@ describe('configuration', () => {
       PUBLIC_URL: 'https://ehr.example.org',
       SECRETS_KEY: KEY,
       ADMIN_TOKEN: TOKEN,
+      METRICS_TOKEN: TOKEN,
     });
     expect(c.isProduction).toBe(true);
     expect(c.demoData).toBe(false);
@@ -108,5 +129,84 @@ describe('configuration', () => {
     expect(text).not.toContain(KEY);
     expect(text).not.toContain(TOKEN);
     expect(text).not.toContain('pw');
+  });
+  describe('sign-in through an identity provider (IDP_*, LOCAL_PASSWORDS)', () => {
+    const IDP = {
+      IDP_ISSUER: 'https://login.microsoftonline.com/0b6c8d1e-1111-2222-3333-444455556666/v2.0',
+      IDP_CLIENT_ID: 'ehr-app',
+      IDP_CLIENT_SECRET: 'the-client-secret-value',
+    };
+
+    it('is off by default, with local passwords on', () => {
+      const c = loadConfig({});
+      expect(c.identityProvider).toBeUndefined();
+      expect(c.localPasswords).toBe(true);
+    });
+
+    it('gathers the provider settings, with defaults for scope, roles claim and label', () => {
+      const c = loadConfig({ ...IDP, IDP_ROLES_CLAIM: 'realm_access.roles', IDP_ADMIN_ROLE: 'ehr-admin' });
+      expect(c.identityProvider).toEqual({
+        issuer: IDP.IDP_ISSUER,
+        clientId: 'ehr-app',
+        clientSecret: 'the-client-secret-value',
+        scope: 'openid profile email',
+        rolesClaim: 'realm_access.roles',
+        adminRole: 'ehr-admin',
+        buttonLabel: 'Sign in with your organization account',
+      });
+    });
+
+    it('needs the client id and secret with the issuer, and the issuer with them', () => {
+      expect(problems({ IDP_ISSUER: IDP.IDP_ISSUER })).toEqual([
+        expect.stringMatching(/^IDP_CLIENT_ID: required/),
+        expect.stringMatching(/^IDP_CLIENT_SECRET: required/),
+      ]);
+      expect(problems({ IDP_CLIENT_ID: 'x' })).toEqual([expect.stringMatching(/^IDP_ISSUER: required/)]);
+    });
+
+    it('refuses an issuer that is not a URL, carries a query, or is plain http in production', () => {
+      expect(problems({ ...IDP, IDP_ISSUER: 'login.example.org' })).toEqual([
+        expect.stringMatching(/^IDP_ISSUER=.*issuer URL/),
+      ]);
+      expect(problems({ ...IDP, IDP_ISSUER: 'https://idp.example.org/?tenant=1' })).toEqual([
+        expect.stringMatching(/^IDP_ISSUER: must be an http\(s\) URL without query/),
+      ]);
+      expect(
+        problems({
+          ...IDP,
+          IDP_ISSUER: 'http://idp.example.org',
+          NODE_ENV: 'production',
+          PUBLIC_URL: 'https://ehr.example.org',
+          SECRETS_KEY: KEY,
+          ADMIN_TOKEN: TOKEN,
+          METRICS_TOKEN: TOKEN,
+        }),
+      ).toEqual([expect.stringMatching(/^IDP_ISSUER: must be https in production/)]);
+    });
+
+    it('refuses a scope without openid', () => {
+      expect(problems({ ...IDP, IDP_SCOPE: 'profile email' })).toEqual([
+        expect.stringMatching(/^IDP_SCOPE=/),
+      ]);
+      expect(loadConfig({ ...IDP, IDP_SCOPE: 'openid profile groups' }).identityProvider?.scope).toBe(
+        'openid profile groups',
+      );
+    });
+
+    it('refuses LOCAL_PASSWORDS=false without a provider: nobody could sign in', () => {
+      expect(problems({ LOCAL_PASSWORDS: 'false' })).toEqual([
+        expect.stringMatching(/^LOCAL_PASSWORDS: false needs IDP_ISSUER/),
+      ]);
+      expect(loadConfig({ ...IDP, LOCAL_PASSWORDS: 'false' }).localPasswords).toBe(false);
+    });
+
+    it('never echoes the client secret, and names the provider in the summary', () => {
+      const p = problems({ ...IDP, IDP_CLIENT_SECRET: 'x'.repeat(3000) });
+      expect(p).toEqual([expect.stringMatching(/^IDP_CLIENT_SECRET=\(hidden\)/)]);
+      const text = describeConfig(loadConfig({ ...IDP, LOCAL_PASSWORDS: 'false' }), 'PGlite').join('\n');
+      expect(text).toContain(IDP.IDP_ISSUER);
+      expect(text).toContain('passwords     off');
+      expect(text).not.toContain(IDP.IDP_CLIENT_SECRET);
+    });
   });
 });

@@ -7,7 +7,8 @@
 import type { Request, RequestHandler } from 'express';
 import { parseAuditFilter } from '../audit/audit-query.ts';
 import { HttpError } from '../http/errors.ts';
-import { type Actor, type AdminOperations, keyJson, siteJson, userJson } from './operations.ts';
+import type { Actor, AdminOperations } from './operations.ts';
+import { keyJson, siteJson, userJson } from './shapes.ts';
 
 const actorOf = (req: Request): Actor => ({
   via: 'api',
@@ -147,13 +148,22 @@ export function apiHandlers(ops: AdminOperations) {
       res.json(userJson(await ops.updateUser(actorOf(req), param(req, 'userId'), { active: false })));
     },
 
+    unlockUser: async (req, res) => {
+      res.json(userJson(await ops.unlockUser(actorOf(req), param(req, 'userId'))));
+    },
+
     resetPassword: async (req, res) => {
       await ops.resetPassword(actorOf(req), param(req, 'userId'), req.body);
       res.status(204).end();
     },
 
+    revokeGrants: async (req, res) => {
+      res.json(await ops.endUserAccess(actorOf(req), param(req, 'userId')));
+    },
+
     listKeys: async (_req, res) => {
-      res.json({ keys: (await ops.listKeys()).map(keyJson) });
+      // secretsKey: the SECRETS_KEY rotation's progress (src/keys/secrets-rotation.ts).
+      res.json({ keys: (await ops.listKeys()).map(keyJson), secretsKey: ops.secretsKeyStatus() });
     },
 
     rotateKeys: async (req, res) => {

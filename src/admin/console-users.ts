@@ -1,11 +1,13 @@
 /*
  * The admin console's user screens: create, reset a password, relink the Practitioner, roles,
- * deactivate. An administrator cannot deactivate or demote themself.
+ * deactivate, unlock sign-in, end a user's access (sessions and grants). An administrator cannot
+ * deactivate or demote themself.
  */
 import type { Request, Response, Router } from 'express';
 import { rolesFromForm, userInputFromForm } from './console-forms.ts';
 import { actorOf, orInvalid, param, redirectWith, render } from './console-render.ts';
 import type { AdminOperations } from './operations.ts';
+import { endedAccessNotice } from './user-access.ts';
 
 /** GET and POST under /admin/users. */
 export function userScreens(router: Router, ops: AdminOperations): void {
@@ -66,7 +68,7 @@ export function userScreens(router: Router, ops: AdminOperations): void {
           req,
           res,
           '/admin/users',
-          `Password of ${user.username} reset; their sessions were ended.`,
+          `Password of ${user.username} reset; their sessions and grants were ended.`,
         );
       },
       async (errors) =>
@@ -77,6 +79,10 @@ export function userScreens(router: Router, ops: AdminOperations): void {
           `Password not changed: ${Object.values(errors).join(' ')}`,
         ),
     );
+  });
+  router.post('/users/:userId/unlock', async (req, res) => {
+    const user = await ops.unlockUser(actorOf(req, res), param(req, 'userId'));
+    await redirectWith(req, res, '/admin/users', `${user.username} may sign in again from anywhere.`);
   });
   router.post('/users/:userId/practitioner', async (req, res) => {
     const id = param(req, 'userId');
@@ -127,7 +133,12 @@ export function userScreens(router: Router, ops: AdminOperations): void {
       req,
       res,
       '/admin/users',
-      `${user.username} ${active ? 'reactivated' : 'deactivated; their sessions were ended'}.`,
+      `${user.username} ${active ? 'reactivated' : 'deactivated; their sessions and grants were ended'}.`,
     );
+  });
+  router.post('/users/:userId/revoke-grants', async (req, res) => {
+    const ended = await ops.endUserAccess(actorOf(req, res), param(req, 'userId'));
+    const { username } = await ops.getUser(ended.id);
+    await redirectWith(req, res, '/admin/users', endedAccessNotice(username, ended));
   });
 }

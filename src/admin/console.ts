@@ -18,7 +18,8 @@ import { clientScreens } from './console-clients.ts';
 import { fieldErrors } from './console-forms.ts';
 import { actorOf, redirectWith, render } from './console-render.ts';
 import { userScreens } from './console-users.ts';
-import { type AdminOperations, keyJson } from './operations.ts';
+import type { AdminOperations } from './operations.ts';
+import { keyJson } from './shapes.ts';
 
 /** Admins only: a signed-in user without the role gets a 403 page. */
 const requireAdminRole: RequestHandler = (_req, res, next) => {
@@ -93,7 +94,11 @@ export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
 
   // ---- keys
   router.get('/keys', async (req, res) => {
-    render(req, res, 'keys', { title: 'Signing keys', keys: (await ops.listKeys()).map(keyJson) });
+    render(req, res, 'keys', {
+      title: 'Signing keys',
+      keys: (await ops.listKeys()).map(keyJson),
+      secretsKey: ops.secretsKeyStatus(),
+    });
   });
   router.post('/keys/rotate', async (req, res) => {
     const keys = await ops.rotateKeys(actorOf(req, res));

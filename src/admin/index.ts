@@ -18,8 +18,10 @@
  *   POST   /admin/api/users                                     create a user and its Practitioner
  *   GET    /admin/api/users/:userId                             one user
  *   PATCH  /admin/api/users/:userId                             roles and/or active
- *   POST   /admin/api/users/:userId/deactivate                  deactivate (ends sessions)
- *   POST   /admin/api/users/:userId/password                    set a new password (ends sessions)
+ *   POST   /admin/api/users/:userId/deactivate                  deactivate (ends sessions and grants)
+ *   POST   /admin/api/users/:userId/password                    set a new password (ends sessions and grants)
+ *   POST   /admin/api/users/:userId/revoke-grants               end the user's access: sessions and grants
+ *   POST   /admin/api/users/:userId/unlock                      lift the user's sign-in waits and locks
  *   GET    /admin/api/keys                                      signing keys (never private parts)
  *   POST   /admin/api/keys/rotate                               rotate the signing keys
  *   GET    /admin/api/audit                                     the audit trail, filtered
@@ -94,6 +96,8 @@ export async function createAdmin(ctx: AppContext, deps: AdminDeps): Promise<Cap
   route('/users/:userId', { get: h.getUser, patch: [...body, h.updateUser] });
   route('/users/:userId/deactivate', { post: [...noBody, h.deactivateUser] });
   route('/users/:userId/password', { post: [...body, h.resetPassword] });
+  route('/users/:userId/revoke-grants', { post: [...noBody, h.revokeGrants] });
+  route('/users/:userId/unlock', { post: [...noBody, h.unlockUser] });
   route('/keys', { get: h.listKeys });
   route('/keys/rotate', { post: [...noBody, h.rotateKeys] });
   route('/audit', { get: h.audit });

@@ -7,7 +7,6 @@
  * - refusals are the stores' typed HttpErrors (400 ValidationError, 404, 409), thrown unchanged
  */
 import type Provider from 'oidc-provider';
-import { z } from 'zod';
 import { createUser, linkPractitioner } from '../accounts/accounts.ts';
 import { type AuditEvent, recordAuditEvent } from '../audit/audit.ts';
 import { type AuditFilter, type AuditPage, searchAudit } from '../audit/audit-query.ts';
@@ -17,7 +16,6 @@ import {
   deleteClient,
   getClient,
   listClients,
-  resetClientSecret,
   updateClient,
 } from '../clients/clients.ts';
 import type { AppContext } from '../context.ts';
@@ -26,22 +24,21 @@ import { NotFoundError, parseInput } from '../http/errors.ts';
 import type { SecretBox } from '../keys/secret-box.ts';
 import type { SigningKeyInfo } from '../keys/signing-keys.ts';
 import { forgetClient } from '../oidc/adapter.ts';
-import { addSite, addSiteInput, deleteSite, listSites, type SiteRecord, updateSite } from '../sites/sites.ts';
+import { addSite, listSites, type SiteRecord, updateSite } from '../sites/sites.ts';
 import {
   findUserIds,
   getUser,
   listUsers,
   lockUser,
   type NewUser,
-  ROLES,
-  resetPassword,
   setActive,
   setRoles,
   type User,
   usernamesOf,
 } from '../users/users.ts';
 import { type AllowlistPacket, allowlistPacket } from './allowlist.ts';
-import { endUserAccess } from './user-access.ts';
+import { newSiteSchema, passwordSchema, siteUpdateSchema, userUpdateSchema } from './shapes.ts';
+import * as access from './user-access.ts';
 
 /** Who is acting: an admin user of the console, or whoever holds the admin token. */
 export interface Actor {
@@ -50,126 +47,6 @@ export interface Actor {
   requestId?: string | null;
   ip?: string | null;
 }
-
-// ---- the API's JSON shapes (CONTRACT §3.3 names) ---------------------------------------------
-
-export interface SiteJson {
-  site_num: string;
-  client_id: string;
-  /** A masked hint of the SEK, never the SEK. */
-  shared_encryption_key_hint: string;
-  actions: { action: string; label: string }[];
-  created_at: string;
-  updated_at: string;
-}
-
-export const siteJson = (s: SiteRecord): SiteJson => ({
-  site_num: s.siteNum,
-  client_id: s.clientId,
-  shared_encryption_key_hint: s.sekHint,
-  actions: s.actions,
-  created_at: s.createdAt,
-  updated_at: s.updatedAt,
-});
-
-export interface UserJson {
-  id: string;
-  username: string;
-  practitioner: string;
-  given_name: string;
-  family_name: string;
-  email: string | null;
-  roles: string[];
-  active: boolean;
-  created_at: string;
-  updated_at: string;
-  password_changed_at: string;
-}
-
-export const userJson = (u: User): UserJson => ({
-  id: u.id,
-  username: u.username,
-  practitioner: `Practitioner/${u.practitionerId}`,
-  given_name: u.givenName,
-  family_name: u.familyName,
-  email: u.email,
-  roles: u.roles,
-  active: u.active,
-  created_at: u.createdAt.toISOString(),
-  updated_at: u.updatedAt.toISOString(),
-  password_changed_at: u.passwordChangedAt.toISOString(),
-});
-
-export interface KeyJson {
-  kid: string;
-  alg: string;
-  state: string;
-  created_at: string;
-  activated_at: string | null;
-  retired_at: string | null;
-  publish_until: string | null;
-}
-
-export const keyJson = (k: SigningKeyInfo): KeyJson => ({
-  kid: k.kid,
-  alg: k.alg,
-  state: k.state,
-  created_at: k.createdAt,
-  activated_at: k.activatedAt ?? null,
-  retired_at: k.retiredAt ?? null,
-  publish_until: k.publishUntil ?? null,
-});
-
-// ---- input schemas the stores do not already have, with the API's field names -----------------
-
-/** Ocean site numbers are numbers; JSON clients may send them as one. */
-const siteNumInput = z.union([
-  addSiteInput.shape.siteNum,
-  z
-    .number({ message: 'site_num must be a string' })
-    .int({ message: 'site_num must be a whole number or a string' })
-    .nonnegative({ message: 'site_num must not be negative' })
-    .transform(String),
-]);
-
-export const newSiteSchema = z.strictObject({
-  site_num: siteNumInput,
-  shared_encryption_key: addSiteInput.shape.sharedEncryptionKey,
-  actions: addSiteInput.shape.actions,
-});
-
-export const siteUpdateSchema = z
-  .strictObject({
-    actions: addSiteInput.shape.actions.unwrap().optional(),
-    shared_encryption_key: addSiteInput.shape.sharedEncryptionKey.optional(),
-  })
-  .refine((v) => v.actions !== undefined || v.shared_encryption_key !== undefined, {
-    message: 'give actions or shared_encryption_key',
-  });
-
-export const passwordSchema = z.strictObject({
-  password: z.string({ message: 'password must be a string' }),
-});
-
-export const userUpdateSchema = z
-  .strictObject({
-    active: z.boolean({ message: 'active must be true or false' }).optional(),
-    roles: z
-      .array(z.enum(ROLES, { message: `roles may be ${ROLES.join(', ')}` }), {
-        message: 'roles must be a list',
-      })
-      .optional(),
-    /** Links the user to another, existing Practitioner (e.g. one imported with the chart data). */
-    practitioner: z
-      .string({ message: 'practitioner must be a reference such as Practitioner/123' })
-      .regex(/^Practitioner\/[A-Za-z0-9\-.]{1,64}$/, {
-        message: 'practitioner must be a reference such as Practitioner/123',
-      })
-      .optional(),
-  })
-  .refine((v) => v.active !== undefined || v.roles !== undefined || v.practitioner !== undefined, {
-    message: 'give active, roles or practitioner',
-  });
 
 /** An admin event before the actor's part (who, from where) is added. */
 type AdminEvent = Omit<AuditEvent, 'userId' | 'requestId' | 'ip'>;
@@ -297,7 +174,7 @@ export class AdminOperations {
   resetClientSecret(actor: Actor, clientId: string): Promise<string> {
     return this.change(
       actor,
-      (store) => resetClientSecret(store, clientId),
+      (store) => access.newSecretEndingGrants(store, clientId, actor),
       () => ({ action: 'admin.client.secret_reset', clientId, entity: `client/${clientId}` }),
     );
   }
@@ -355,7 +232,7 @@ export class AdminOperations {
   async deleteSite(actor: Actor, clientId: string, siteNum: string): Promise<void> {
     await this.change(
       actor,
-      (store) => deleteSite(store, clientId, siteNum),
+      (store) => access.deleteSiteEndingGrants(store, clientId, siteNum, actor),
       () => ({ action: 'admin.site.delete', clientId, entity: `site/${siteNum}` }),
     );
   }
@@ -384,18 +261,17 @@ export class AdminOperations {
     );
   }
 
-  /** A new password ends the user's access: sessions (and what rides on them) end in the same transaction. */
+  /** A new password ends the user's access (sessions and what rides on them) and lifts sign-in locks, in one transaction. */
   async resetPassword(actor: Actor, id: string, input: unknown): Promise<void> {
     const { password } = parseInput(passwordSchema, input);
     await this.change(
       actor,
-      async (store) => {
-        await resetPassword(store, id, password);
-        await endUserAccess(store.db, id);
-      },
+      (store) => access.newPasswordEndingAccess(store, id, password, actor),
       () => ({ action: 'admin.user.password_reset', entity: `user/${id}` }),
     );
   }
+
+  unlockUser = (actor: Actor, id: string): Promise<User> => this.change(actor, ...access.unlockChange(id));
 
   /** Roles, active state and Practitioner change together or not at all; deactivation ends the user's access. */
   async updateUser(actor: Actor, id: string, input: unknown): Promise<User> {
@@ -404,10 +280,11 @@ export class AdminOperations {
       actor,
       async (store) => {
         if (!(await lockUser(store.db, id))) throw new NotFoundError('no such user');
+        const rolesBefore = (await getUser(store, id))!.roles;
         if (v.practitioner !== undefined) await linkPractitioner(store.db, id, v.practitioner);
         if (v.roles !== undefined) await setRoles(store, id, v.roles);
         if (v.active !== undefined) await setActive(store, id, v.active);
-        if (v.active === false) await endUserAccess(store.db, id);
+        await access.endWhatTheChangeEnds(store.db, id, { ...v, rolesBefore }, actor);
         return (await getUser(store, id))!;
       },
       (user) => ({
@@ -422,8 +299,15 @@ export class AdminOperations {
     );
   }
 
+  /** An administrator's "end this user's access": sessions and every grant. */
+  endUserAccess(actor: Actor, id: string): Promise<access.EndedAccess> {
+    return this.change(actor, (store) => access.endAccessOf(store.db, id, actor), access.accessEnded);
+  }
+
   // ---- keys
 
+  /** Where a SECRETS_KEY rotation stands (keys/secrets-rotation.ts): key ids and counts, never keys. */
+  secretsKeyStatus = (): AppContext['box']['status'] => this.ctx.box.status;
   async listKeys(): Promise<SigningKeyInfo[]> {
     return this.ctx.keys.list();
   }

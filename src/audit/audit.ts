@@ -129,14 +129,14 @@ export async function recordAuditEvent(q: Queryable, event: AuditEvent): Promise
  *
  * One audit row is inserted per row of `source` (none when the change found nothing), in the same
  * statement and so the same transaction. The event's values are appended to `params`; an
- * expression over `source`'s columns can stand in for the client, patient, entity or detail when
+ * expression over `source`'s columns can stand in for the user, client, patient, entity or detail when
  * only the change knows them.
  */
 export function auditedChange(
   source: string,
   event: AuditEvent,
   params: unknown[],
-  fromSource: Partial<Record<'client_id' | 'patient_id' | 'entity' | 'detail', string>> = {},
+  fromSource: Partial<Record<'user_id' | 'client_id' | 'patient_id' | 'entity' | 'detail', string>> = {},
 ): string {
   const values = eventValues(event);
   const select = COLUMNS.map((column, i) => {

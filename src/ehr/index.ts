@@ -16,13 +16,16 @@ import { loggableError } from '../http/errors.ts';
 import { loadCurrentUser, noStore, requireUser } from '../web/current-user.ts';
 import { csrfGuard } from '../web/session.ts';
 import { screenRoutes } from './screens.ts';
-import { signInRoutes } from './sign-in.ts';
+import { type SignInChoices, signInRoutes } from './sign-in.ts';
 
 /** How often expired sessions and ended throttle windows are deleted. */
 const PURGE_INTERVAL_MS = 10 * 60 * 1000;
 
-export async function createEhr(ctx: AppContext): Promise<Capability> {
-  const signIn = signInRoutes(ctx);
+export async function createEhr(
+  ctx: AppContext,
+  deps: { signInChoices?: SignInChoices } = {},
+): Promise<Capability> {
+  const signIn = signInRoutes(ctx, deps.signInChoices ?? { localPasswords: ctx.config.localPasswords });
   const screens = screenRoutes(ctx);
   const currentUser = loadCurrentUser(ctx);
   const form = express.urlencoded({ extended: false, limit: ctx.config.bodyLimit, parameterLimit: 20 });

@@ -22,6 +22,7 @@ import { recentDocuments, recentInCompartment } from '../fhir/chart-data.ts';
 import { readResource, searchPatients } from '../fhir/repository.ts';
 import { isValidId } from '../fhir/resource-types.ts';
 import { badRequest, notFound } from '../http/errors.ts';
+import { referralSection } from '../referrals/chart-section.ts';
 import { oceanButtons } from './ocean-buttons.ts';
 import * as view from './patient-view.ts';
 
@@ -136,14 +137,16 @@ export function screenRoutes(ctx: AppContext) {
       const list = await recentInCompartment<T>(ctx.db, id, types, limit);
       return { items: list.items, total: list.total, more: list.total > list.items.length };
     };
-    const [allergies, medications, conditions, observations, documents, buttons] = await Promise.all([
-      listOf<AllergyIntolerance>(['AllergyIntolerance']),
-      listOf<MedicationStatement | MedicationRequest>(['MedicationStatement', 'MedicationRequest']),
-      listOf<Condition>(['Condition']),
-      listOf<Observation>(['Observation'], RECENT_OBSERVATIONS),
-      recentDocuments(ctx.db, id, CHART_LIMIT),
-      oceanButtons(ctx, id),
-    ]);
+    const [allergies, medications, conditions, observations, documents, buttons, referrals] =
+      await Promise.all([
+        listOf<AllergyIntolerance>(['AllergyIntolerance']),
+        listOf<MedicationStatement | MedicationRequest>(['MedicationStatement', 'MedicationRequest']),
+        listOf<Condition>(['Condition']),
+        listOf<Observation>(['Observation'], RECENT_OBSERVATIONS),
+        recentDocuments(ctx.db, id, CHART_LIMIT),
+        oceanButtons(ctx, id),
+        referralSection(ctx.db, id),
+      ]);
     await ctx.audit.record({
       action: 'ehr.chart.view',
       ...auditBase(req, user.id),
@@ -181,6 +184,7 @@ export function screenRoutes(ctx: AppContext) {
       observationsTotal: observations.total,
       documents: documents.items.map((d) => view.documentItem(d.resource as DocumentReference, d)),
       documentsMore: documents.total > documents.items.length,
+      referrals,
       formatDate: view.formatDate,
     });
   };

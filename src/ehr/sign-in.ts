@@ -1,10 +1,14 @@
 /*
  * Clinician sign-in and sign-out (passport, local strategy).
  * - GET /login: the form, with the session's CSRF token in a hidden `_csrf` input
- * - POST /login: CSRF checked → throttle checked (per account and per address) → credentials
+ * - POST /login: CSRF checked → throttle checked (per account and address, per account, per
+ *   address: ../web/login-throttle.ts; a refusal is a 429 with Retry-After and when to try again) → credentials
  *   verified → session id regenerated (no fixation) → userId + authTime set → back to returnTo
  * - an unknown user, a wrong password and an inactive user get the same answer after the same work
- * - POST /logout destroys the session row (online_access refresh tokens check it, so they end too)
+ * - POST /logout destroys the session row (online_access refresh tokens check it, so they end too);
+ *   after a sign-in through the identity provider, the page then offers the provider's sign-out
+ * - with LOCAL_PASSWORDS=false the form is gone and POST /login is refused (403) before anything
+ *   is read; the identity provider's button (src/sso/) is offered when one is configured
  * - audit: ehr.signin (success / failure, with the reason code only), ehr.signout
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
@@ -12,10 +16,17 @@ import { Passport } from 'passport';
 import { Strategy as LocalStrategy } from 'passport-local';
 import type { AppContext } from '../context.ts';
 import { loggableError, sendError, toHttpError } from '../http/errors.ts';
+import { revokeSessionGrants } from '../oidc/grant-revocation.ts';
 import { type User, verifyPassword } from '../users/users.ts';
 import { safeReturnTo } from '../web/current-user.ts';
-import { csrfProtection, csrfToken, isCsrfError, SESSION_COOKIE } from '../web/session.ts';
-import { LoginThrottle } from './throttle.ts';
+import { LoginThrottle, type ThrottleScope } from '../web/login-throttle.ts';
+import {
+  beginSignedInSession,
+  csrfProtection,
+  csrfToken,
+  isCsrfError,
+  SESSION_COOKIE,
+} from '../web/session.ts';
 
 const INCORRECT = 'The username or password is incorrect.';
 /**
@@ -24,15 +35,28 @@ const INCORRECT = 'The username or password is incorrect.';
  */
 const ANONYMOUS_SESSION_MS = 60 * 60 * 1000;
 
+/** How people may sign in here: the password form, and the identity provider's button (src/sso/). */
+export interface SignInChoices {
+  localPasswords: boolean;
+  identityProvider?: {
+    label: string;
+    /** Where the button goes, coming back to returnTo after sign-in. */
+    href(returnTo: string | undefined): string;
+    /** The provider's end-session URL, offered after sign-out; undefined when it has none. */
+    endSessionUrl(): Promise<string | undefined>;
+  };
+}
+
 interface FormState {
   status?: number;
   username?: string;
   returnTo?: string;
   error?: string;
   notice?: string;
+  endSessionUrl?: string;
 }
 
-function renderForm(req: Request, res: Response, state: FormState): void {
+function renderForm(req: Request, res: Response, choices: SignInChoices, state: FormState): void {
   res.setHeader('Cache-Control', 'no-store');
   if (!req.session.userId) req.session.cookie.maxAge = ANONYMOUS_SESSION_MS;
   const token = csrfToken(req);
@@ -50,20 +74,39 @@ function renderForm(req: Request, res: Response, state: FormState): void {
       returnTo: state.returnTo ?? '',
       error: state.error,
       notice: state.notice,
+      localPasswords: choices.localPasswords,
+      provider: choices.identityProvider
+        ? { label: choices.identityProvider.label, href: choices.identityProvider.href(state.returnTo) }
+        : undefined,
+      endSessionUrl: state.endSessionUrl,
     });
   });
 }
 
-function minutes(seconds: number): string {
-  const m = Math.max(1, Math.ceil(seconds / 60));
+function duration(seconds: number): string {
+  if (seconds < 60) return seconds === 1 ? '1 second' : `${seconds} seconds`;
+  const m = Math.ceil(seconds / 60);
   return m === 1 ? '1 minute' : `${m} minutes`;
+}
+
+/** When to try again, and what else helps, for each kind of refusal (src/web/login-throttle.ts). */
+function throttledMessage(scope: ThrottleScope | undefined, retryAfterSeconds: number): string {
+  const when = `try again in ${duration(retryAfterSeconds)}`;
+  switch (scope) {
+    case 'account':
+      return `Too many failed sign-in attempts for this username, from several places. For your security it is locked for a short while; ${when}, or ask your administrator to unlock it.`;
+    case 'address':
+      return `Too many failed sign-in attempts from this network address. Sign-in from here is paused; ${when}.`;
+    default:
+      return `Too many failed sign-in attempts for this username on this computer. Sign-in here is paused; ${when}, or ask your administrator to unlock it.`;
+  }
 }
 
 function promisify(fn: (cb: (err?: unknown) => void) => void): Promise<void> {
   return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
 }
 
-export function signInRoutes(ctx: AppContext) {
+export function signInRoutes(ctx: AppContext, choices: SignInChoices) {
   const throttle = new LoginThrottle(ctx.db, ctx.box, ctx.config.loginThrottle);
   const passport = new Passport();
   passport.use(
@@ -87,15 +130,22 @@ export function signInRoutes(ctx: AppContext) {
       })(req, res, next);
     });
 
-  const form: RequestHandler = (req, res) => {
+  const form: RequestHandler = async (req, res) => {
     const returnTo = safeReturnTo(req.query.returnTo);
     if (res.locals.currentUser) {
       res.redirect(303, returnTo ?? '/');
       return;
     }
-    renderForm(req, res, {
+    const signedOut = req.query.signedOut;
+    renderForm(req, res, choices, {
       returnTo,
-      notice: req.query.signedOut === '1' ? 'You have signed out.' : undefined,
+      ...(signedOut === '1' || signedOut === 'sso' ? { notice: 'You have signed out.' } : {}),
+      ...(signedOut === 'provider'
+        ? { notice: 'You have signed out, here and at your organization’s sign-in.' }
+        : {}),
+      ...(signedOut === 'sso' && choices.identityProvider
+        ? { endSessionUrl: await choices.identityProvider.endSessionUrl() }
+        : {}),
     });
   };
 
@@ -115,12 +165,22 @@ export function signInRoutes(ctx: AppContext) {
         detail: reason ? { reason } : null,
       });
 
+    if (!choices.localPasswords) {
+      audit('failure', 'local_passwords_off').then(() => {
+        renderForm(req, res, choices, {
+          status: 403,
+          returnTo,
+          error: 'Passwords kept here are turned off: sign in through your organization.',
+        });
+      }, next);
+      return;
+    }
     csrfProtection(req, res, async (csrfErr?: unknown) => {
       try {
         if (csrfErr) {
           if (!isCsrfError(csrfErr)) throw csrfErr;
           await audit('failure', 'csrf');
-          renderForm(req, res, {
+          renderForm(req, res, choices, {
             status: 403,
             username,
             returnTo,
@@ -129,7 +189,7 @@ export function signInRoutes(ctx: AppContext) {
           return;
         }
         if (!username || !password) {
-          renderForm(req, res, {
+          renderForm(req, res, choices, {
             status: 400,
             username,
             returnTo,
@@ -141,11 +201,11 @@ export function signInRoutes(ctx: AppContext) {
         if (verdict.blocked) {
           await audit('failure', 'throttled');
           res.setHeader('Retry-After', String(verdict.retryAfterSeconds));
-          renderForm(req, res, {
+          renderForm(req, res, choices, {
             status: 429,
             username,
             returnTo,
-            error: `Too many failed sign-in attempts. For your security, sign-in is paused; try again in ${minutes(verdict.retryAfterSeconds)}, or ask your administrator to reset your password.`,
+            error: throttledMessage(verdict.scope, verdict.retryAfterSeconds),
           });
           return;
         }
@@ -153,15 +213,11 @@ export function signInRoutes(ctx: AppContext) {
         if (!user) {
           await throttle.recordFailure(username, ip);
           await audit('failure', 'bad_credentials');
-          renderForm(req, res, { status: 401, username, returnTo, error: INCORRECT });
+          renderForm(req, res, choices, { status: 401, username, returnTo, error: INCORRECT });
           return;
         }
-        await throttle.recordSuccess(username);
-        // A new session id at sign-in: a session id planted before sign-in is worth nothing.
-        await promisify((cb) => req.session.regenerate(cb));
-        req.session.userId = user.id;
-        req.session.authTime = Math.floor(Date.now() / 1000);
-        await promisify((cb) => req.session.save(cb));
+        await throttle.recordSuccess(username, ip);
+        await beginSignedInSession(req, user.id, 'password');
         await audit('success', null, user.id);
         req.log?.info({ userId: user.id }, 'EHR sign-in');
         res.redirect(303, returnTo ?? '/');
@@ -174,6 +230,10 @@ export function signInRoutes(ctx: AppContext) {
   const signOut: RequestHandler = async (req, res, next) => {
     try {
       const userId = req.session.userId;
+      const why = { reason: 'signed_out' as const, requestId: String(req.id ?? ''), ip: req.ip ?? null };
+      await revokeSessionGrants(ctx.db, req.sessionID, why);
+      // Signed in through the provider: the page after sign-out offers its sign-out too.
+      const viaProvider = req.session.signInMethod === 'identity_provider';
       await promisify((cb) => req.session.destroy(cb));
       res.clearCookie(SESSION_COOKIE, {
         path: '/',
@@ -189,7 +249,7 @@ export function signInRoutes(ctx: AppContext) {
           ip: req.ip ?? null,
         });
       }
-      res.redirect(303, '/login?signedOut=1');
+      res.redirect(303, viaProvider ? '/login?signedOut=sso' : '/login?signedOut=1');
     } catch (err) {
       next(err);
     }

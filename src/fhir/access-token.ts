@@ -5,7 +5,9 @@
  * - a missing or bad token → 401 with `WWW-Authenticate: Bearer` (RFC 6750 §3) and no detail
  *   that helps forge one
  * - verified tokens are remembered until they expire (verification is the costly part of a read);
- *   the memory is cleared whenever the key set changes
+ *   the memory is cleared whenever the key set changes. It remembers signatures only: whether the
+ *   token's grant is still live is asked of the database by every request, inside the query the
+ *   request makes anyway (src/oidc/grant-revocation.ts), so a revocation reaches every instance
  */
 import type { Request } from 'express';
 import { errors as joseErrors, jwtVerify } from 'jose';
@@ -75,7 +77,7 @@ export class AccessTokenVerifier {
         audience: this.#issuer,
         typ: 'at+jwt',
         algorithms: ['RS256', 'ES256'],
-        requiredClaims: ['exp', 'iat', 'sub', 'client_id', 'scope'],
+        requiredClaims: ['exp', 'iat', 'sub', 'client_id', 'scope', 'jti'],
       }));
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw unauthorized('the access token has expired');
@@ -89,7 +91,12 @@ export class AccessTokenVerifier {
 
   #principal(payload: Record<string, unknown>): Principal {
     const { sub, client_id, scope, patient, fhirUser, jti } = payload;
-    if (typeof sub !== 'string' || typeof client_id !== 'string' || typeof scope !== 'string') {
+    if (
+      typeof sub !== 'string' ||
+      typeof client_id !== 'string' ||
+      typeof scope !== 'string' ||
+      typeof jti !== 'string'
+    ) {
       throw unauthorized('the access token is missing required claims');
     }
     let user: Principal['fhirUser'];
@@ -104,7 +111,7 @@ export class AccessTokenVerifier {
       scopes: parseScopes(scope),
       patient: typeof patient === 'string' && patient.length > 0 ? patient : undefined,
       fhirUser: user,
-      tokenId: typeof jti === 'string' ? jti : undefined,
+      tokenId: jti,
     };
   }
 

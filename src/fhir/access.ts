@@ -20,7 +20,8 @@ export interface Principal {
   patient?: string;
   /** The user's own resource, from the absolute `fhirUser` claim under our FHIR base. */
   fhirUser?: { type: string; id: string };
-  tokenId?: string;
+  /** The access token's `jti`: its reference row says whether its grant is still live. */
+  tokenId: string;
 }
 
 function grants(p: Principal, type: string, interaction: Interaction): ResourceGrant[] {

@@ -2,13 +2,14 @@
  * GET /fhir/metadata: the CapabilityStatement (https://hl7.org/fhir/R4/capabilitystatement.html),
  * public, CORS from any origin.
  * - fhirVersion 4.0.1, JSON only, every type held with its interactions and search parameters,
- *   Patient $everything
+ *   Patient $everything with the order of its pages documented
  * - rest.security: the SMART-on-FHIR service coding and the `oauth-uris` extension
  *   (https://hl7.org/fhir/smart-app-launch/1.0.0/conformance/index.html#declaring-support-for-oauth2-endpoints)
  *   whose URLs come from src/smart/configuration.ts, the document the authorization server publishes
  */
 import type { AppContext } from '../context.ts';
 import { smartConfiguration } from '../smart/configuration.ts';
+import { EVERYTHING_FIRST } from './compartment-listing.ts';
 import { isCompartmentType, SUPPORTED_TYPES } from './resource-types.ts';
 import { INDEXED_TYPES } from './search-index.ts';
 
@@ -38,6 +39,18 @@ const PATIENT_PARAMS = [
   param('birthdate', 'date', 'eq, ne, lt, gt, le, ge; YYYY, YYYY-MM or YYYY-MM-DD'),
   param('gender', 'token', 'male | female | other | unknown'),
 ];
+/** Patient $everything, with the order of its pages (a client that reads one page relies on it). */
+const EVERYTHING = {
+  name: 'everything',
+  definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything',
+  documentation:
+    `A searchset of the Patient and its compartment. Order: the Patient (first page only), then ${EVERYTHING_FIRST.join(', ')} ` +
+    '— each type in turn — then every other type; within a type, the order the resources were first stored in. ' +
+    'So the first page (no _count: 100 entries) holds what a referral is filled from, whatever order the chart was loaded in. ' +
+    '_count (max 1000), _since, _type; next links carry a keyset cursor: paging returns every resource exactly once ' +
+    'while the chart changes (resources created after the first page wait for the next $everything).',
+};
+
 const PRACTITIONER_PARAMS = PATIENT_PARAMS.filter((p) => !['birthdate', 'gender'].includes(p.name));
 
 function resourceEntry(type: string) {
@@ -64,9 +77,7 @@ function resourceEntry(type: string) {
     searchParam,
     ...(type === 'Patient'
       ? {
-          operation: [
-            { name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' },
-          ],
+          operation: [EVERYTHING],
         }
       : {}),
   };
@@ -124,7 +135,12 @@ export function capabilityStatement(ctx: AppContext) {
           },
           resource: SUPPORTED_TYPES.map(resourceEntry),
           operation: [
-            { name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' },
+            EVERYTHING,
+            // Ocean's eReferral messages (src/referrals/, CONTRACT §3.7)
+            {
+              name: 'process-message',
+              definition: 'http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message',
+            },
           ],
         },
       ],

@@ -4,12 +4,11 @@
  *   an XML-only request gets 406
  * - resource responses carry ETag W/"{versionId}" and Last-Modified; If-None-Match /
  *   If-Modified-Since answer 304 (https://hl7.org/fhir/R4/http.html#read)
- * - every access is audited (user, client, patient, what; never a body) before the answer leaves
+ * - one 400 (badRequest) and one 404 (notFoundAs) for every FHIR handler
  */
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import type { AppContext } from '../context.ts';
-import { HttpError } from '../http/errors.ts';
-import type { Principal } from './access.ts';
+import type { Request, RequestHandler, Response } from 'express';
+import { badRequest, HttpError, notFound } from '../http/errors.ts';
+import { type Cursor, decodeCursor, encodeCursor } from './cursor.ts';
 import { isValidId } from './resource-types.ts';
 
 export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -77,39 +76,13 @@ export const cors: RequestHandler = (req, res, next) => {
 };
 
 export function checkId(id: string): string {
-  if (!isValidId(id))
-    throw new HttpError(400, 'invalid_request', 'resource id must match [A-Za-z0-9-.]{1,64}', {}, 'invalid');
+  if (!isValidId(id)) throw badRequest('resource id must match [A-Za-z0-9-.]{1,64}');
   return id;
 }
 
-export const principalOf = (res: Response): Principal => res.locals.principal as Principal;
-
-export interface AuditFacts {
-  action: 'fhir.read' | 'fhir.vread' | 'fhir.history' | 'fhir.search' | 'fhir.everything' | 'fhir.denied';
-  entity: string;
-  patientId?: string | null;
-  outcome?: 'success' | 'failure';
-  detail?: Record<string, string | number | boolean | null>;
-}
-
-export function audit(
-  ctx: AppContext,
-  req: Request,
-  principal: Principal | undefined,
-  facts: AuditFacts,
-): Promise<void> {
-  return ctx.audit.record({
-    action: facts.action,
-    outcome: facts.outcome ?? 'success',
-    userId: principal?.userId ?? null,
-    clientId: principal?.clientId ?? null,
-    patientId: facts.patientId ?? principal?.patient ?? null,
-    entity: facts.entity.slice(0, 300),
-    requestId: typeof req.id === 'string' ? req.id : req.id != null ? String(req.id) : null,
-    ip: req.ip ?? null,
-    detail: facts.detail ?? null,
-  });
-}
+/** The one FHIR 404 of a resource (or one of its versions): the same words whether absent or not visible. */
+export const notFoundAs = (type: string, id: string, version?: string) =>
+  notFound(`${type}/${id}${version === undefined ? '' : ` version ${version.slice(0, 20)}`} was not found`);
 
 /** Sends one stored resource with its version headers, or 304 when the client's copy is current. */
 export function sendStored(
@@ -141,18 +114,11 @@ export function sendStored(
   res.end(req.method === 'HEAD' ? undefined : stored.body);
 }
 
-/** Wraps an async handler so rejections reach the error handler. */
-export function handle(fn: (req: Request, res: Response) => Promise<void>): RequestHandler {
-  return (req: Request, res: Response, next: NextFunction) => {
-    fn(req, res).catch(next);
-  };
-}
-
 /** `_count`: default, bounds, and a 400 for anything that is not a non-negative integer. */
 export function parseCount(value: unknown, fallback: number, max: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'string' || !/^\d{1,7}$/.test(value)) {
-    throw new HttpError(400, 'invalid_request', '_count must be a non-negative integer', {}, 'invalid');
+    throw badRequest('_count must be a non-negative integer');
   }
   return Math.min(Number(value), max);
 }
@@ -161,13 +127,40 @@ export function parseCount(value: unknown, fallback: number, max: number): numbe
 export function single(req: Request, name: string): string | undefined {
   const v = req.query[name];
   if (v === undefined) return undefined;
-  if (typeof v !== 'string')
-    throw new HttpError(400, 'invalid_request', `${name} may be given once`, {}, 'invalid');
+  if (typeof v !== 'string') throw badRequest(`${name} may be given once`);
   return v;
 }
 
 /** The request URL under the FHIR base, with only the given parameters (self/next links). */
-export function linkUrl(base: string, path: string, params: [string, string][]): string {
+function linkUrl(base: string, path: string, params: [string, string][]): string {
   const qs = new URLSearchParams(params).toString();
   return `${base}${path}${qs ? `?${qs}` : ''}`;
+}
+
+/** `_cursor`: absent, or a cursor this server issued (else 400). */
+export function cursorParam(req: Request): { text?: string; cursor?: Cursor } {
+  const text = single(req, '_cursor');
+  if (text === undefined) return {};
+  const cursor = decodeCursor(text);
+  if (!cursor) throw badRequest('_cursor is not a paging cursor of this server');
+  return { text, cursor };
+}
+
+/** The self and next links of a paged Bundle; `params` are the parameters understood, `_count` included. */
+export function pageLinks(
+  base: string,
+  path: string,
+  params: [string, string][],
+  cursorText: string | undefined,
+  next: Cursor | undefined,
+): { relation: string; url: string }[] {
+  const links = [
+    {
+      relation: 'self',
+      url: linkUrl(base, path, cursorText ? [...params, ['_cursor', cursorText]] : params),
+    },
+  ];
+  if (next)
+    links.push({ relation: 'next', url: linkUrl(base, path, [...params, ['_cursor', encodeCursor(next)]]) });
+  return links;
 }

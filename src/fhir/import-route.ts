@@ -16,7 +16,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import type { AppContext } from '../context.ts';
-import { HttpError } from '../http/errors.ts';
+import { badRequest, HttpError } from '../http/errors.ts';
 import { importBundle } from './import.ts';
 
 /** "200mb" → bytes (the same units as body-parser's limit). */
@@ -105,8 +105,7 @@ export function importRoute(ctx: AppContext) {
         },
       });
       await pipeline(req, counter, createWriteStream(file, { mode: 0o600 }));
-      if (received === 0)
-        throw new HttpError(400, 'invalid_request', 'the request body is empty', {}, 'invalid');
+      if (received === 0) throw badRequest('the request body is empty');
       const summary = await importBundle(ctx.db, { open: () => createReadStream(file) });
       await ctx.audit.record({
         action: 'admin.import',

@@ -17,8 +17,9 @@ import type { Resource } from '@medplum/fhirtypes';
 import type { Database, Queryable } from '../db/database.ts';
 import { HttpError } from '../http/errors.ts';
 import { BundleSyntaxError, readBundle } from './bundle-reader.ts';
-import { deleteResource, InvalidResourceError, putResources, validate } from './repository.ts';
+import { InvalidResourceError, validate } from './resource-rules.ts';
 import { isSupportedType, isValidId } from './resource-types.ts';
+import { deleteResource, putResources } from './writes.ts';
 
 /** A bundle the importer refuses: 400 with an OperationOutcome naming the entry. */
 export class ImportError extends HttpError {

@@ -6,12 +6,14 @@
  */
 import type { AppContext, Capability } from '../context.ts';
 import { sweepImportSpools } from './import-route.ts';
+import type { LiveTokenSql } from './live-token.ts';
 import { fhirRoutes } from './routes.ts';
 
-export async function createFhir(ctx: AppContext): Promise<Capability> {
+/** `liveTokenSql`: the authorization server's "this access token still counts" (./live-token.ts). */
+export async function createFhir(ctx: AppContext, deps: { liveTokenSql: LiveTokenSql }): Promise<Capability> {
   return {
     name: 'fhir',
-    api: fhirRoutes(ctx),
+    api: fhirRoutes(ctx, deps.liveTokenSql),
     // The FHIR base (the API and the authorization server's endpoints under it) is for machines.
     paths: [{ path: /^\/fhir(\/|$)/, sessionless: true }],
     async start() {

@@ -31,6 +31,7 @@ export const PATIENT_COMPARTMENT: Partial<Record<ResourceType, readonly string[]
   Observation: ['subject', 'performer'],
   Procedure: ['subject', 'performer.actor'],
   Provenance: ['target'],
+  QuestionnaireResponse: ['subject', 'author'],
   ServiceRequest: ['subject', 'performer'],
   SupplyDelivery: ['patient'],
 };

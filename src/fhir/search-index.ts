@@ -24,6 +24,9 @@ export function normalizeText(text: string): string {
     .trim();
 }
 
+/** A LIKE pattern matching values that start with `s` (its own %, _ and \\ taken literally). */
+export const likePrefix = (s: string) => `${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
 function words(text: string | undefined): string[] {
   if (!text) return [];
   return normalizeText(text)

@@ -8,17 +8,15 @@
  * - SQL narrows to what the token may see (searchScope); canSee has the last word per resource
  * - `next` links carry an opaque `_cursor`; pages stay stable while the data changes
  */
-import type { Request, Response } from 'express';
+import type { Request } from 'express';
 import type { AppContext } from '../context.ts';
-import { HttpError } from '../http/errors.ts';
-import { canSee, searchScope, typeAllowed } from './access.ts';
-import { audit, FHIR_JSON, linkUrl, parseCount, principalOf, single } from './fhir-http.ts';
-import { assertActiveUser, denyType } from './read.ts';
-import { type Cursor, decodeCursor, encodeCursor, likePrefix } from './repository.ts';
+import { badRequest } from '../http/errors.ts';
+import { canSee, searchScope } from './access.ts';
+import type { Cursor } from './cursor.ts';
+import { cursorParam, FHIR_JSON, pageLinks, parseCount } from './fhir-http.ts';
+import type { Interaction } from './pipeline.ts';
 import { isCompartmentType, isValidId, patientIdOfReference } from './resource-types.ts';
-import { INDEXED_TYPES, normalizeText } from './search-index.ts';
-
-const invalid = (message: string) => new HttpError(400, 'invalid_request', message, {}, 'invalid');
+import { INDEXED_TYPES, likePrefix, normalizeText } from './search-index.ts';
 
 const CONTROL = new Set(['_count', '_cursor', '_format', '_pretty', '_summary', '_elements']);
 const NAME_PARAMS = new Set(['name', 'family', 'given']);
@@ -58,11 +56,11 @@ function buildConditions(req: Request, type: string, strict: boolean): Built {
     const values = valuesOf(req, rawKey);
     let understood = true;
     for (const value of values) {
-      if (value === '') throw invalid(`${rawKey} needs a value`);
-      if (value.length > 512) throw invalid(`${rawKey} is too long`);
+      if (value === '') throw badRequest(`${rawKey} needs a value`);
+      if (value.length > 512) throw badRequest(`${rawKey} is too long`);
       const alternatives = value.split(',');
       if (name === '_id' && !modifier) {
-        if (!alternatives.every(isValidId)) throw invalid('_id values must match [A-Za-z0-9-.]{1,64}');
+        if (!alternatives.every(isValidId)) throw badRequest('_id values must match [A-Za-z0-9-.]{1,64}');
         b.where.push(`r.id = ANY(string_to_array(${push(b, alternatives.join(','))}, ','))`);
       } else if (
         (name === 'patient' || name === 'subject') &&
@@ -71,14 +69,14 @@ function buildConditions(req: Request, type: string, strict: boolean): Built {
         type !== 'Patient'
       ) {
         const ids = alternatives.map((a) => (isValidId(a) ? a : patientIdOfReference(a)));
-        if (ids.some((i) => !i)) throw invalid(`${name} must name a Patient: an id or Patient/{id}`);
+        if (ids.some((i) => !i)) throw badRequest(`${name} must name a Patient: an id or Patient/{id}`);
         b.where.push(`r.compartment_patient = ANY(string_to_array(${push(b, ids.join(','))}, ','))`);
       } else if (NAMED_TYPES.has(type) && NAME_PARAMS.has(name)) {
         if (modifier && modifier !== 'exact' && modifier !== 'contains')
-          throw invalid(`modifier :${modifier} is not supported on ${name}`);
+          throw badRequest(`modifier :${modifier} is not supported on ${name}`);
         const ors = alternatives.map((alt) => {
           const norm = normalizeText(alt);
-          if (!norm) throw invalid(`${name} needs letters or digits`);
+          if (!norm) throw badRequest(`${name} needs letters or digits`);
           // the whole family name is indexed too; given/name match word by word
           const words = name === 'family' || modifier ? [norm] : norm.split(/[\s-]+/).filter(Boolean);
           return words
@@ -108,7 +106,7 @@ function buildConditions(req: Request, type: string, strict: boolean): Built {
         );
       } else if (type === 'Patient' && name === 'gender' && !modifier) {
         if (!alternatives.every((g) => /^(male|female|other|unknown)$/.test(g)))
-          throw invalid('gender must be male, female, other or unknown');
+          throw badRequest('gender must be male, female, other or unknown');
         addIndexed(
           b,
           'gender',
@@ -117,7 +115,7 @@ function buildConditions(req: Request, type: string, strict: boolean): Built {
       } else if (type === 'Patient' && name === 'birthdate' && !modifier) {
         const ors = alternatives.map((alt) => {
           const m = DATE.exec(alt);
-          if (!m) throw invalid('birthdate must be [eq|ne|lt|gt|le|ge]YYYY[-MM[-DD]]');
+          if (!m) throw badRequest('birthdate must be [eq|ne|lt|gt|le|ge]YYYY[-MM[-DD]]');
           const date = m[2]!;
           const prefix = push(b, likePrefix(date));
           const exact = push(b, date);
@@ -145,111 +143,93 @@ function buildConditions(req: Request, type: string, strict: boolean): Built {
       }
     }
     if (understood) for (const v of values) b.used.push([rawKey, v]);
-    else if (strict) throw invalid(`search parameter ${rawKey.slice(0, 64)} is not supported for ${type}`);
+    else if (strict) throw badRequest(`search parameter ${rawKey.slice(0, 64)} is not supported for ${type}`);
   }
   return b;
 }
 
-export function searchHandler(ctx: AppContext) {
+export function searchInteraction(ctx: AppContext): Interaction {
   const base = ctx.config.fhirBaseUrl;
-  return async function search(req: Request, res: Response): Promise<void> {
-    const type = req.params.type as string;
-    const p = principalOf(res);
-    const entity = `${type}?${Object.keys(req.query)
-      .filter((k) => !CONTROL.has(k))
-      .sort()
-      .join(',')}`.slice(0, 200);
-    if (!typeAllowed(p, type, 's')) return denyType(ctx, req, res, type, entity);
-    const strict = /handling\s*=\s*strict/i.test(String(req.headers.prefer ?? ''));
-    const count = parseCount(req.query._count, 50, 1000);
-    const cursorText = single(req, '_cursor');
-    let cursor: Cursor | undefined;
-    if (cursorText !== undefined) {
-      cursor = decodeCursor(cursorText);
-      if (!cursor) throw invalid('_cursor is not a paging cursor of this server');
-    }
-    const b = buildConditions(req, type, strict);
-    await assertActiveUser(ctx, req, p);
-    const scope = searchScope(p, type, 's');
-    if (!scope.all) {
-      const ors: string[] = [];
-      if (scope.compartment) ors.push(`r.compartment_patient = ${push(b, scope.compartment)}`);
-      if (scope.ids.length > 0) ors.push(`r.id = ANY(string_to_array(${push(b, scope.ids.join(','))}, ','))`);
-      b.where.push(ors.length > 0 ? `(${ors.join(' OR ')})` : 'false');
-    }
-    let upTo = cursor?.upTo;
-    if (upTo === undefined) {
-      const max = await ctx.db.query<{ m: unknown }>(
-        `SELECT max(seq) AS m FROM fhir_resources WHERE resource_type = $1`,
-        [type],
+  return {
+    action: 'fhir.search',
+    interaction: 's',
+    target(req) {
+      const type = req.params.type as string;
+      const params = Object.keys(req.query)
+        .filter((k) => !CONTROL.has(k))
+        .sort()
+        .join(',');
+      return { type, entity: `${type}?${params}`.slice(0, 200) };
+    },
+    async perform(req, { principal: p, type }) {
+      const strict = /handling\s*=\s*strict/i.test(String(req.headers.prefer ?? ''));
+      const count = parseCount(req.query._count, 50, 1000);
+      const { text: cursorText, cursor } = cursorParam(req);
+      const b = buildConditions(req, type, strict);
+      const scope = searchScope(p, type, 's');
+      if (!scope.all) {
+        const ors: string[] = [];
+        if (scope.compartment) ors.push(`r.compartment_patient = ${push(b, scope.compartment)}`);
+        if (scope.ids.length > 0)
+          ors.push(`r.id = ANY(string_to_array(${push(b, scope.ids.join(','))}, ','))`);
+        b.where.push(ors.length > 0 ? `(${ors.join(' OR ')})` : 'false');
+      }
+      let upTo = cursor?.upTo;
+      if (upTo === undefined) {
+        const max = await ctx.db.query<{ m: unknown }>(
+          `SELECT max(seq) AS m FROM fhir_resources WHERE resource_type = $1`,
+          [type],
+        );
+        upTo = max.rows[0]?.m == null ? 0 : Number(max.rows[0].m);
+      }
+      const after = push(b, cursor?.after ?? 0);
+      const upper = push(b, upTo);
+      const limit = push(b, count + 1);
+      const rows =
+        count === 0
+          ? []
+          : (
+              await ctx.db.query<{
+                id: string;
+                seq: unknown;
+                compartment_patient: string | null;
+                body: string;
+              }>(
+                `SELECT r.id, r.seq, r.compartment_patient, r.resource::text AS body
+                   FROM fhir_resources r
+                  WHERE r.resource_type = $1 AND NOT r.deleted AND r.seq > ${after} AND r.seq <= ${upper}
+                    ${b.where.map((w) => `AND ${w}`).join(' ')}
+                  ORDER BY r.seq
+                  LIMIT ${limit}`,
+                b.params,
+              )
+            ).rows;
+      let next: Cursor | undefined;
+      if (rows.length > count) {
+        rows.length = count;
+        next = { after: Number(rows[rows.length - 1]!.seq), upTo };
+      }
+      const visible = rows.filter((row) =>
+        canSee(p, 's', type, row.id, row.compartment_patient, () => JSON.parse(row.body)),
       );
-      upTo = max.rows[0]?.m == null ? 0 : Number(max.rows[0].m);
-    }
-    const after = push(b, cursor?.after ?? 0);
-    const upper = push(b, upTo);
-    const limit = push(b, count + 1);
-    const rows =
-      count === 0
-        ? []
-        : (
-            await ctx.db.query<{
-              id: string;
-              seq: unknown;
-              compartment_patient: string | null;
-              body: string;
-            }>(
-              `SELECT r.id, r.seq, r.compartment_patient, r.resource::text AS body
-                 FROM fhir_resources r
-                WHERE r.resource_type = $1 AND NOT r.deleted AND r.seq > ${after} AND r.seq <= ${upper}
-                  ${b.where.map((w) => `AND ${w}`).join(' ')}
-                ORDER BY r.seq
-                LIMIT ${limit}`,
-              b.params,
-            )
-          ).rows;
-    let next: Cursor | undefined;
-    if (rows.length > count) {
-      rows.length = count;
-      next = { after: Number(rows[rows.length - 1]!.seq), upTo };
-    }
-    const visible = rows.filter((row) =>
-      canSee(p, 's', type, row.id, row.compartment_patient, () => JSON.parse(row.body)),
-    );
-    const patients = [...new Set(visible.map((r) => r.compartment_patient).filter(Boolean))];
-    await audit(ctx, req, p, {
-      action: 'fhir.search',
-      entity,
-      patientId: patients.length === 1 ? patients[0] : p.patient,
-      detail: { results: visible.length },
-    });
+      const patients = [...new Set(visible.map((r) => r.compartment_patient).filter(Boolean))];
 
-    const links = [
-      {
-        relation: 'self',
-        url: linkUrl(base, `/${type}`, [
-          ...b.used,
-          ['_count', String(count)],
-          ...(cursorText ? [['_cursor', cursorText] as [string, string]] : []),
-        ]),
-      },
-    ];
-    if (next)
-      links.push({
-        relation: 'next',
-        url: linkUrl(base, `/${type}`, [
-          ...b.used,
-          ['_count', String(count)],
-          ['_cursor', encodeCursor(next)],
-        ]),
-      });
-    const total = !next && !cursor && count > 0 ? `"total":${visible.length},` : '';
-    const entries = visible.map(
-      (row) =>
-        `{"fullUrl":${JSON.stringify(`${base}/${type}/${row.id}`)},"resource":${row.body},"search":{"mode":"match"}}`,
-    );
-    res.status(200).setHeader('Content-Type', FHIR_JSON);
-    res.end(
-      `{"resourceType":"Bundle","type":"searchset",${total}"link":${JSON.stringify(links)},"entry":[${entries.join(',')}]}`,
-    );
+      const links = pageLinks(base, `/${type}`, [...b.used, ['_count', String(count)]], cursorText, next);
+      const total = !next && !cursor && count > 0 ? `"total":${visible.length},` : '';
+      return {
+        patientId: patients.length === 1 ? patients[0] : p.patient,
+        detail: { results: visible.length },
+        send(_req, res) {
+          const entries = visible.map(
+            (row) =>
+              `{"fullUrl":${JSON.stringify(`${base}/${type}/${row.id}`)},"resource":${row.body},"search":{"mode":"match"}}`,
+          );
+          res.status(200).setHeader('Content-Type', FHIR_JSON);
+          res.end(
+            `{"resourceType":"Bundle","type":"searchset",${total}"link":${JSON.stringify(links)},"entry":[${entries.join(',')}]}`,
+          );
+        },
+      };
+    },
   };
 }

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import type { AppContext, Capability, PathRule } from '../context.ts';
+import { rotationSummary } from '../keys/key-ring.ts';
 import { errorHandler, HttpError, notFoundHandler } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { requestLogger } from './logger.ts';
@@ -45,6 +46,9 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
       },
       // Discovery documents and FHIR are read cross-origin by browser apps.
       crossOriginResourcePolicy: { policy: 'cross-origin' },
+      // No URL of ours (chart paths name patients) ever goes to another site; our own pages and
+      // redirects do tell us where a navigation came from (src/launch/own-navigation.ts).
+      referrerPolicy: { policy: 'same-origin' },
       strictTransportSecurity: ctx.config.secureCookies,
     }),
   );
@@ -64,8 +68,10 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
   for (const capability of capabilities) {
     if (capability.api) app.use(capability.api);
   }
-  app.use(healthRoutes(ctx.db));
-  app.use(ctx.metrics.routes(ctx.config.metricsToken));
+  app.use(healthRoutes(ctx.db, () => ({ secretsKey: rotationSummary(ctx.box.status) })));
+  app.use(
+    ctx.metrics.routes({ token: ctx.config.metricsToken, internalOnly: ctx.config.metricsInternalOnly }),
+  );
   app.use('/static', express.static(PUBLIC_DIR, { index: false, maxAge: '1h', fallthrough: true }));
 
   app.use(

@@ -1,8 +1,11 @@
 import { Router } from 'express';
 import type { Database } from '../db/database.ts';
 
-/** Liveness (the process answers) and readiness (the database answers, within 2 s). */
-export function healthRoutes(db: Database): Router {
+/**
+ * Liveness (the process answers) and readiness (the database answers, within 2 s). `detail` adds
+ * members to a ready answer (the SECRETS_KEY rotation's progress): counts and states only.
+ */
+export function healthRoutes(db: Database, detail: () => Record<string, unknown> = () => ({})): Router {
   const router = Router();
   router.get('/healthz', (_req, res) => {
     res.set('Cache-Control', 'no-store').json({ status: 'ok' });
@@ -11,7 +14,7 @@ export function healthRoutes(db: Database): Router {
     res.set('Cache-Control', 'no-store');
     try {
       await withTimeout(db.ping(), 2000);
-      res.json({ status: 'ready', database: 'ok' });
+      res.json({ status: 'ready', database: 'ok', ...detail() });
     } catch {
       res.status(503).json({ status: 'unavailable', database: 'unreachable' });
     }

@@ -2,9 +2,11 @@
  * Prometheus metrics (prom-client), one registry per server so tests can build several.
  * - labels are low-cardinality by construction: route families, resource types, grant types —
  *   never ids, paths with ids, or anything a patient could be identified by
- * - GET /metrics, optionally behind METRICS_TOKEN
+ * - GET /metrics, behind METRICS_TOKEN when set; with METRICS_INTERNAL_ONLY, answered only to
+ *   loopback and private client addresses (anyone else gets the 404 of a path that is not there)
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { BlockList, isIPv4 } from 'node:net';
 import type { RequestHandler, Router } from 'express';
 import { Router as createRouter } from 'express';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -133,11 +135,16 @@ export class Metrics {
     };
   }
 
-  routes(token: string | undefined): Router {
+  routes(options: { token: string | undefined; internalOnly: boolean }): Router {
     const router = createRouter();
+    const { token, internalOnly } = options;
     const expected = token ? createHash('sha256').update(token).digest() : undefined;
     router.get('/metrics', async (req, res, next) => {
       try {
+        if (internalOnly && !isInternalAddress(req.ip)) {
+          next();
+          return;
+        }
         if (expected) {
           const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
           if (!timingSafeEqual(createHash('sha256').update(given).digest(), expected)) {
@@ -154,5 +161,33 @@ export class Metrics {
       }
     });
     return router;
+  }
+}
+
+/** Loopback, RFC 1918, link-local and unique-local addresses: where an operator's scraper lives. */
+const INTERNAL = new BlockList();
+for (const [net, prefix] of [
+  ['127.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['172.16.0.0', 12],
+  ['192.168.0.0', 16],
+  ['169.254.0.0', 16],
+] as const)
+  INTERNAL.addSubnet(net, prefix, 'ipv4');
+for (const [net, prefix] of [
+  ['::1', 128],
+  ['fc00::', 7],
+  ['fe80::', 10],
+] as const)
+  INTERNAL.addSubnet(net, prefix, 'ipv6');
+
+/** True for a client address (req.ip, as TRUST_PROXY resolves it) inside the private ranges. */
+export function isInternalAddress(ip: string | undefined): boolean {
+  if (!ip) return false;
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1] ?? ip;
+  try {
+    return isIPv4(v4) ? INTERNAL.check(v4, 'ipv4') : INTERNAL.check(ip, 'ipv6');
+  } catch {
+    return false;
   }
 }

@@ -276,6 +276,24 @@ export async function findLaunchContextByGrant(
   return rows[0] ? toContext(rows[0]) : undefined;
 }
 
+/** The grants made by launches on one Ocean site (removing the site ends them). */
+export async function grantIdsOfSite(q: Queryable, clientId: string, siteNum: string): Promise<string[]> {
+  const { rows } = await q.query<{ grant_id: string }>(
+    'SELECT grant_id FROM launch_contexts WHERE client_id = $1 AND site_num = $2 AND grant_id IS NOT NULL',
+    [clientId, siteNum],
+  );
+  return rows.map((r) => r.grant_id);
+}
+
+/** The grants redeemed under one EHR session (its online_access grants end with it). */
+export async function grantIdsOfSession(q: Queryable, ehrSessionId: string): Promise<string[]> {
+  const { rows } = await q.query<{ grant_id: string }>(
+    'SELECT grant_id FROM launch_contexts WHERE ehr_session_id = $1 AND grant_id IS NOT NULL',
+    [ehrSessionId],
+  );
+  return rows.map((r) => r.grant_id);
+}
+
 /**
  * Drops contexts that expired unused, and used ones whose grant has ended (revoked or expired).
  * Whether a grant lives is the authorization server's to say: `grantLivesSql` is its SQL for it.

@@ -18,8 +18,16 @@ interface ModelRow {
   consumed_at: Date | string | null;
 }
 
+/** Client metadata of machine clients another room owns (Ocean's message integrations), by client_id. */
+export type MachineClients = (clientId: string) => Promise<Record<string, unknown> | undefined>;
+
 /** Builds the adapter class oidc-provider instantiates once per model name. */
-export function postgresAdapter(ctx: AppContext): new (model: string) => Adapter {
+export function postgresAdapter(
+  ctx: AppContext,
+  machineClients: MachineClients = async () => undefined,
+): new (
+  model: string,
+) => Adapter {
   const { db } = ctx;
 
   const hydrate = (row: ModelRow | undefined): AdapterPayload | undefined => {
@@ -54,7 +62,10 @@ export function postgresAdapter(ctx: AppContext): new (model: string) => Adapter
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.model === 'Client')
-        return (await providerClientMetadata(ctx, id)) as AdapterPayload | undefined;
+        // Ocean's message integrations are clients too (client_credentials only, src/referrals/).
+        return ((await providerClientMetadata(ctx, id)) ?? (await machineClients(id))) as
+          | AdapterPayload
+          | undefined;
       const { rows } = await db.query<ModelRow>(
         `SELECT payload, consumed_at FROM oidc_models
           WHERE model = $1 AND id = $2 AND (expires_at IS NULL OR expires_at > now())`,

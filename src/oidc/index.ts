@@ -6,6 +6,7 @@
  *   GET|POST /fhir/auth, GET /fhir/auth/:uid      oidc-provider (POST normalised, ./authorize-request.ts)
  *   POST /fhir/token, /fhir/token/introspection, /fhir/token/revocation   oidc-provider + ./token-hooks.ts
  *   GET  /interaction/:uid, POST …/confirm       ./interactions.ts (EHR session → login, grant, consent)
+ *   GET  /account/apps, POST …/:grantId/revoke   ./connected-apps.ts (the user's standing grants)
  *   GET  /smart-style.json                       the SMART style document
  * The provider is rebuilt behind a stable handler when the signing keys change; expired OIDC
  * rows and launch contexts are purged in the background.
@@ -18,8 +19,10 @@ import { purgeLaunchContexts } from '../launch/launch-contexts.ts';
 import { smartConfiguration } from '../smart/configuration.ts';
 import { ROUTES } from '../smart/endpoints.ts';
 import { SMART_STYLE_PATH, smartStyleHandler } from '../smart/style.ts';
-import { grantLivesSql, purgeExpiredModels } from './adapter.ts';
+import { grantLivesSql, type MachineClients, purgeExpiredModels } from './adapter.ts';
 import { prepareAuthorizationRequest } from './authorize-request.ts';
+import { connectedAppsRoutes } from './connected-apps.ts';
+import { liveAccessToken } from './grant-revocation.ts';
 import { interactionRoutes } from './interactions.ts';
 import { buildProvider } from './provider.ts';
 
@@ -27,13 +30,13 @@ const FHIR_MOUNT = '/fhir';
 const PURGE_INTERVAL_MS = 60_000;
 
 /** Paths below /fhir that belong to the provider (everything else falls through to the FHIR API). */
+const DISCOVERY_PATHS = ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server'];
 const PROVIDER_PATHS = new Set<string>([
   ROUTES.authorization,
   ROUTES.token,
   ROUTES.introspection,
   ROUTES.revocation,
-  '/.well-known/openid-configuration',
-  '/.well-known/oauth-authorization-server',
+  ...DISCOVERY_PATHS,
 ]);
 const RESUME_PATH = new RegExp(`^${ROUTES.authorization}/[\\w-]{1,64}$`);
 const SESSION_END_PATH = new RegExp(`^${ROUTES.end_session}(/|$)`);
@@ -48,14 +51,19 @@ const AUTHORIZE_PATH = new RegExp(`^${FHIR_MOUNT}${ROUTES.authorization}(/|$)`, 
 export interface OidcCapability extends Capability {
   /** The provider serving now (rebuilt on key changes). */
   provider(): Provider;
+  /** SQL "this access token still counts" for the FHIR API (./grant-revocation.ts). */
+  liveTokenSql: typeof liveAccessToken;
 }
 
-export async function createOidc(ctx: AppContext): Promise<OidcCapability> {
-  let provider = buildProvider(ctx);
+export async function createOidc(
+  ctx: AppContext,
+  deps: { machineClients?: MachineClients } = {},
+): Promise<OidcCapability> {
+  let provider = buildProvider(ctx, deps.machineClients);
   let callback = provider.callback();
   const onKeysChange = () => {
     try {
-      provider = buildProvider(ctx);
+      provider = buildProvider(ctx, deps.machineClients);
       callback = provider.callback();
       ctx.logger.info('signing keys changed: authorization server reloaded');
     } catch (err) {
@@ -119,6 +127,14 @@ export async function createOidc(ctx: AppContext): Promise<OidcCapability> {
     },
     toProvider,
   );
+  // Discovery names only PUBLIC_URL endpoints whatever the request's Host (./public-origin.ts), so
+  // the document is the same for every requester and CORS is "*": a shared cache keyed on the URL
+  // alone cannot serve anyone a wrong copy. Had it depended on Host, the only safe answer would
+  // have been `Vary: Host, X-Forwarded-Host` or no-store.
+  fhir.get(DISCOVERY_PATHS, (_req, res, next) => {
+    res.set('Cache-Control', 'public, max-age=300');
+    next();
+  });
   fhir.use((req, res, next) => {
     if (PROVIDER_PATHS.has(req.path) || RESUME_PATH.test(req.path) || SESSION_END_PATH.test(req.path)) {
       toProvider(req, res, next);
@@ -128,6 +144,7 @@ export async function createOidc(ctx: AppContext): Promise<OidcCapability> {
   });
   router.use(FHIR_MOUNT, fhir);
   router.use(interactionRoutes(ctx, getProvider));
+  router.use(connectedAppsRoutes(ctx));
 
   let timer: NodeJS.Timeout | undefined;
   const purge = async () => {
@@ -145,6 +162,7 @@ export async function createOidc(ctx: AppContext): Promise<OidcCapability> {
     name: 'oidc',
     router,
     provider: getProvider,
+    liveTokenSql: liveAccessToken,
     paths: [
       { path: AUTHORIZE_PATH, errorFormat: 'html' },
       { path: OAUTH_PATH, errorFormat: 'oauth' },

@@ -4,7 +4,8 @@
  *   browser goes to /login?returnTo=<this interaction> and comes back here
  * - a launch is consumed here, once, for this client and this signed-in user, and bound to the new
  *   grant and the EHR session; anything else ends the flow with an OAuth error redirect (state kept)
- * - consent is implicit for pre-authorized clients, otherwise a page lists the scopes in plain words
+ * - consent is implicit for pre-authorized clients (but for offline_access outside a launch:
+ *   ./launch-grant.ts consentNeeded), otherwise a page lists the scopes in plain words
  * - each authorization gets a brand-new grant holding exactly the scopes granted (others rejected)
  */
 import express, { type Request, type RequestHandler, type Response, Router } from 'express';
@@ -13,7 +14,7 @@ import type { AppContext } from '../context.ts';
 import { HttpError } from '../http/errors.ts';
 import { describeScope, grantScopes, splitScope } from '../smart/scopes.ts';
 import { csrfProtection, csrfToken } from '../web/session.ts';
-import { makeLaunchGrant } from './launch-grant.ts';
+import { consentNeeded, makeLaunchGrant } from './launch-grant.ts';
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
 
@@ -79,7 +80,7 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
       const parties = await signedInAndRegistered(req, res, details);
       if (!parties) return;
       const { userId, client } = parties;
-      if (client.pre_authorized !== false) {
+      if (!consentNeeded(client, details.params)) {
         await complete(req, res, details, client, userId);
         return;
       }

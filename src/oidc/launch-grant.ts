@@ -8,6 +8,8 @@
  *   client is pre-authorized, the grant is made during the authorization request itself (no
  *   interaction round trip); anything unusual (an explicit prompt, another user, consent needed)
  *   goes through the interaction instead
+ * - consentNeeded: a pre-authorized client skips the consent page, except for offline_access
+ *   outside a launch — a standing grant the user did not start from a chart is shown and agreed to
  */
 import type { Request } from 'express';
 import type Provider from 'oidc-provider';
@@ -87,6 +89,21 @@ export async function makeLaunchGrant(
   return { grant, ...(context ? { context } : {}) };
 }
 
+/**
+ * Whether the user must see and agree to the scopes. A pre-authorized client gets without a page
+ * what it asks inside a launch from the chart; outside a launch, offline_access (a refresh token
+ * that outlives the sign-in) still needs the user's explicit consent.
+ */
+export function consentNeeded(
+  client: { pre_authorized?: boolean },
+  params: { launch?: unknown; scope?: unknown },
+): boolean {
+  if (client.pre_authorized === false) return true;
+  return (
+    params.launch === undefined && splitScope(params.scope as string | undefined).includes('offline_access')
+  );
+}
+
 /** The per-launch grant made without an interaction, when single sign-on needs no page at all. */
 export async function ssoGrant(ctx: AppContext, kctx: KoaContextWithOIDC): Promise<Grant | undefined> {
   if (kctx.oidc.route !== 'authorization') return undefined;
@@ -99,7 +116,7 @@ export async function ssoGrant(ctx: AppContext, kctx: KoaContextWithOIDC): Promi
   if (
     !userId ||
     !client ||
-    client.pre_authorized === false ||
+    consentNeeded(client, params) ||
     kctx.oidc.session?.accountId !== userId ||
     params.prompt !== undefined ||
     params.max_age !== undefined ||

@@ -20,8 +20,9 @@ import { isLaunchUsable } from '../launch/launch-contexts.ts';
 import { CLIENT_AUTH_METHODS, ROUTES, SIGNING_ALGS } from '../smart/endpoints.ts';
 import { OIDC_SCOPES, splitScope } from '../smart/scopes.ts';
 import { CLAIMS_BY_SCOPE, loadAccount } from './accounts.ts';
-import { postgresAdapter } from './adapter.ts';
+import { type MachineClients, postgresAdapter } from './adapter.ts';
 import { ssoGrant } from './launch-grant.ts';
+import { pinPublicOrigin } from './public-origin.ts';
 import { contextForGrant, installTokenHooks } from './token-hooks.ts';
 
 export const INTERACTION_PATH = '/interaction';
@@ -35,12 +36,12 @@ export function audMatches(aud: string, fhirBaseUrl: string): boolean {
   return aud === fhirBaseUrl || aud === `${fhirBaseUrl}/`;
 }
 
-export function buildProvider(ctx: AppContext): Provider {
+export function buildProvider(ctx: AppContext, machineClients?: MachineClients): Provider {
   const { config } = ctx;
   const fhirBase = config.fhirBaseUrl;
 
   const configuration: Configuration = {
-    adapter: postgresAdapter(ctx),
+    adapter: postgresAdapter(ctx, machineClients),
     clients: [],
     findAccount: (_kctx, sub) => loadAccount(ctx, sub),
     // Only the keys that sign now; relying parties get next and retired keys from our JWKS route.
@@ -107,6 +108,8 @@ export function buildProvider(ctx: AppContext): Provider {
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
       registration: { enabled: false },
+      // Machine clients (Ocean's message integrations, src/referrals/) get their allowed_scope, nothing more.
+      clientCredentials: { enabled: true },
       // Built in for client authentication and refresh tokens; JWT access tokens are added by token-hooks.
       introspection: {
         enabled: true,
@@ -116,6 +119,11 @@ export function buildProvider(ctx: AppContext): Provider {
         enabled: true,
         allowedPolicy: async (_kctx, client, token) => token.clientId === client.clientId,
       },
+      // Off, so that discovery names only what answers here (on by default in oidc-provider 9):
+      // SMART App Launch 2.2 and Ocean use neither, our router does not serve /request, and the
+      // FHIR API checks bearer tokens only — a DPoP-bound token would not be held to its key there.
+      pushedAuthorizationRequests: { enabled: false },
+      dPoP: { enabled: false },
       resourceIndicators: {
         enabled: true,
         // SMART clients name the FHIR server with `aud`, not `resource`: the FHIR base is the only resource.
@@ -125,7 +133,10 @@ export function buildProvider(ctx: AppContext): Provider {
           if (resource !== fhirBase) throw new errors.InvalidTarget('the only resource is the FHIR base URL');
           return {
             // The scopes in play; our grant (src/oidc/interactions.ts) decides which are granted.
-            scope: scopesInPlay(kctx, fhirBase),
+            scope:
+              kctx.oidc.params?.grant_type === 'client_credentials'
+                ? String(client.allowed_scope ?? '')
+                : scopesInPlay(kctx, fhirBase),
             audience: fhirBase,
             accessTokenTTL: config.ttl.accessToken,
             accessTokenFormat: 'jwt',
@@ -170,7 +181,9 @@ export function buildProvider(ctx: AppContext): Provider {
   };
 
   const provider = new Provider(fhirBase, configuration);
+  // Trusted proxies give the client address (ctx.ip); the origin is PUBLIC_URL's, whatever the headers say.
   provider.proxy = config.trustProxy !== false;
+  provider.use(pinPublicOrigin(config.publicUrl));
 
   // Client secrets are stored as keyed hashes (CONTRACT §3.3): the metadata's client_secret IS that
   // hash, so the presented secret is hashed the same way before the constant-time comparison.

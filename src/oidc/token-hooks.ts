@@ -5,8 +5,9 @@
  *   arrives with your access_token") and `Pragma: no-cache` (RFC 6749 §5.1; oidc-provider dropped it)
  * - JWT access tokens cannot be introspected or revoked by oidc-provider: we verify them against
  *   our JWKS, after oidc-provider has authenticated the client, and answer RFC 7662 / RFC 7009
- * - every issued JWT access token leaves a reference row (model "JwtAccessToken", by grant), so
- *   revoking the grant makes introspection say inactive at once
+ * - every issued JWT access token leaves a reference row (model "JwtAccessToken", by grant);
+ *   introspection says active only while ./grant-revocation.ts's liveAccessToken() holds, the same
+ *   condition the FHIR API checks, and revoking an access token ends its whole grant there
  * - an online_access refresh token stops working when the EHR session it was issued under ends
  */
 import { decodeJwt, jwtVerify } from 'jose';
@@ -24,8 +25,7 @@ import {
 } from '../launch/launch-contexts.ts';
 import { splitScope } from '../smart/scopes.ts';
 import { isSessionAlive } from '../web/session.ts';
-
-export const JWT_ACCESS_TOKEN_MODEL = 'JwtAccessToken';
+import { JWT_ACCESS_TOKEN_MODEL, liveAccessTokenGrant, revokeGrants } from './grant-revocation.ts';
 
 interface Resolved {
   context: LaunchContext;
@@ -98,12 +98,10 @@ export function installTokenHooks(ctx: AppContext, provider: Provider): void {
         typ: 'at+jwt',
         algorithms: ['RS256', 'ES256'],
       });
-      if (typeof payload.jti !== 'string' || typeof payload.client_id !== 'string') return undefined;
-      const { rows } = await ctx.db.query<{ grant_id: string }>(
-        `SELECT grant_id FROM oidc_models WHERE model = $1 AND id = $2 AND expires_at > now()`,
-        [JWT_ACCESS_TOKEN_MODEL, payload.jti],
-      );
-      const grantId = rows[0]?.grant_id;
+      const { jti, sub } = payload;
+      if (typeof jti !== 'string' || typeof sub !== 'string' || typeof payload.client_id !== 'string')
+        return undefined;
+      const grantId = await liveAccessTokenGrant(ctx.db, jti, sub);
       return grantId ? { payload, grantId } : undefined;
     } catch {
       return undefined;
@@ -229,13 +227,15 @@ export function installTokenHooks(ctx: AppContext, provider: Provider): void {
     const token = kctx.oidc.params?.token;
     if (!client || body?.error !== 'unsupported_token_type' || !looksLikeJwt(token)) return;
     // RFC 7009 §2.2: 200 whatever the token was. Revoking our access token ends its whole grant
-    // (refresh tokens included); resource servers that verify offline stop at its `exp`.
+    // (refresh tokens and the grant's other access tokens included), at the FHIR API too.
     kctx.status = 200;
     kctx.body = '';
     const verified = await verifyAccessToken(token);
     if (!verified || verified.payload.client_id !== client.clientId) return;
-    const grant = await provider.Grant.find(verified.grantId);
-    await grant?.destroy();
-    await provider.AccessToken.adapter.revokeByGrantId(verified.grantId);
+    await revokeGrants(
+      ctx.db,
+      { grantIds: [verified.grantId] },
+      { reason: 'access_token_revoked', requestId: (kctx.req as { id?: string }).id ?? null, ip: kctx.ip },
+    );
   }
 }

@@ -78,10 +78,11 @@ export interface User {
   passwordChangedAt: Date;
 }
 
-interface UserRow {
+export interface UserRow {
   id: string;
   username: string;
-  password_hash: string;
+  /** NULL: no local password (an account of the identity provider); password sign-in refuses it. */
+  password_hash: string | null;
   practitioner_id: string;
   given_name: string;
   family_name: string;
@@ -93,10 +94,10 @@ interface UserRow {
   password_changed_at: Date | string;
 }
 
-const COLUMNS =
+export const COLUMNS =
   'id, username, password_hash, practitioner_id, given_name, family_name, email, roles, active, created_at, updated_at, password_changed_at';
 
-function toUser(row: UserRow): User {
+export function toUser(row: UserRow): User {
   return {
     id: row.id,
     username: row.username,
@@ -208,8 +209,9 @@ export async function verifyPassword(
     await verifyAgainstDummy(candidate);
     return undefined;
   }
-  const ok = await verifyPasswordHash(candidate, row.password_hash);
-  if (!ok || !row.active) return undefined;
+  // No hash (an identity provider's account) verifies against nothing, after the same work.
+  const ok = await verifyPasswordHash(candidate, row.password_hash ?? '');
+  if (!ok || !row.active || !row.password_hash) return undefined;
   if (needsRehash(row.password_hash)) {
     await ctx.db.query('UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash = $3', [
       row.id,

@@ -7,6 +7,7 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { AppContext } from '../context.ts';
+import { localPath } from '../http/local-redirect.ts';
 import { type User as EhrUser, getUser } from '../users/users.ts';
 import { csrfToken } from './session.ts';
 
@@ -42,22 +43,13 @@ export function loadCurrentUser(ctx: AppContext): RequestHandler {
   };
 }
 
-/** A local path to come back to after sign-in, or undefined when the value is anything else (no open redirect). */
+/** A local path to come back to after sign-in, or undefined (no open redirect: ../http/local-redirect.ts). */
 export function safeReturnTo(value: unknown): string | undefined {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 2048) return undefined;
-  if (!value.startsWith('/') || value.startsWith('//') || value.includes('\\')) return undefined;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-  if (/[\u0000-\u001f\u007f]/.test(value)) return undefined;
-  const base = 'http://return-to.invalid';
-  let url: URL;
-  try {
-    url = new URL(value, base);
-  } catch {
-    return undefined;
-  }
-  if (url.origin !== base) return undefined;
-  if (url.pathname === '/login' || url.pathname === '/logout') return undefined;
-  return `${url.pathname}${url.search}`;
+  const path = localPath(value);
+  if (path === undefined) return undefined;
+  // Coming back to the sign-in or sign-out page would loop.
+  const pathname = path.split(/[?#]/, 1)[0];
+  return pathname === '/login' || pathname === '/logout' ? undefined : path;
 }
 
 export function loginUrl(returnTo: string | undefined): string {

@@ -7,7 +7,7 @@
  */
 
 import { csrfSync } from 'csrf-sync';
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import session, { type SessionData, Store } from 'express-session';
 import type { AppContext } from '../context.ts';
 import type { Database, Queryable } from '../db/database.ts';
@@ -19,6 +19,8 @@ declare module 'express-session' {
     userId?: string;
     /** Seconds since epoch of the sign-in (OIDC auth_time). */
     authTime?: number;
+    /** How the user proved who they are: sign-out offers the identity provider's own sign-out after 'identity_provider'. */
+    signInMethod?: 'password' | 'identity_provider';
     /** Where to go after sign-in (a local path only). */
     returnTo?: string;
   }
@@ -129,8 +131,27 @@ export const csrfGuard: RequestHandler = (req, res, next) =>
   });
 
 /** Ends every sign-in session of a user (a password reset, a deactivation), in the caller's transaction. */
-export async function endSessionsOf(q: Queryable, userId: string): Promise<void> {
-  await q.query('DELETE FROM ehr_sessions WHERE user_id = $1', [userId]);
+export async function endSessionsOf(q: Queryable, userId: string): Promise<number> {
+  return (await q.query('DELETE FROM ehr_sessions WHERE user_id = $1', [userId])).rowCount;
+}
+
+/**
+ * Signs `userId` into this browser, however they proved who they are (password, identity
+ * provider): a new session id first — a session id planted before sign-in is worth nothing —
+ * then userId and authTime (OIDC auth_time), saved before the caller answers.
+ */
+export async function beginSignedInSession(
+  req: Request,
+  userId: string,
+  signInMethod: SessionData['signInMethod'],
+): Promise<void> {
+  const step = (fn: (cb: (err?: unknown) => void) => void) =>
+    new Promise<void>((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+  await step((cb) => req.session.regenerate(cb));
+  req.session.userId = userId;
+  req.session.authTime = Math.floor(Date.now() / 1000);
+  req.session.signInMethod = signInMethod;
+  await step((cb) => req.session.save(cb));
 }
 
 /** Whether a sign-in session is still live (an online_access grant lives only as long as its session). */

@@ -150,7 +150,7 @@ describe.skipIf(!haveChromium)(`Ocean launch in a real browser (${CHROMIUM})`, (
     await context.close();
   });
 
-  it('asks a browser that is not signed in to sign in once, then completes the launch', async () => {
+  it('asks a browser that is not signed in to sign in once, then to confirm the launch it did not click', async () => {
     const clinician = DEMO_USERS[1]!;
     const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
     const page = await context.newPage();
@@ -165,11 +165,53 @@ describe.skipIf(!haveChromium)(`Ocean launch in a real browser (${CHROMIUM})`, (
     await shot(page, '06-launch-needs-sign-in');
     await page.fill('#username', clinician.username);
     await page.fill('#password', clinician.password);
-    await Promise.all([page.waitForURL(`${ocean.redirectUri}?**`), page.click('button[type=submit]')]);
+    // A typed or e-mailed link is not a click on a chart: the patient and the action are shown
+    // first, and nothing is launched until the clinician confirms (one click).
+    await Promise.all([page.waitForURL(/\/launch\?/), page.click('button[type=submit]')]);
+    expect(await text(page.locator('h1'))).toBe('Open Ocean for this patient?');
+    expect(await text(page.locator('dl.facts'))).toContain('Refer');
+    expect(ocean.results.length).toBe(before);
+    await shot(page, '06b-launch-confirmation');
+    await Promise.all([page.waitForURL(`${ocean.redirectUri}?**`), page.click('button.button-ocean')]);
     expect(await text(page.locator('#result'))).toContain('action referDirect');
     expect(ocean.errors).toEqual([]);
     expect(ocean.results.length).toBe(before + 1);
     expect(ocean.results.at(-1)!.tokenResponse.patient).toBe(patient.id);
+    await context.close();
+  });
+
+  it('never launches for a page on another site that navigates a signed-in clinician to /launch', async () => {
+    const clinician = DEMO_USERS[0]!;
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${s.url}/login`);
+    await page.fill('#username', clinician.username);
+    await page.fill('#password', clinician.password);
+    await Promise.all([page.waitForURL(`${s.url}/patients`), page.click('button[type=submit]')]);
+    const patient = (
+      await t.db.query<{ id: string }>(
+        "SELECT id FROM fhir_resources WHERE resource_type = 'Patient' LIMIT 1",
+      )
+    ).rows[0]!;
+    const launches = async () =>
+      Number((await t.db.query<{ n: unknown }>('SELECT count(*) AS n FROM launch_contexts')).rows[0]!.n);
+    const before = await launches();
+    // A page on another site (served by the browser itself: no network) that the clinician opens
+    // links to our /launch, and also sends them through sign-in's returnTo.
+    const launch = `/launch?patient=${patient.id}&site=${SITE}&action=referDirect`;
+    await page.route('http://attacker.example/**', (route) =>
+      route.fulfill({
+        contentType: 'text/html',
+        body: `<a id="go" href="${s.url}${launch}">win a prize</a>
+               <a id="via-login" href="${s.url}/login?returnTo=${encodeURIComponent(launch)}">prize 2</a>`,
+      }),
+    );
+    for (const link of ['#go', '#via-login']) {
+      await page.goto('http://attacker.example/');
+      await Promise.all([page.waitForURL(/\/launch\?/), page.click(link)]);
+      expect(await text(page.locator('h1'))).toBe('Open Ocean for this patient?');
+      expect(await launches()).toBe(before);
+    }
     await context.close();
   });
 

@@ -17,7 +17,8 @@ describe('EHR sign-in', () => {
   beforeAll(async () => {
     t = await createTestDatabase();
     s = await startTestServer(t.db, {
-      LOGIN_MAX_FAILURES_PER_ACCOUNT: '3',
+      LOGIN_FAILURES_BEFORE_DELAY: '3',
+      LOGIN_MAX_FAILURES_PER_ACCOUNT: '100',
       LOGIN_MAX_FAILURES_PER_ADDRESS: '1000',
     });
     alice = await createUser(s.ctx, {
@@ -162,6 +163,34 @@ describe('EHR sign-in', () => {
     expect(res.headers.get('location')).toBe('/patients?q=x');
   });
 
+  it.each([
+    '/.//evil.example',
+    '/..//evil.example',
+    '/%2e//evil.example',
+    '/a/..//evil.example/y?z=1',
+    '/\\evil.example',
+    '/%2f%2fevil.example',
+    '/\t/evil.example',
+    'https:evil.example',
+  ])('sends a signed-in user from /login?returnTo=%j home, never to another host', async (returnTo) => {
+    const b = new BrowserSession(s.url);
+    await b.signIn('alice', PASSWORD);
+    const res = await b.get(`/login?returnTo=${encodeURIComponent(returnTo)}`);
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe('/');
+    // And the same value posted with the sign-in form.
+    const c = new BrowserSession(s.url);
+    const csrf = await c.csrfFrom('/login');
+    const posted = await c.postForm('/login', {
+      username: 'alice',
+      password: PASSWORD,
+      _csrf: csrf,
+      returnTo,
+    });
+    expect(posted.status).toBe(303);
+    expect(posted.headers.get('location')).toBe('/');
+  });
+
   it('sends a person who is not signed in to /login and back', async () => {
     const b = new BrowserSession(s.url);
     const res = await b.get('/patients?q=tremblay');
@@ -171,7 +200,7 @@ describe('EHR sign-in', () => {
     expect(html).toContain('name="returnTo" value="/patients?q=tremblay"');
   });
 
-  it('throttles an account after repeated failures, with a clear message, even for the right password', async () => {
+  it('throttles a username at an address after repeated failures, with a clear message, even for the right password', async () => {
     const b = new BrowserSession(s.url);
     for (let i = 0; i < 3; i++) expect((await b.signIn('dave', `wrong-${i}-password`)).status).toBe(401);
     const blocked = await b.signIn('dave', PASSWORD);
@@ -198,6 +227,7 @@ describe('EHR sign-in', () => {
   it('keeps failure counts in the database, shared by every instance', async () => {
     const rows = await t.db.query<{ key: string }>('SELECT key FROM login_failures');
     expect(rows.rows.some((r) => r.key.startsWith('account:'))).toBe(true);
+    expect(rows.rows.some((r) => r.key.startsWith('pair:'))).toBe(true);
     // Usernames are stored only as keyed hashes.
     expect(rows.rows.some((r) => r.key.includes('dave') || r.key.includes('ghost'))).toBe(false);
   });
@@ -281,6 +311,7 @@ describe('EHR sign-in throttling per address', () => {
     const t = await createTestDatabase();
     const s = await startTestServer(t.db, {
       LOGIN_MAX_FAILURES_PER_ADDRESS: '4',
+      LOGIN_FAILURES_BEFORE_DELAY: '50',
       LOGIN_MAX_FAILURES_PER_ACCOUNT: '100',
     });
     try {

@@ -269,11 +269,8 @@ export interface IssueTokensOptions {
   method?: 'GET' | 'POST';
 }
 
-export interface IssuedTokens {
-  status: number;
-  headers: Headers;
-  /** The token response. */
-  body: Record<string, unknown> & { access_token?: string; id_token?: string; refresh_token?: string };
+/** Who launched what: the client, site, user, browser, launch id and patient of one launch. */
+export interface Launched {
   client: TestClient;
   siteNum: string;
   user: TestUser;
@@ -282,11 +279,24 @@ export interface IssuedTokens {
   patientId: string;
 }
 
-/** Runs a complete EHR launch over HTTP and redeems the code: the token response a real client gets. */
-export async function issueTokens(
+export interface IssuedTokens extends Launched {
+  status: number;
+  headers: Headers;
+  /** The token response. */
+  body: Record<string, unknown> & { access_token?: string; id_token?: string; refresh_token?: string };
+}
+
+export interface AuthorizedLaunch extends Launched {
+  code: string;
+  /** The token request's form for this code (PKCE verifier included). */
+  form: Record<string, string | undefined>;
+}
+
+/** An EHR launch over HTTP up to the code at redirect_uri (tests of what a code does keep it). */
+export async function authorizeLaunch(
   server: TestServer,
   options: IssueTokensOptions = {},
-): Promise<IssuedTokens> {
+): Promise<AuthorizedLaunch> {
   const { ctx } = server;
   const client = options.client ?? (await createTestClient(ctx));
   const siteNum = options.siteNum ?? (await createTestSite(ctx, client.clientId)).siteNum;
@@ -323,27 +333,29 @@ export async function issueTokens(
       `authorization gave no code: ${result.error ?? ''} ${result.errorDescription ?? ''} ${result.stoppedAt ? `${result.stoppedAt.status} at ${result.stoppedAt.url}` : ''}`,
     );
   }
-  const token = await tokenRequest(
-    server.url,
-    {
-      grant_type: 'authorization_code',
-      code: result.code,
-      redirect_uri: client.client.redirect_uris[0],
-      code_verifier: p?.verifier,
-    },
-    { clientId: client.clientId, ...(client.clientSecret ? { clientSecret: client.clientSecret } : {}) },
-  );
-  return {
-    status: token.status,
-    headers: token.headers,
-    body: token.body,
-    client,
-    siteNum,
-    user,
-    jar,
-    launchId,
-    patientId,
+  const form = {
+    grant_type: 'authorization_code',
+    code: result.code,
+    redirect_uri: client.client.redirect_uris[0],
+    code_verifier: p?.verifier,
   };
+  return { code: result.code, form, client, siteNum, user, jar, launchId, patientId };
+}
+
+/** The token endpoint's client authentication for a test client (its secret, when it has one). */
+export const clientAuth = (c: TestClient): TokenRequestAuth => ({
+  clientId: c.clientId,
+  ...(c.clientSecret ? { clientSecret: c.clientSecret } : {}),
+});
+
+/** Runs a complete EHR launch over HTTP and redeems the code: the token response a real client gets. */
+export async function issueTokens(
+  server: TestServer,
+  options: IssueTokensOptions = {},
+): Promise<IssuedTokens> {
+  const { code: _code, form, ...launched } = await authorizeLaunch(server, options);
+  const token = await tokenRequest(server.url, form, clientAuth(launched.client));
+  return { status: token.status, headers: token.headers, body: token.body, ...launched };
 }
 
 /** Follows a browser's GET redirects from `start` until it leaves `serverUrl` (or stops on a page). */

@@ -24,14 +24,18 @@ export interface WorkingCopy {
   remove(): void;
 }
 
-/** A copy of the runnable tree in a temp dir; node_modules is the only thing shared (read-only code). */
-export function workingCopy(label = 'instance'): WorkingCopy {
+/**
+ * A copy of the runnable tree in a temp dir; node_modules is the only thing shared (read-only code).
+ * `revision`: a git commit to copy instead of the working tree (an earlier release, for upgrade tests).
+ */
+export function workingCopy(label = 'instance', revision?: string): WorkingCopy {
   const dir = mkdtempSync(join(tmpdir(), `wc-${label}-`));
-  if (process.env.OPS_WORKING_COPY === 'head') {
-    // The last commit instead of the tree: handy while others have half-done edits in the tree.
+  const commit = revision ?? (process.env.OPS_WORKING_COPY === 'head' ? 'HEAD' : undefined);
+  if (commit) {
+    // A commit instead of the tree: an earlier release, or HEAD while others have half-done edits.
     execFileSync('sh', [
       '-c',
-      `git -C "${REPO_ROOT}" archive HEAD ${ENTRIES.join(' ')} | tar -x -C "${dir}"`,
+      `git -C "${REPO_ROOT}" archive "${commit}" ${ENTRIES.join(' ')} | tar -x -C "${dir}"`,
     ]);
   } else {
     for (const entry of ENTRIES) cpSync(join(REPO_ROOT, entry), join(dir, entry), { recursive: true });
@@ -49,6 +53,8 @@ export interface ServerProcessOptions {
   port?: number;
   /** How long start() waits for /readyz (ms). */
   readyTimeoutMs?: number;
+  /** Node arguments; default the sources through tsx (`--import tsx src/main.ts`). */
+  args?: string[];
 }
 
 export interface ServerProcess {
@@ -67,6 +73,8 @@ export interface ServerProcess {
   kill(): Promise<number | null>;
   /** Waits until /readyz answers with the given status. */
   waitForReady(status?: number, timeoutMs?: number): Promise<void>;
+  /** Changes settings for the next start() (undefined removes one): a restart with a new configuration. */
+  setEnv(changes: Record<string, string | undefined>): void;
 }
 
 export async function startServerProcess(options: ServerProcessOptions): Promise<ServerProcess> {
@@ -107,7 +115,7 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
 
   const start = async () => {
     if (child) throw new Error('already running');
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    const proc = spawn(process.execPath, options.args ?? ['--import', 'tsx', 'src/main.ts'], {
       cwd: options.cwd,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -155,6 +163,12 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
     stop: () => signal('SIGTERM'),
     kill: () => signal('SIGKILL'),
     waitForReady,
+    setEnv(changes) {
+      for (const [k, v] of Object.entries(changes)) {
+        if (v === undefined) delete env[k];
+        else env[k] = v;
+      }
+    },
   };
   try {
     await start();

@@ -215,6 +215,116 @@ describe('GET /launch', () => {
     expect(res.headers.get('location')).toMatch(/^\/login\?returnTo=/);
     expect(await contexts()).toBe(before);
   });
+
+  describe('navigations that did not come from our own screens (forced launches)', () => {
+    const link = () => path({ patient: patientId, site: '4321', action: 'viewMap' });
+
+    it.each([
+      ['Sec-Fetch-Site: cross-site', { 'sec-fetch-site': 'cross-site' }],
+      ['Sec-Fetch-Site: same-site', { 'sec-fetch-site': 'same-site' }],
+      ['Sec-Fetch-Site: none (a link opened from an e-mail)', { 'sec-fetch-site': 'none' }],
+      ['an Origin of another site', { origin: 'https://evil.example' }],
+      ['an opaque Origin', { origin: 'null' }],
+      ['a Referer of another site', { referer: 'https://evil.example/page' }],
+      ['a Referer of another port', { referer: 'http://127.0.0.1:1/patients' }],
+      // Sign-in's redirect to a returnTo chosen by someone's link (/login?returnTo=/launch?…).
+      ['our sign-in page as Referer', { 'sec-fetch-site': 'same-origin', referer: 'SELF/login?returnTo=x' }],
+    ])('%s: no launch, a confirmation naming the patient and the action', async (_what, headers) => {
+      const b = await signedIn();
+      const before = await contexts();
+      const res = await b.request(link(), {
+        headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, v.replace('SELF', s.url)])),
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      expect(res.headers.get('location')).toBeNull();
+      const html = await res.text();
+      expect(html).toContain('Marie Tremblay');
+      expect(html).toContain('Health Map');
+      expect(html).toMatch(/<form method="post" action="\/launch"/);
+      expect(html).toMatch(/name="_csrf" value="[^"]{20,}"/);
+      expect(await contexts()).toBe(before);
+    });
+
+    it('launches with one click on the confirmation (a CSRF-checked POST)', async () => {
+      const b = await signedIn();
+      const page = await (await b.request(link(), { headers: { 'sec-fetch-site': 'cross-site' } })).text();
+      const field = (name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(page)?.[1] ?? '';
+      const before = await contexts();
+      const res = await b.postForm('/launch', {
+        _csrf: field('_csrf'),
+        patient: field('patient'),
+        site: field('site'),
+        action: field('action'),
+      });
+      expect(res.status).toBe(303);
+      const location = new URL(res.headers.get('location')!);
+      expect(`${location.origin}${location.pathname}`).toBe('https://ocean.example/sso/smart/auth');
+      expect(location.searchParams.get('launch')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(await contexts()).toBe(before + 1);
+    });
+
+    it('refuses the confirmation POST without the session CSRF token, or with another session’s', async () => {
+      const b = await signedIn();
+      const other = await signedIn();
+      const otherToken = await other.csrfFrom('/patients');
+      const before = await contexts();
+      for (const _csrf of [undefined, 'forged', otherToken]) {
+        const res = await b.postForm('/launch', {
+          ...(_csrf ? { _csrf } : {}),
+          patient: patientId,
+          site: '4321',
+          action: 'viewMap',
+        });
+        expect(res.status).toBe(403);
+      }
+      expect(await contexts()).toBe(before);
+    });
+
+    it('keeps one click for our own buttons: same-origin Fetch Metadata, or our own Origin/Referer', async () => {
+      const b = await signedIn();
+      const own: Record<string, string>[] = [
+        { 'sec-fetch-site': 'same-origin', referer: 'https://evil.example/' },
+        { referer: `${s.url}/patients/${patientId}` },
+        { origin: s.url },
+        {},
+      ];
+      for (const headers of own) {
+        const res = await b.request(link(), { headers });
+        expect(res.status, JSON.stringify(headers)).toBe(302);
+      }
+    });
+
+    it('refuses on the confirmation what the launch would refuse (unknown site, action, patient)', async () => {
+      const b = await signedIn();
+      const cross = { headers: { 'sec-fetch-site': 'cross-site' } };
+      expect(
+        (await b.request(path({ patient: patientId, site: '9999', action: 'viewMap' }), cross)).status,
+      ).toBe(404);
+      expect(
+        (await b.request(path({ patient: patientId, site: '4321', action: 'referDirect' }), cross)).status,
+      ).toBe(404);
+      expect(
+        (await b.request(path({ patient: 'nobody', site: '4321', action: 'viewMap' }), cross)).status,
+      ).toBe(404);
+    });
+
+    it('escapes what the link put in the page', async () => {
+      const b = await signedIn();
+      await putResource(t.db, {
+        resourceType: 'Patient',
+        id: 'pat-xss',
+        name: [{ family: '<script>alert(1)</script>', given: ['"><img src=x>'] }],
+      });
+      const res = await b.request(path({ patient: 'pat-xss', site: '4321', action: 'viewMap' }), {
+        headers: { 'sec-fetch-site': 'cross-site' },
+      });
+      const html = await res.text();
+      expect(html).not.toContain('<script>alert(1)</script>');
+      expect(html).not.toContain('"><img src=x>');
+      expect(html).toContain('&lt;script&gt;');
+    });
+  });
 });
 
 describe('launchRedirectUrl', () => {

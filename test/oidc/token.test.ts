@@ -12,6 +12,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import {
+  authorizeLaunch,
   createTestClient,
   createTestSite,
   createTestUser,
@@ -126,36 +127,10 @@ describe('token, refresh, introspection and revocation', () => {
   });
 
   it('refuses a reused code with invalid_grant and revokes what the first use issued', async () => {
-    const client = await createTestClient(s.ctx, { require_pkce: false });
-    const site = (await createTestSite(s.ctx, client.clientId)).siteNum;
-    // Run the flow by hand to keep the code.
-    const user = await createTestUser(s.ctx);
-    const { signIn, CookieJar, authorize } = await import('../helpers/oidc.ts');
-    const { createLaunchContext } = await import('../../src/launch/launch-contexts.ts');
-    const jar = new CookieJar((await signIn(s.ctx, user.id)).cookie);
-    const { launchId } = await createLaunchContext(s.ctx, {
-      userId: user.id,
+    const { form, client } = await authorizeLaunch(s, {
       patientId: 'p-r',
-      siteNum: site,
-      action: 'viewMap',
+      scope: 'openid launch patient/*.read offline_access',
     });
-    const r = await authorize(
-      s.url,
-      {
-        response_type: 'code',
-        client_id: client.clientId,
-        redirect_uri: client.client.redirect_uris[0],
-        scope: 'openid launch patient/*.read offline_access',
-        aud: fhirBase(),
-        launch: launchId,
-      },
-      jar,
-    );
-    const form = {
-      grant_type: 'authorization_code',
-      code: r.code!,
-      redirect_uri: client.client.redirect_uris[0],
-    };
     const first = await tokenRequest(s.url, form, auth(client));
     expect(first.status).toBe(200);
     const second = await tokenRequest(s.url, form, auth(client));

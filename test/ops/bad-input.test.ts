@@ -6,11 +6,14 @@
  * Every answer must be a clear 4xx (exactly 413 for an oversized body, 431 for oversized
  * headers) in the endpoint's own vocabulary, never a 5xx or a stack trace, and the database
  * must be unchanged afterwards (a digest of every table, minus the bookkeeping that is supposed
- * to move: rate-limit counters, sign-in failure counts, the audit trail, session expiry).
+ * to move: rate-limit counters, sign-in failure counts, the audit trail, session expiry,
+ * the instances' key heartbeats).
  */
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { type IdentityProvider, startIdentityProvider } from '../helpers/identity-provider.ts';
+import { CookieJar } from '../helpers/oidc.ts';
 import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../helpers/server.ts';
 import { DEMO_CLINICIANS, DEMO_SITE, type DeploymentSetup, prepareDeployment } from './cluster.ts';
 import { Clinician, discover, redeemCode } from './flow.ts';
@@ -25,7 +28,14 @@ const BOOKKEEPING = new Set([
   'audit_events',
   'ehr_sessions',
   'schema_migrations',
+  'secrets_key_readers', // each instance's heartbeat (keys/secrets-rotation.ts)
+  // Refused Ocean messages are kept for the administrator by design (CONTRACT §3.7); the sweep
+  // checks that every row it adds there is `refused` and that nothing was filed.
+  'ocean_inbox',
 ]);
+
+/** An Observation filed under one patient, then refiled under the token's patient. */
+const REFILED = 'refiled-obs';
 
 type Vocabulary = 'fhir' | 'oauth' | 'json' | 'html' | 'any';
 
@@ -33,6 +43,7 @@ interface Answer {
   status: number;
   type: string;
   body: string;
+  location?: string;
 }
 
 /** Raw HTTP: the path goes out byte for byte (fetch would normalise "..", "//" and %2e). */
@@ -64,6 +75,7 @@ function raw(
             status: res.statusCode ?? 0,
             type: String(res.headers['content-type'] ?? ''),
             body: Buffer.concat(chunks).toString('utf8'),
+            ...(res.headers.location ? { location: res.headers.location } : {}),
           }),
         );
       },
@@ -108,6 +120,8 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
   let adminCookie: string;
   let csrf: string;
   let adminCsrf: string;
+  let idp: IdentityProvider;
+  let oceanBasic: string;
 
   async function digest(): Promise<Record<string, string>> {
     const { rows } = await t.db.query<{ table_name: string }>(
@@ -137,7 +151,11 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
 
   beforeAll(async () => {
     t = await createTestDatabase();
+    idp = await startIdentityProvider();
     s = await startTestServer(t.db, {
+      IDP_ISSUER: idp.issuer,
+      IDP_CLIENT_ID: 'ehr-bad-input',
+      IDP_CLIENT_SECRET: 'ehr-bad-input-secret',
       DEMO_DATA: 'true',
       BODY_LIMIT: '100kb',
       IMPORT_BODY_LIMIT: '1mb',
@@ -145,8 +163,14 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       RATE_LIMIT_TOKEN: '0',
       RATE_LIMIT_INTROSPECTION: '0',
       RATE_LIMIT_ADMIN: '0',
+      LOGIN_FAILURES_BEFORE_DELAY: '999',
       LOGIN_MAX_FAILURES_PER_ACCOUNT: '1000',
       LOGIN_MAX_FAILURES_PER_ADDRESS: '100000',
+    });
+    await idp.addClient({
+      client_id: 'ehr-bad-input',
+      client_secret: 'ehr-bad-input-secret',
+      redirect_uris: [`${s.url}/login/sso/callback`],
     });
     setup = await prepareDeployment(s.url, TEST_ADMIN_TOKEN, 2);
     const discovery = await discover(`${s.url}/fhir`);
@@ -172,9 +196,42 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       /name="_csrf" value="([^"]+)"/.exec(await (await admin.request('/admin/users')).text())?.[1] ?? '';
     expect(csrf).not.toBe('');
     expect(adminCsrf).not.toBe('');
+    // A result imported under the second patient, then refiled under the first (the token's):
+    // its first version must stay out of the token's reach (_history and vread).
+    for (const patient of [setup.patients[1]!, setup.patients[0]!]) {
+      const imported = await fetch(`${s.url}/admin/api/import`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, 'content-type': 'application/fhir+json' },
+        body: JSON.stringify({
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [
+            {
+              resource: {
+                resourceType: 'Observation',
+                id: REFILED,
+                status: 'final',
+                code: { text: 'Potassium' },
+                subject: { reference: `Patient/${patient}` },
+              },
+              request: { method: 'PUT', url: `Observation/${REFILED}` },
+            },
+          ],
+        }),
+      });
+      expect(imported.status).toBe(200);
+    }
+    const integration = await fetch(`${s.url}/admin/api/ocean-integrations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ site_num: 'sweep' }),
+    });
+    const c = (await integration.json()) as { username: string; password: string };
+    oceanBasic = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
   });
   afterAll(async () => {
     await s?.stop();
+    await idp?.stop();
     await t?.drop();
   });
 
@@ -469,6 +526,10 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       `/fhir/Patient/${P}/$everything?_count=${enc(SQL[2]!)}`,
       `/fhir/Patient/${P}/$everything?_count=-1&_count=99999999999999999999`,
       `/fhir/Patient/${P}/$everything?_cursor=${enc(SQL[1]!)}`,
+      // a cursor of the grouped order that this server could not have issued (after > upTo)
+      `/fhir/Patient/${P}/$everything?_cursor=${Buffer.from('3.9.1').toString('base64url')}`,
+      `/fhir/Patient/${P}/_history?_cursor=${enc(SQL[1]!)}`,
+      `/fhir/Patient/${P}/_history?_count=${enc(SQL[2]!)}`,
       `/fhir/Patient/${P}/$nosuchop`,
       `/fhir/Condition?patient=${enc(SQL[0]!)}&patient=${P}`,
       `/fhir/Condition?patient=${P}&_count=abc`,
@@ -487,6 +548,16 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
         'fhir',
         p.includes('name=') || p.includes('patient=') ? 'not5xx' : undefined,
       );
+    // another chart's version of a resource now in the token's chart: exactly a 404
+    add(
+      'FHIR vread across charts',
+      'GET',
+      `/fhir/Observation/${REFILED}/_history/1`,
+      bearer,
+      undefined,
+      'fhir',
+      404,
+    );
     add(
       'FHIR write refused',
       'POST',
@@ -704,6 +775,291 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
     );
     add('console not admin', 'GET', '/admin/users', asClinician, undefined, 'html');
 
+    // — Ocean's $process-message (FHIR vocabulary; refused messages are kept, nothing filed) —
+    const PM = '/fhir/$process-message';
+    const ocean = { authorization: oceanBasic, 'content-type': 'application/fhir+json' };
+    const header = (extra: Record<string, unknown>) => ({
+      fullUrl: 'urn:uuid:1',
+      resource: {
+        resourceType: 'MessageHeader',
+        id: 'm1',
+        eventCoding: {
+          system: 'https://ehealthontario.ca/fhir/CodeSystem/message-event-code',
+          code: 'notify-add-service-request',
+        },
+        focus: [{ reference: 'urn:uuid:2' }],
+        ...extra,
+      },
+    });
+    add('message malformed JSON', 'POST', PM, ocean, '{"resourceType":"Bundle",', 'fhir', 400);
+    add('message JSON array', 'POST', PM, ocean, '[1,2]', 'fhir', 400);
+    add('message scalar', 'POST', PM, ocean, '"Bundle"', 'fhir', 400);
+    add('message empty', 'POST', PM, ocean, '', 'fhir', 400);
+    add('message form body', 'POST', PM, { ...ocean, ...formType }, 'a=b', 'fhir', 415);
+    add(
+      'message xml',
+      'POST',
+      PM,
+      { ...ocean, 'content-type': 'application/fhir+xml' },
+      '<Bundle/>',
+      'fhir',
+      415,
+    );
+    add('message oversized', 'POST', PM, ocean, big(200 * 1024), 'fhir', 413);
+    add('message no credentials', 'POST', PM, { 'content-type': 'application/fhir+json' }, '{}', 'fhir', 401);
+    add(
+      'message clinician token',
+      'POST',
+      PM,
+      { ...bearer, 'content-type': 'application/fhir+json' },
+      '{}',
+      'fhir',
+      403,
+    );
+    add(
+      'message admin token',
+      'POST',
+      PM,
+      { ...adminAuth, 'content-type': 'application/fhir+json' },
+      '{}',
+      'fhir',
+      401,
+    );
+    add(
+      'message bad Basic',
+      'POST',
+      PM,
+      { ...ocean, authorization: `Basic ${enc(SQL[1]!)}` },
+      '{}',
+      'fhir',
+      401,
+    );
+    add('message GET', 'GET', PM, ocean, undefined, 'fhir', 405);
+    add(
+      'message wrong types',
+      'POST',
+      PM,
+      ocean,
+      JSON.stringify({ resourceType: 'Bundle', type: 'message', entry: 'x' }),
+      'fhir',
+      400,
+    );
+    add(
+      'message entry nulls',
+      'POST',
+      PM,
+      ocean,
+      JSON.stringify({ resourceType: 'Bundle', type: 'message', entry: [null, 5] }),
+      'fhir',
+      400,
+    );
+    add(
+      'message proto pollution',
+      'POST',
+      PM,
+      ocean,
+      '{"resourceType":"Bundle","type":"message","entry":[{"__proto__":{"resource":1}}]}',
+      'fhir',
+      400,
+    );
+    add(
+      'message SQL ids',
+      'POST',
+      PM,
+      ocean,
+      JSON.stringify({ resourceType: 'Bundle', type: 'message', entry: [header({ id: SQL[1] })] }),
+      'fhir',
+      400,
+    );
+    add(
+      'message control chars',
+      'POST',
+      PM,
+      ocean,
+      JSON.stringify({ resourceType: 'Bundle', type: 'message', entry: [header({ id: WEIRD[0] })] }),
+      'fhir',
+      400,
+    );
+    add(
+      'message dangling focus',
+      'POST',
+      PM,
+      ocean,
+      JSON.stringify({ resourceType: 'Bundle', type: 'message', entry: [header({})] }),
+      'fhir',
+      400,
+    );
+    add(
+      'message huge event code',
+      'POST',
+      PM,
+      ocean,
+      JSON.stringify({
+        resourceType: 'Bundle',
+        type: 'message',
+        entry: [
+          header({
+            eventCoding: {
+              system: 'https://ehealthontario.ca/fhir/CodeSystem/message-event-code',
+              code: 'x'.repeat(5000),
+            },
+          }),
+        ],
+      }),
+      'fhir',
+      400,
+    );
+    add('message deep nesting', 'POST', PM, ocean, `${'['.repeat(5000)}${']'.repeat(5000)}`, 'fhir', 400);
+    add(
+      'message admin match SQL',
+      'POST',
+      `/admin/api/ocean-messages/${enc(SQL[1]!)}/match`,
+      { ...adminAuth, ...json },
+      '{"patient_id":"x"}',
+      'json',
+      404,
+    );
+    add(
+      'message admin match bad id',
+      'POST',
+      `/admin/api/ocean-messages/x/match`,
+      { ...adminAuth, ...json },
+      JSON.stringify({ patient_id: SQL[0] }),
+      'json',
+      400,
+    );
+    add(
+      'message admin list bad filter',
+      'GET',
+      `/admin/api/ocean-messages?outcome=${enc(SQL[0]!)}&limit=-1`,
+      adminAuth,
+      undefined,
+      'json',
+      400,
+    );
+    add(
+      'integration SQL site',
+      'POST',
+      '/admin/api/ocean-integrations',
+      { ...adminAuth, ...json },
+      JSON.stringify({ site_num: SQL[1] }),
+      'json',
+      400,
+    );
+    add(
+      'integration bad oauth',
+      'PUT',
+      `/admin/api/ocean-integrations/${enc(SQL[2]!)}/ocean-oauth`,
+      { ...adminAuth, ...json },
+      JSON.stringify({ token_url: 'javascript:alert(1)', client_id: 1 }),
+      'json',
+      400,
+    );
+    add(
+      'integration unknown',
+      'DELETE',
+      `/admin/api/ocean-integrations/${enc(SQL[0]!)}`,
+      adminAuth,
+      undefined,
+      'json',
+      404,
+    );
+    add(
+      'ocean console no CSRF',
+      'POST',
+      '/admin/ocean/integrations',
+      { ...asAdmin, ...formType },
+      'site_num=1',
+      'html',
+      403,
+    );
+    add(
+      'referral letter SQL',
+      'GET',
+      `/patients/${P}/referrals/${enc(SQL[1]!)}/letter`,
+      asClinician,
+      undefined,
+      'html',
+      404,
+    );
+
+    // — issue 16: forced launches, sign-in unlock, advertised-but-missing endpoints —
+    const launchForm = `patient=${P}&site=${DEMO_SITE}&action=viewMap`;
+    // Another site's page (or an e-mailed link) gets a confirmation page: 200, and nothing written.
+    for (const [label, h] of [
+      ['launch cross-site', { 'sec-fetch-site': 'cross-site' }],
+      ['launch same-site', { 'sec-fetch-site': 'same-site' }],
+      ['launch from an e-mail', { 'sec-fetch-site': 'none' }],
+      ['launch foreign Referer', { referer: 'https://evil.example/' }],
+      ['launch foreign Origin', { origin: 'https://evil.example' }],
+    ] as const)
+      add(label, 'GET', `/launch?${launchForm}`, { ...asClinician, ...h }, undefined, 'html', 200);
+    add(
+      'launch confirm no CSRF',
+      'POST',
+      '/launch',
+      { ...asClinician, ...formType },
+      launchForm,
+      'html',
+      403,
+    );
+    add(
+      'launch confirm forged CSRF',
+      'POST',
+      '/launch',
+      { ...asClinician, ...formType },
+      `${launchForm}&_csrf=forged`,
+      'html',
+      403,
+    );
+    add(
+      'launch confirm SQL patient',
+      'POST',
+      '/launch',
+      { ...asClinician, ...formType },
+      `patient=${enc(SQL[0]!)}&site=${DEMO_SITE}&action=viewMap&_csrf=${enc(csrf)}`,
+      'html',
+    );
+    add(
+      'launch confirm unknown site',
+      'POST',
+      '/launch',
+      { ...asClinician, ...formType },
+      `patient=${P}&site=${enc(SQL[1]!)}&action=viewMap&_csrf=${enc(csrf)}`,
+      'html',
+    );
+    add(
+      'unlock unknown user',
+      'POST',
+      '/admin/api/users/no-such-user/unlock',
+      adminAuth,
+      undefined,
+      'json',
+      404,
+    );
+    add(
+      'unlock SQL user',
+      'POST',
+      `/admin/api/users/${enc(SQL[0]!)}/unlock`,
+      adminAuth,
+      undefined,
+      'json',
+      404,
+    );
+    add('unlock no token', 'POST', '/admin/api/users/x/unlock', {}, undefined, 'json', 401);
+    add('unlock GET', 'GET', '/admin/api/users/x/unlock', adminAuth, undefined, 'json', 405);
+    add(
+      'unlock console no CSRF',
+      'POST',
+      '/admin/users/x/unlock',
+      { ...asAdmin, ...formType },
+      '',
+      'html',
+      403,
+    );
+    // Discovery advertised a pushed-authorization endpoint that was never served: no longer.
+    add('PAR endpoint', 'POST', '/fhir/request', formType, 'client_id=x', 'any', 404);
+
     const failures: string[] = [];
     for (const [label, method, path, headers, body, vocabulary, expected] of probes) {
       const what = `${label}: ${method} ${path.slice(0, 120)}`;
@@ -750,12 +1106,122 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
     const badHost = await raw(s.url, 'GET', '/fhir/metadata', { host: "'; DROP TABLE users; --" });
     expect(badHost.status).toBeLessThan(500);
 
+    // Open redirects after sign-in (issue 16): every trick lands at home, never on another host.
+    for (const trick of [
+      '/.//evil.example',
+      '/..//evil.example',
+      '/%2e//evil.example',
+      '/a/..//evil.example/y?z=1',
+      '/\\evil.example',
+      '/%2f%2fevil.example',
+      '/%5cevil.example',
+      '/\t/evil.example',
+      'https:evil.example',
+      '//evil.example',
+    ]) {
+      const r = await raw(s.url, 'GET', `/login?returnTo=${encodeURIComponent(trick)}`, asClinician);
+      if (r.status !== 303 || r.location !== '/')
+        failures.push(`returnTo ${trick} → ${r.status} ${r.location}`);
+    }
+    // Discovery and every URL in it from PUBLIC_URL, whatever Host or X-Forwarded-Host says.
+    const forged: Record<string, string>[] = [
+      { host: 'evil.example' },
+      { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' },
+    ];
+    for (const h of forged) {
+      for (const path of [
+        '/fhir/.well-known/openid-configuration',
+        '/fhir/.well-known/smart-configuration',
+      ]) {
+        const r = await raw(s.url, 'GET', path, h);
+        if (r.status !== 200 || r.body.includes('evil.example'))
+          failures.push(`${path} with ${JSON.stringify(h)}`);
+      }
+    }
+
     expect(failures).toEqual([]);
     expect(probes.length).toBeGreaterThan(100);
 
-    // Nothing changed: same rows in every table.
+    // Nothing changed: same rows in every table; Ocean's inbox holds only the refused messages.
     expect(await digest()).toEqual(before);
+    const inbox = await t.db.query<{ outcome: string }>('SELECT DISTINCT outcome FROM ocean_inbox');
+    expect(inbox.rows.map((r) => r.outcome)).toEqual(['refused']);
     // And the server still works.
     expect((await raw(s.url, 'GET', `/fhir/Patient/${P}`, bearer)).status).toBe(200);
+    // The history of the refiled result lists the token's own version only.
+    const history = await raw(s.url, 'GET', `/fhir/Observation/${REFILED}/_history`, bearer);
+    expect(history.status).toBe(200);
+    expect(JSON.parse(history.body)).toMatchObject({ total: 1, entry: [{ response: { etag: 'W/"2"' } }] });
+    expect(history.body).not.toContain(setup.patients[1]!);
+  });
+  it('refuses forged, incomplete and refused answers at the identity provider’s callback, changing nothing', async () => {
+    const before = await digest();
+    /** A browser that pressed the provider's button: its session row holds state, nonce and PKCE verifier. */
+    const pending = async () => {
+      const jar = new CookieJar();
+      const res = await fetch(`${s.url}/login/sso`, { redirect: 'manual' });
+      expect(res.status).toBe(302);
+      jar.store(res.headers.getSetCookie(), '/login/sso');
+      const state = new URL(res.headers.get('location')!).searchParams.get('state')!;
+      return { cookie: jar.header('/login/sso/callback'), state };
+    };
+    const iss = `iss=${encodeURIComponent(idp.issuer)}`;
+    const SQL = encodeURIComponent("'; DROP TABLE users; --");
+    const CONTROL = encodeURIComponent('\u0000\u202e<script>alert(1)</script>\r\nSet-Cookie: x=1');
+    type Case = [label: string, query: (state: string) => string, withPending: boolean, status: number];
+    const cases: Case[] = [
+      ['no parameters', () => '', true, 400],
+      ['state but no code', (st) => `state=${st}&${iss}`, true, 400],
+      ['a code with no sign-in pending in this browser', () => `code=abc&state=abc&${iss}`, false, 400],
+      ['forged state', () => `code=abc&state=forged-state-value&${iss}`, true, 401],
+      ['no state', () => `code=abc&${iss}`, true, 401],
+      ['no iss from a provider that sends it (RFC 9207)', (st) => `code=abc&state=${st}`, true, 401],
+      ['duplicated code', (st) => `code=a&code=b&state=${st}&${iss}`, true, 401],
+      ['a code the provider never issued', (st) => `code=not-a-real-code&state=${st}&${iss}`, true, 401],
+      ['SQL in the code', (st) => `code=${SQL}&state=${st}&${iss}`, true, 401],
+      ['huge code', (st) => `code=${'x'.repeat(6000)}&state=${st}&${iss}`, true, 401],
+      [
+        'provider error access_denied',
+        (st) => `error=access_denied&error_description=no&state=${st}&${iss}`,
+        true,
+        401,
+      ],
+      ['provider error server_error', (st) => `error=server_error&state=${st}&${iss}`, true, 401],
+      [
+        'provider error with SQL and markup',
+        (st) => `error=${SQL}&error_description=${CONTROL}&state=${st}&${iss}`,
+        true,
+        401,
+      ],
+      ['provider error without state', () => `error=access_denied&${iss}`, true, 401],
+    ];
+    const failures: string[] = [];
+    for (const [label, query, withPending, status] of cases) {
+      const p = withPending ? await pending() : { cookie: '', state: '' };
+      const answer = await raw(
+        s.url,
+        'GET',
+        `/login/sso/callback?${query(p.state)}`,
+        p.cookie ? { cookie: p.cookie } : {},
+      );
+      if (answer.status !== status) failures.push(`${label} → ${answer.status} ${answer.body.slice(0, 160)}`);
+      if (!/text\/html/.test(answer.type)) failures.push(`${label} → not a page (${answer.type})`);
+      if (STACK.test(answer.body)) failures.push(`${label} → stack trace or path in body`);
+      if (/DROP TABLE|<script>/i.test(answer.body)) failures.push(`${label} → reflects the input`);
+      // The pending sign-in is spent by any answer: the same browser cannot try again with it.
+      if (withPending && query(p.state).includes('code=')) {
+        const again = await raw(s.url, 'GET', `/login/sso/callback?code=abc&state=${p.state}&${iss}`, {
+          cookie: p.cookie,
+        });
+        if (again.status !== 400) failures.push(`${label} → pending sign-in not spent (${again.status})`);
+      }
+    }
+    expect(failures).toEqual([]);
+    // Nothing but bookkeeping moved (sessions of the pending sign-ins, audit rows).
+    expect(await digest()).toEqual(before);
+    const refusals = await t.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit_events WHERE action = 'ehr.signin' AND outcome = 'failure' AND detail->>'method' = 'identity_provider'`,
+    );
+    expect(refusals.rows[0]!.n).toBeGreaterThanOrEqual(cases.length);
   });
 });

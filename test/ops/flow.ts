@@ -46,9 +46,11 @@ export interface Discovery {
 }
 
 export class Clinician {
-  readonly jar = new CookieJar();
-
-  constructor(readonly publicUrl: string) {}
+  /** `jar`: another clinician's cookies, to carry one browser over to another server. */
+  constructor(
+    readonly publicUrl: string,
+    readonly jar = new CookieJar(),
+  ) {}
 
   async request(path: string | URL, init: RequestInit = {}, backend?: Backend): Promise<Response> {
     const url = new URL(path, this.publicUrl);

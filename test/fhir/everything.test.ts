@@ -1,0 +1,189 @@
+/*
+ * Patient/{id}/$everything for a client that reads one page (Ocean's reference client): the
+ * first page holds the Patient, then AllergyIntolerance, MedicationStatement, MedicationRequest,
+ * Condition, DocumentReference and Immunization, then the rest — whatever order the chart was
+ * loaded in — and paging still returns every resource exactly once while the chart changes.
+ */
+import type { Resource } from '@medplum/fhirtypes';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { putResource, putResources } from '../../src/fhir/repository.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { createTestClient, createTestSite, createTestUser, issueTokens } from '../helpers/oidc.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+
+let t: TestDatabase;
+let server: TestServer;
+let token: string;
+
+const FIRST = [
+  'AllergyIntolerance',
+  'MedicationStatement',
+  'MedicationRequest',
+  'Condition',
+  'DocumentReference',
+  'Immunization',
+];
+
+/** A minimal resource of `type` in the Patient's compartment. */
+function inChart(type: string, id: string, patientId: string, note = ''): Resource {
+  const ref = { reference: `Patient/${patientId}` };
+  switch (type) {
+    case 'AllergyIntolerance':
+    case 'Immunization':
+      return { resourceType: type, id, patient: ref, note: note ? [{ text: note }] : undefined } as Resource;
+    case 'DocumentReference':
+      return {
+        resourceType: type,
+        id,
+        status: 'current',
+        subject: ref,
+        description: note,
+        content: [],
+      } as never;
+    default:
+      return {
+        resourceType: type,
+        id,
+        subject: ref,
+        ...(note ? { note: [{ text: note }] } : {}),
+      } as Resource;
+  }
+}
+
+async function get(path: string, bearer = token) {
+  const res = await fetch(`${server.url}${path}`, { headers: { authorization: `Bearer ${bearer}` } });
+  const json = (await res.json()) as {
+    entry?: { resource: { resourceType: string; id: string } }[];
+    link: { relation: string; url: string }[];
+  };
+  return { status: res.status, json };
+}
+
+/** The long tail first (300 observations and encounters), then what a referral needs, in shuffled type order. */
+async function loadChart(patientId: string) {
+  const db = server.ctx.db;
+  await putResource(db, { resourceType: 'Patient', id: patientId, name: [{ family: 'Long' }] });
+  const tail: Resource[] = [];
+  for (let i = 0; i < 150; i++) {
+    tail.push(inChart('Observation', `${patientId}-obs-${i}`, patientId));
+    tail.push(inChart('Encounter', `${patientId}-enc-${i}`, patientId));
+  }
+  await putResources(db, tail);
+  const wanted: string[] = [];
+  for (const type of [
+    'Immunization',
+    'DocumentReference',
+    'Condition',
+    'MedicationRequest',
+    'AllergyIntolerance',
+    'MedicationStatement',
+  ])
+    for (let i = 0; i < 3; i++) {
+      await putResource(db, inChart(type, `${patientId}-${type}-${i}`, patientId));
+      wanted.push(`${type}/${patientId}-${type}-${i}`);
+    }
+  // and some more of the tail after them
+  await putResource(db, inChart('Procedure', `${patientId}-proc-late`, patientId));
+  return { wanted, total: 1 + tail.length + wanted.length + 1 };
+}
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  server = await startTestServer(t.db);
+  const user = await createTestUser(server.ctx);
+  const client = await createTestClient(server.ctx);
+  const { siteNum } = await createTestSite(server.ctx, client.clientId);
+  await putResource(server.ctx.db, { resourceType: 'Patient', id: 'long', name: [{ family: 'Long' }] });
+  token = (
+    await issueTokens(server, {
+      client,
+      siteNum,
+      user,
+      patientId: 'long',
+      scope: 'openid launch patient/*.read',
+    })
+  ).body.access_token!;
+}, 180_000);
+
+afterAll(async () => {
+  await server?.stop();
+  await t?.drop();
+});
+
+describe('$everything order', () => {
+  it('puts allergies, medications, conditions, documents and immunizations on the unpaged first page, in that order', async () => {
+    const { wanted } = await loadChart('long');
+    const r = await get('/fhir/Patient/long/$everything');
+    expect(r.status).toBe(200);
+    const entries = r.json.entry!.map((e) => `${e.resource.resourceType}/${e.resource.id}`);
+    expect(entries).toHaveLength(100);
+    expect(entries[0]).toBe('Patient/long');
+    const head = entries.slice(1, 1 + wanted.length);
+    expect(new Set(head)).toEqual(new Set(wanted));
+    // grouped by type in the documented order, load order within a type
+    const types = head.map((e) => e.split('/')[0]!);
+    expect(types).toEqual(FIRST.flatMap((ty) => [ty, ty, ty]));
+    expect(head.filter((e) => e.startsWith('Condition/'))).toEqual(
+      [0, 1, 2].map((i) => `Condition/long-Condition-${i}`),
+    );
+    // then the long tail in load order
+    expect(entries[1 + wanted.length]).toBe('Observation/long-obs-0');
+    expect(entries[2 + wanted.length]).toBe('Encounter/long-enc-0');
+    expect(r.json.link.some((l) => l.relation === 'next')).toBe(true);
+  });
+
+  it('documents the order in the CapabilityStatement', async () => {
+    const metadata = (await (await fetch(`${server.url}/fhir/metadata`)).json()) as {
+      rest: { resource: { type: string; operation?: { name: string; documentation?: string }[] }[] }[];
+    };
+    const patient = metadata.rest[0]!.resource.find((r) => r.type === 'Patient')!;
+    const doc = patient.operation!.find((o) => o.name === 'everything')!.documentation!;
+    expect(doc).toContain(FIRST.join(', '));
+    expect(doc).toMatch(/exactly once/);
+  });
+
+  it('keeps the order under _type', async () => {
+    const r = await get('/fhir/Patient/long/$everything?_type=Encounter,Condition&_count=5');
+    expect(r.json.entry!.map((e) => e.resource.id)).toEqual([
+      'long-Condition-0',
+      'long-Condition-1',
+      'long-Condition-2',
+      'long-enc-0',
+      'long-enc-1',
+    ]);
+  });
+
+  it('pages through every resource exactly once while the chart changes', async () => {
+    const { total } = await loadChart('paged');
+    const user = await createTestUser(server.ctx);
+    const paged = (
+      await issueTokens(server, { user, patientId: 'paged', scope: 'openid launch patient/*.read' })
+    ).body.access_token!;
+    const db = server.ctx.db;
+    const seen: string[] = [];
+    let url: string | undefined = '/fhir/Patient/paged/$everything?_count=7';
+    let page = 0;
+    while (url) {
+      const r = await get(url, paged);
+      expect(r.status).toBe(200);
+      seen.push(...(r.json.entry ?? []).map((e) => `${e.resource.resourceType}/${e.resource.id}`));
+      url = r.json.link.find((l) => l.relation === 'next')?.url.slice(server.url.length);
+      page++;
+      // between pages: new resources of the first groups and of the tail (they wait for the next
+      // $everything), and updates of seen and unseen resources of both
+      await putResource(db, inChart('AllergyIntolerance', `paged-new-allergy-${page}`, 'paged'));
+      await putResource(db, inChart('Observation', `paged-new-obs-${page}`, 'paged'));
+      await putResource(db, inChart('Condition', `paged-Condition-${page % 3}`, 'paged', `update ${page}`));
+      await putResource(
+        db,
+        inChart('Observation', `paged-obs-${(page * 7) % 150}`, 'paged', `update ${page}`),
+      );
+    }
+    expect(page).toBe(Math.ceil(total / 7));
+    expect(seen).toHaveLength(total);
+    expect(new Set(seen).size).toBe(total);
+    expect(seen.some((s) => s.includes('-new-'))).toBe(false);
+    expect(seen[0]).toBe('Patient/paged');
+    expect(seen.slice(1, 19).every((s) => FIRST.includes(s.split('/')[0]!))).toBe(true);
+  });
+});
