@@ -123,6 +123,7 @@ export default async function startBench(args: BenchArgs): Promise<string> {
     DATABASE_URL: dbUrl.toString(),
     SECRETS_KEY: randomBytes(32).toString('base64'),
     ADMIN_TOKEN: randomBytes(32).toString('hex'),
+    METRICS_TOKEN: randomBytes(32).toString('hex'),
     LOG_LEVEL: 'warn',
   };
   const bare = [
