@@ -126,6 +126,16 @@ export const settings = {
     default: '300',
     why: 'how long a launch id from /launch can be redeemed at authorize (≤ 5 minutes)',
   },
+  EHR_API_LAUNCH_TTL: {
+    schema: seconds(10, 300),
+    default: '60',
+    why: 'how long a launch asked for by an EHR system (POST /ehr-api/launches) can be redeemed: it signs its user in, so it lives as briefly as the browser hop needs',
+  },
+  EHR_SYSTEM_TOKEN_TTL: {
+    schema: seconds(60, 3600),
+    default: '300',
+    why: "lifetime of an EHR system's client_credentials access token (SMART Backend Services: short-lived; the EHR asks again)",
+  },
   SESSION_TTL: {
     schema: seconds(300, 604800),
     default: '28800',
@@ -140,6 +150,11 @@ export const settings = {
     schema: z.string().regex(/^\d+(b|kb|mb)$/i, { message: 'must be a size such as 100kb or 1mb' }),
     default: '1mb',
     why: 'largest JSON or form body accepted by ordinary endpoints (413 beyond)',
+  },
+  EHR_API_BODY_LIMIT: {
+    schema: z.string().regex(/^\d+(b|kb|mb)$/i, { message: 'must be a size such as 10mb' }),
+    default: '10mb',
+    why: 'largest body of POST /ehr-api/launches: the patient and the chart entries an EHR sends with a launch',
   },
   IMPORT_BODY_LIMIT: {
     schema: z.string().regex(/^\d+(b|kb|mb|gb)$/i, { message: 'must be a size such as 50mb' }),
@@ -282,10 +297,13 @@ export type Config = {
     authorizationCode: number;
     refreshToken: number;
     launchContext: number;
+    ehrApiLaunch: number;
+    ehrSystemToken: number;
     session: number;
   };
   keyRefreshInterval: number;
   bodyLimit: string;
+  ehrApiBodyLimit: string;
   importBodyLimit: string;
   demoData: boolean;
   metricsToken: string | undefined;
@@ -368,10 +386,13 @@ export function loadConfig(env: Env = process.env): Config {
       authorizationCode: values.AUTHORIZATION_CODE_TTL as number,
       refreshToken: values.REFRESH_TOKEN_TTL as number,
       launchContext: values.LAUNCH_CONTEXT_TTL as number,
+      ehrApiLaunch: values.EHR_API_LAUNCH_TTL as number,
+      ehrSystemToken: values.EHR_SYSTEM_TOKEN_TTL as number,
       session: values.SESSION_TTL as number,
     },
     keyRefreshInterval: values.KEY_REFRESH_INTERVAL as number,
     bodyLimit: values.BODY_LIMIT as string,
+    ehrApiBodyLimit: values.EHR_API_BODY_LIMIT as string,
     importBodyLimit: values.IMPORT_BODY_LIMIT as string,
     demoData: (values.DEMO_DATA as boolean | undefined) ?? !isProduction,
     metricsToken: values.METRICS_TOKEN as string | undefined,

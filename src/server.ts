@@ -14,6 +14,7 @@ import { migrate } from './db/migrate.ts';
 import { openDatabase } from './db/open-database.ts';
 import { createDemo } from './demo/index.ts';
 import { createEhr } from './ehr/index.ts';
+import { createEhrApi } from './ehr-api/index.ts';
 import { createFhir } from './fhir/index.ts';
 import { fhirInteraction } from './fhir/interaction-label.ts';
 import { createApp } from './http/app.ts';
@@ -86,9 +87,14 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
     };
     ctx.sessions.middleware = sessionMiddleware(ctx, sessionStore);
 
-    // Ocean's message integrations are machine clients of the authorization server.
+    // Ocean's message integrations and EHR systems are machine clients of the authorization server
+    // (client_credentials only); each room answers for its own client ids.
     const referrals = createReferrals(ctx);
-    const oidc = await createOidc(ctx, { machineClients: referrals.clientMetadata });
+    const ehrApi = createEhrApi(ctx);
+    const oidc = await createOidc(ctx, {
+      machineClients: async (clientId) =>
+        (await referrals.clientMetadata(clientId)) ?? (await ehrApi.clientMetadata(clientId)),
+    });
     const sso = createSso(ctx);
     const capabilities: Capability[] = [
       oidc,
@@ -98,6 +104,7 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
       await createLaunch(ctx),
       createDemo(ctx),
       referrals,
+      ehrApi,
       await createAdmin(ctx, { provider: oidc.provider }),
     ];
     const app = createApp(ctx, capabilities);

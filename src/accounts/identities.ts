@@ -43,16 +43,29 @@ export async function findOrCreateByIdentity(
   identity: ExternalIdentity,
   profile: AccountProfile,
 ): Promise<{ user: User; outcome: IdentityOutcome }> {
+  return inIdentityTransaction(db, (tx, retry) => findOrCreateInTransaction(tx, identity, profile, retry));
+}
+
+/**
+ * Runs `work` in one transaction, again when it lost a race on a first sighting (a unique
+ * violation): `retry` tells findOrCreateInTransaction to pick a username that cannot collide.
+ * For callers whose transaction does more than the account (an EHR system's launch).
+ */
+export async function inIdentityTransaction<T>(
+  db: Database,
+  work: (tx: Queryable, retry: boolean) => Promise<T>,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await db.transaction((tx) => findOrCreate(tx, identity, profile, attempt > 1));
+      return await db.transaction((tx) => work(tx, attempt > 1));
     } catch (err) {
       if (sqlState(err) !== UNIQUE_VIOLATION || attempt >= ATTEMPTS) throw err;
     }
   }
 }
 
-async function findOrCreate(
+/** findOrCreateByIdentity's work, on the caller's transaction (see inIdentityTransaction). */
+export async function findOrCreateInTransaction(
   tx: Queryable,
   identity: ExternalIdentity,
   profile: AccountProfile,

@@ -7,12 +7,12 @@
  *   session or put in a redirect; a SEK is never shown after it is typed
  * - pages are no-store; after a change, Post/Redirect/Get with a one-line notice in the session
  */
-import express, { type NextFunction, type RequestHandler, Router } from 'express';
+import express, { type NextFunction, Router } from 'express';
 import { type AuditFilter, parseAuditFilter } from '../audit/audit-query.ts';
 import type { AppContext } from '../context.ts';
 import { importRoute } from '../fhir/import-route.ts';
-import { HttpError, loggableError, ValidationError } from '../http/errors.ts';
-import { loadCurrentUser, noStore, requireUser } from '../web/current-user.ts';
+import { loggableError, ValidationError } from '../http/errors.ts';
+import { loadCurrentUser, noStore, requireAdminRole, requireUser } from '../web/current-user.ts';
 import { csrfGuard } from '../web/session.ts';
 import { clientScreens } from './console-clients.ts';
 import { fieldErrors } from './console-forms.ts';
@@ -20,21 +20,6 @@ import { actorOf, redirectWith, render } from './console-render.ts';
 import { userScreens } from './console-users.ts';
 import type { AdminOperations } from './operations.ts';
 import { keyJson } from './shapes.ts';
-
-/** Admins only: a signed-in user without the role gets a 403 page. */
-const requireAdminRole: RequestHandler = (_req, res, next) => {
-  if (!res.locals.currentUser?.roles.includes('admin')) {
-    next(
-      new HttpError(
-        403,
-        'forbidden',
-        'Administration needs the admin role. Ask an administrator to grant it.',
-      ),
-    );
-    return;
-  }
-  next();
-};
 
 export function consoleRouter(ctx: AppContext, ops: AdminOperations): Router {
   const currentUser = loadCurrentUser(ctx);

@@ -30,10 +30,11 @@
  * Admin console — HTML under /admin for EHR users with the admin role, CSRF on every form (./console.ts)
  */
 import { join } from 'node:path';
-import express, { type RequestHandler, Router } from 'express';
+import express, { Router } from 'express';
 import type { AppContext, Capability } from '../context.ts';
 import { importRoute } from '../fhir/import-route.ts';
-import { HttpError, notFound, speaks } from '../http/errors.ts';
+import { notFound, speaks } from '../http/errors.ts';
+import { routeTable } from '../http/route-table.ts';
 import { hasActiveAdministrator } from '../users/users.ts';
 import { requireAdminToken } from './admin-token.ts';
 import { apiHandlers, optionalJsonBody, requireJsonBody } from './api.ts';
@@ -43,8 +44,6 @@ import { type AdminDeps, AdminOperations } from './operations.ts';
 export const ADMIN_API = '/admin/api';
 /** The one admin route that speaks FHIR and takes big bodies (it enforces IMPORT_BODY_LIMIT itself). */
 const IMPORT_PATH = /^\/admin\/api\/import\/?$/i;
-
-type Handlers = RequestHandler | RequestHandler[];
 
 export async function createAdmin(ctx: AppContext, deps: AdminDeps): Promise<Capability> {
   const ops = new AdminOperations(ctx, deps);
@@ -64,20 +63,7 @@ export async function createAdmin(ctx: AppContext, deps: AdminDeps): Promise<Cap
     next();
   });
   // One line per path; any other method on a known path is a 405 naming the allowed ones.
-  const route = (path: string, methods: Partial<Record<'get' | 'post' | 'patch' | 'delete', Handlers>>) => {
-    const r = api.route(path);
-    for (const [method, handlers] of Object.entries(methods)) r[method as 'get'](...[handlers].flat());
-    const allow = Object.keys(methods)
-      .map((m) => m.toUpperCase())
-      .join(', ');
-    r.all((req, _res, next) =>
-      next(
-        new HttpError(405, 'method_not_allowed', `${req.method} is not allowed here; use ${allow}`, {
-          Allow: allow,
-        }),
-      ),
-    );
-  };
+  const route = routeTable(api);
   route('/clients', { get: h.listClients, post: [...body, h.createClient] });
   route('/clients/:clientId', {
     get: h.getClient,

@@ -149,3 +149,43 @@ export async function searchAudit(
     ...(rows.length > limit && events.length > 0 ? { next_before: events[events.length - 1]!.id } : {}),
   };
 }
+
+/** One launch an EHR system asked for, as the audit trail recorded it (ids only). */
+export interface RequestedLaunch {
+  at: string;
+  user_id: string | null;
+  patient_id: string | null;
+  site: string | null;
+  action: string | null;
+}
+
+/**
+ * The newest launch.created events asked for by one EHR system (detail.requested_by), for the
+ * console; answered by the partial index audit_events_requested_by (migration 170).
+ */
+export async function launchesRequestedBy(
+  q: Queryable,
+  clientId: string,
+  limit = 10,
+): Promise<RequestedLaunch[]> {
+  const { rows } = await q.query<{
+    at: Date | string;
+    user_id: string | null;
+    patient_id: string | null;
+    entity: string | null;
+    action: string | null;
+  }>(
+    `SELECT at, user_id, patient_id, entity, detail->>'action' AS action
+       FROM audit_events
+      WHERE action = 'launch.created' AND detail->>'requested_by' = $1
+      ORDER BY id DESC LIMIT $2`,
+    [clientId, limit],
+  );
+  return rows.map((r) => ({
+    at: new Date(r.at).toISOString(),
+    user_id: r.user_id,
+    patient_id: r.patient_id,
+    site: r.entity?.startsWith('site/') ? r.entity.slice(5) : null,
+    action: r.action,
+  }));
+}

@@ -28,7 +28,8 @@ export type IdTokenAlg = (typeof ID_TOKEN_ALGS)[number];
 
 const SECRET_METHODS = new Set<TokenEndpointAuthMethod>(['client_secret_basic', 'client_secret_post']);
 
-const httpUrl = (what: string) =>
+/** An absolute http(s) URL without a fragment (redirect URIs, launch URLs, jwks_uri). */
+export const httpUrl = (what: string) =>
   z
     .string({ message: `${what} must be a string` })
     .max(2000, { message: `${what} is too long` })
@@ -40,12 +41,19 @@ const httpUrl = (what: string) =>
       { message: `${what} must be an absolute http(s) URL without a fragment` },
     );
 
+/** A public JWK (RSA, EC or OKP): a private or symmetric key is refused. */
 const publicJwk = z
   .object({ kty: z.enum(['RSA', 'EC', 'OKP'], { message: 'kty must be RSA, EC or OKP' }) })
   .passthrough()
   .refine((k) => !('d' in k) && !('p' in k) && !('k' in k), {
     message: 'jwks must hold public keys only (a private or symmetric key was given)',
   });
+
+/** A JWK Set of public keys (client authentication by private_key_jwt). */
+export const publicJwks = z.object(
+  { keys: z.array(publicJwk).min(1, { message: 'jwks.keys must not be empty' }).max(20) },
+  { message: 'jwks must be a JWK Set: { "keys": [ … ] }' },
+);
 
 const clientFields = {
   name: z.string().trim().min(1, { message: 'name is required' }).max(200),
@@ -63,10 +71,7 @@ const clientFields = {
   require_pkce: z.boolean({ message: 'require_pkce must be true or false' }).default(true),
   pre_authorized: z.boolean({ message: 'pre_authorized must be true or false' }).default(true),
   jwks_uri: httpUrl('jwks_uri').nullable().optional(),
-  jwks: z
-    .object({ keys: z.array(publicJwk).min(1, { message: 'jwks.keys must not be empty' }).max(20) })
-    .nullable()
-    .optional(),
+  jwks: publicJwks.nullable().optional(),
   scope: z
     .string()
     .max(4000)
@@ -159,7 +164,8 @@ export const CLIENT_SECRET_PURPOSE = 'client-secret';
 /** ≥128 random bits, URL-safe. */
 const drawClientId = () => randomBytes(18).toString('base64url');
 /** 256 random bits, URL-safe characters only (CONTRACT §3.3). */
-const drawSecret = () => randomBytes(32).toString('base64url');
+/** A client secret: 256 random bits, URL-safe characters only (CONTRACT §3.3). */
+export const drawClientSecret = () => randomBytes(32).toString('base64url');
 
 function toRecord(row: ClientRow): ClientRecord {
   const m = row.metadata;
@@ -224,7 +230,7 @@ export async function createClient(store: ClientStore, input: unknown): Promise<
   };
   checkConsistency(shape);
   const clientId = v.client_id ?? drawClientId();
-  const secret = SECRET_METHODS.has(shape.token_endpoint_auth_method) ? drawSecret() : undefined;
+  const secret = SECRET_METHODS.has(shape.token_endpoint_auth_method) ? drawClientSecret() : undefined;
   try {
     const { rows } = await store.db.query<ClientRow>(
       `INSERT INTO clients (client_id, name, metadata, client_secret_hash, launch_url, require_pkce, pre_authorized)
@@ -298,7 +304,7 @@ export async function updateClient(
     };
     checkConsistency(next);
     const wantsSecret = SECRET_METHODS.has(next.token_endpoint_auth_method);
-    const secret = wantsSecret && !row.client_secret_hash ? drawSecret() : undefined;
+    const secret = wantsSecret && !row.client_secret_hash ? drawClientSecret() : undefined;
     const hash = wantsSecret
       ? secret
         ? store.box.keyedHash(secret, CLIENT_SECRET_PURPOSE)
@@ -334,7 +340,7 @@ export async function deleteClient(store: Pick<ClientStore, 'db'>, clientId: str
 
 /** Draws a new secret for a secret-based client; the old one stops working at once. */
 export async function resetClientSecret(store: ClientStore, clientId: string): Promise<string> {
-  const secret = drawSecret();
+  const secret = drawClientSecret();
   const r = await store.db.query(
     `UPDATE clients SET client_secret_hash = $2, updated_at = now()
       WHERE client_id = $1 AND metadata->>'token_endpoint_auth_method' IN ('client_secret_basic', 'client_secret_post')`,

@@ -22,23 +22,8 @@ import { getSite } from '../sites/sites.ts';
 import { loadCurrentUser, loginUrl, noStore } from '../web/current-user.ts';
 import { csrfGuard, csrfToken } from '../web/session.ts';
 import { createLaunchContext, LaunchRefusedError } from './launch-contexts.ts';
+import { ACTION_PATTERN, launchRedirectUrl, SITE_PATTERN } from './launch-url.ts';
 import { isOwnNavigation } from './own-navigation.ts';
-
-const SITE_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-const ACTION_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
-
-/** `{launch_url}` with the launch parameters set (existing query members kept, ours win). */
-export function launchRedirectUrl(
-  launchUrl: string,
-  p: { siteNum: string; action: string; iss: string; launch: string },
-): string {
-  const url = new URL(launchUrl);
-  url.searchParams.set('siteNum', p.siteNum);
-  url.searchParams.set('action', p.action);
-  url.searchParams.set('iss', p.iss);
-  url.searchParams.set('launch', p.launch);
-  return url.toString();
-}
 
 function param(query: Record<string, unknown>, name: string, pattern: RegExp, what: string): string {
   const v = query[name];

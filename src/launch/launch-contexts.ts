@@ -1,8 +1,11 @@
 /*
  * Launch contexts: the one typed value a SMART EHR launch carries from /launch to the token.
- * - created by /launch: an opaque id with 256 random bits, stored only as its SHA-256, bound to the
- *   EHR user, the patient, the Ocean site, that site's client and a copy of the site's sealed SEK;
- *   it expires after LAUNCH_CONTEXT_TTL (≤ 5 minutes)
+ * - created by /launch (or by an EHR system's POST /ehr-api/launches, `requestedBy`): an opaque id
+ *   with 256 random bits, stored only as its SHA-256, bound to the EHR user, the patient (none for
+ *   a sign-on-only launch), the Ocean site, that site's client and a copy of the site's sealed SEK;
+ *   it expires after LAUNCH_CONTEXT_TTL (≤ 5 minutes; EHR_API_LAUNCH_TTL for an EHR system's)
+ * - a launch asked for by an EHR system signs its user in for its one authorization:
+ *   apiLaunchUser() tells the authorization which user that is, before anyone has signed in
  * - consumed once, atomically, by the authorization that makes its grant (one UPDATE … WHERE
  *   used_at IS NULL AND expires_at > now() RETURNING): a second use, an expired id, another client
  *   or another user all find nothing
@@ -24,9 +27,11 @@ import { activeUserSql, isActiveUser, practitionerIdSql } from '../users/users.t
 export interface LaunchContext {
   /** users.id of the EHR user who launched (the id_token sub). */
   userId: string;
-  /** FHIR id of the patient in context. */
-  patientId: string;
+  /** FHIR id of the patient in context; null for a launch for sign-on only. */
+  patientId: string | null;
   clientId: string;
+  /** The EHR system (client_id) that asked for this launch; null when our own screens did. */
+  requestedBy: string | null;
   siteNum: string;
   action: string;
   needPatientBanner: boolean;
@@ -45,8 +50,9 @@ export interface LaunchContext {
 
 interface Row {
   user_id: string;
-  patient_id: string;
+  patient_id: string | null;
   client_id: string;
+  requested_by: string | null;
   site_num: string;
   action: string;
   need_patient_banner: boolean;
@@ -66,6 +72,7 @@ function toContext(r: Row): LaunchContext {
     userId: r.user_id,
     patientId: r.patient_id,
     clientId: r.client_id,
+    requestedBy: r.requested_by ?? null,
     siteNum: r.site_num,
     action: r.action,
     needPatientBanner: r.need_patient_banner,
@@ -88,12 +95,19 @@ export const LAUNCH_ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 export const createLaunchInput = z.strictObject({
   userId: z.string().min(1).max(200),
-  patientId: z.string({ message: 'patient must be a FHIR id' }).regex(/^[A-Za-z0-9.-]{1,64}$/, {
-    message: 'patient must be a FHIR id (1–64 letters, digits, "-" or ".")',
-  }),
+  patientId: z
+    .string({ message: 'patient must be a FHIR id' })
+    .regex(/^[A-Za-z0-9.-]{1,64}$/, {
+      message: 'patient must be a FHIR id (1–64 letters, digits, "-" or ".")',
+    })
+    .nullable(),
   siteNum: z.string({ message: 'site must be a site number' }).min(1).max(64),
   action: z.string({ message: 'action is required' }).min(1).max(64),
   needPatientBanner: z.boolean().default(true),
+  /** The EHR system asking (POST /ehr-api/launches); absent for our own screens. */
+  requestedBy: z.string().min(1).max(200).optional(),
+  /** Seconds the launch can be redeemed; LAUNCH_CONTEXT_TTL when absent. */
+  ttlSeconds: z.number().int().min(1).max(300).optional(),
 });
 export type CreateLaunchInput = z.input<typeof createLaunchInput>;
 
@@ -127,6 +141,7 @@ export async function createLaunchContext(
   ctx: AppContext,
   input: CreateLaunchInput,
   requester: LaunchRequester = {},
+  q: Queryable = ctx.db,
 ): Promise<{ launchId: string; expiresAt: string; clientId: string; launchUrl: string }> {
   const v = parseInput(createLaunchInput, input);
   const launchId = randomBytes(32).toString('base64url');
@@ -137,7 +152,8 @@ export async function createLaunchContext(
     v.siteNum,
     v.action,
     v.needPatientBanner,
-    ctx.config.ttl.launchContext,
+    v.ttlSeconds ?? ctx.config.ttl.launchContext,
+    v.requestedBy ?? null,
   ];
   const audited = auditedChange(
     'created',
@@ -148,17 +164,19 @@ export async function createLaunchContext(
       entity: `site/${v.siteNum}`,
       requestId: requester.requestId ?? null,
       ip: requester.ip ?? null,
-      detail: { action: v.action },
+      detail: { action: v.action, ...(v.requestedBy ? { requested_by: v.requestedBy } : {}) },
     },
     params,
     { client_id: 'created.client_id' },
   );
-  const { rows } = await ctx.db.query<{ expires_at: Date | string; client_id: string; launch_url: string }>(
+  const { rows } = await q.query<{ expires_at: Date | string; client_id: string; launch_url: string }>(
     `WITH site AS (${siteOfferingSql('$4', '$5::text')}),
      created AS (
        INSERT INTO launch_contexts
-         (id_hash, user_id, patient_id, client_id, site_num, action, sek_encrypted, need_patient_banner, expires_at)
-       SELECT $1, $2, $3, site.client_id, site.site_num, $5, site.sek_encrypted, $6, now() + make_interval(secs => $7)
+         (id_hash, user_id, patient_id, client_id, site_num, action, sek_encrypted, need_patient_banner, expires_at,
+          requested_by)
+       SELECT $1, $2, $3, site.client_id, site.site_num, $5, site.sek_encrypted, $6, now() + make_interval(secs => $7),
+              $8
          FROM site
         WHERE ${activeUserSql('$2')} AND ${launchUrlSql('site.client_id')} IS NOT NULL
        RETURNING expires_at, client_id),
@@ -169,7 +187,7 @@ export async function createLaunchContext(
     { prepare: true },
   );
   const row = rows[0];
-  if (!row) throw await explainRefusal(ctx, v.userId, v.siteNum, v.action);
+  if (!row) throw await explainRefusal(ctx, v.userId, v.siteNum, v.action, q);
   return { launchId, expiresAt: iso(row.expires_at), clientId: row.client_id, launchUrl: row.launch_url };
 }
 
@@ -178,9 +196,10 @@ async function explainRefusal(
   userId: string,
   siteNum: string,
   action: string,
+  q: Queryable,
 ): Promise<LaunchRefusedError> {
-  if (!(await isActiveUser(ctx.db, userId))) return new LaunchRefusedError('user', 'no such active user');
-  const site = await getSite(ctx, siteNum).catch((err: unknown) => {
+  if (!(await isActiveUser(q, userId))) return new LaunchRefusedError('user', 'no such active user');
+  const site = await getSite({ db: q }, siteNum).catch((err: unknown) => {
     if (err instanceof NotFoundError) return undefined;
     throw err;
   });
@@ -190,7 +209,7 @@ async function explainRefusal(
   return new LaunchRefusedError('launch_url', "this Ocean site's client has no launch URL");
 }
 
-const SELECT_CONTEXT = `SELECT lc.user_id, lc.patient_id, lc.client_id, lc.site_num, lc.action, lc.need_patient_banner,
+const SELECT_CONTEXT = `SELECT lc.user_id, lc.patient_id, lc.client_id, lc.requested_by, lc.site_num, lc.action, lc.need_patient_banner,
        ${practitionerIdSql('lc.user_id')} AS practitioner_id, lc.sek_encrypted, lc.created_at, lc.expires_at,
        lc.used_at, lc.grant_id, lc.ehr_session_id
   FROM launch_contexts lc`;
@@ -210,6 +229,26 @@ export async function isLaunchUsable(q: Queryable, launchId: string, clientId: s
   return rows.length > 0;
 }
 
+/**
+ * The user an EHR system's launch signs in, while it is live and unused for this client (the
+ * authorization asks before anyone has signed in); undefined for any other launch id.
+ */
+export async function apiLaunchUser(
+  q: Queryable,
+  launchId: unknown,
+  clientId: string,
+): Promise<{ userId: string; requestedBy: string } | undefined> {
+  if (typeof launchId !== 'string' || !LAUNCH_ID_PATTERN.test(launchId)) return undefined;
+  const { rows } = await q.query<{ user_id: string; requested_by: string }>(
+    `SELECT user_id, requested_by FROM launch_contexts
+      WHERE id_hash = $1 AND client_id = $2 AND requested_by IS NOT NULL
+        AND used_at IS NULL AND expires_at > now()`,
+    [hashLaunchId(launchId), clientId],
+    { prepare: true },
+  );
+  return rows[0] ? { userId: rows[0].user_id, requestedBy: rows[0].requested_by } : undefined;
+}
+
 export interface ConsumeLaunch {
   launchId: string;
   /** Who asked and from where, for the launch.consumed audit event written with the change. */
@@ -219,7 +258,8 @@ export interface ConsumeLaunch {
   /** The EHR user signed in now: a launch made by someone else is not theirs to redeem. */
   userId: string;
   grantId: string;
-  ehrSessionId: string;
+  /** Null for an EHR system's launch redeemed without an EHR session of ours. */
+  ehrSessionId: string | null;
 }
 
 /**
@@ -255,7 +295,7 @@ export async function consumeLaunchContext(
         WHERE id_hash = $1 AND client_id = $2 AND user_id = $3 AND used_at IS NULL AND expires_at > now()
        RETURNING *),
      ${audited}
-     SELECT used.user_id, used.patient_id, used.client_id, used.site_num, used.action, used.need_patient_banner,
+     SELECT used.user_id, used.patient_id, used.client_id, used.requested_by, used.site_num, used.action, used.need_patient_banner,
             ${practitionerIdSql('used.user_id')} AS practitioner_id, used.sek_encrypted, used.created_at,
             used.expires_at, used.used_at, used.grant_id, used.ehr_session_id
        FROM used`,
@@ -283,6 +323,14 @@ export async function grantIdsOfSite(q: Queryable, clientId: string, siteNum: st
     [clientId, siteNum],
   );
   return rows.map((r) => r.grant_id);
+}
+
+/** Drops the launches an EHR system asked for that nobody redeemed (the system is being removed). */
+export async function dropUnusedLaunchesOf(q: Queryable, requestedBy: string): Promise<number> {
+  const r = await q.query('DELETE FROM launch_contexts WHERE requested_by = $1 AND used_at IS NULL', [
+    requestedBy,
+  ]);
+  return r.rowCount;
 }
 
 /** The grants redeemed under one EHR session (its online_access grants end with it). */
@@ -314,21 +362,21 @@ export async function purgeLaunchContexts(
 export interface LaunchContextMembers {
   /** Top-level members of the token response (SMART App Launch §"Launch context arrives with your access_token"). */
   tokenResponse: {
-    patient: string;
+    patient?: string;
     need_patient_banner: boolean;
     smart_style_url: string;
     oceanSharedEncryptionKey: string;
   };
   /** Claims of the JWT access token (RFC 9068 plus SMART context; CONTRACT §2 item 6, §3.4). */
   accessTokenClaims: {
-    patient: string;
+    patient?: string;
     fhirUser: string;
     need_patient_banner: boolean;
     oceanSharedEncryptionKey: string;
   };
   /** Members of an active introspection response (RFC 7662 §2.2 allows extensions). */
   introspection: {
-    patient: string;
+    patient?: string;
     fhirUser: string;
     need_patient_banner: boolean;
     smart_style_url: string;
@@ -342,23 +390,26 @@ export function launchContextMembers(ctx: AppContext, lc: LaunchContext): Launch
   const sek = Buffer.from(decryptSek(ctx, lc.siteNum, lc.sekEncrypted), 'utf8').toString('base64');
   const fhirUser = fhirUserUrl(ctx.config, lc.practitionerId);
   const style = smartStyleUrl(ctx.config);
+  // A launch for sign-on only has no patient: no `patient` member anywhere, no banner needed.
+  const patient = lc.patientId === null ? {} : { patient: lc.patientId };
+  const banner = lc.patientId !== null && lc.needPatientBanner;
   return {
     tokenResponse: {
-      patient: lc.patientId,
-      need_patient_banner: lc.needPatientBanner,
+      ...patient,
+      need_patient_banner: banner,
       smart_style_url: style,
       oceanSharedEncryptionKey: sek,
     },
     accessTokenClaims: {
-      patient: lc.patientId,
+      ...patient,
       fhirUser,
-      need_patient_banner: lc.needPatientBanner,
+      need_patient_banner: banner,
       oceanSharedEncryptionKey: sek,
     },
     introspection: {
-      patient: lc.patientId,
+      ...patient,
       fhirUser,
-      need_patient_banner: lc.needPatientBanner,
+      need_patient_banner: banner,
       smart_style_url: style,
       oceanSharedEncryptionKey: sek,
     },

@@ -6,9 +6,11 @@
  * - revokeByGrantId() removes every artefact of a grant in one statement
  * - the Client model is read from the `clients` table (src/clients/clients.ts); clients are
  *   never written through the adapter (no dynamic registration)
+ * - a client assertion's jti (model ReplayDetection) is inserted only when no live row holds it:
+ *   two instances checking one replayed assertion at once cannot both accept it
  * Nothing lives in process memory: a code issued by one instance is redeemed at another.
  */
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { type Adapter, type AdapterPayload, errors } from 'oidc-provider';
 import { providerClientMetadata } from '../clients/clients.ts';
 import type { AppContext } from '../context.ts';
 import type { Queryable } from '../db/database.ts';
@@ -41,6 +43,20 @@ export function postgresAdapter(
     constructor(readonly model: string) {}
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+      if (this.model === 'ReplayDetection') {
+        // oidc-provider asks find() first, then saves: the insert decides a race between instances.
+        const r = await db.query(
+          `INSERT INTO oidc_models (model, id, payload, expires_at)
+           VALUES ($1, $2, $3, now() + make_interval(secs => $4::int))
+           ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, expires_at = EXCLUDED.expires_at
+            WHERE oidc_models.expires_at <= now()`,
+          [this.model, id, JSON.stringify(payload), Math.max(1, Math.ceil(expiresIn))],
+          { prepare: true },
+        );
+        if (r.rowCount === 0)
+          throw new errors.InvalidClientAuth('client assertion tokens must only be used once');
+        return;
+      }
       await db.query(
         `INSERT INTO oidc_models (model, id, payload, grant_id, uid, user_code, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7::int > 0 THEN now() + make_interval(secs => $7::int) END)

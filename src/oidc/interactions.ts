@@ -2,6 +2,9 @@
  * The interaction that turns an EHR sign-in into an OIDC login and a per-launch grant.
  * - the EHR session (req.session.userId) is the login: SSO, no second sign-in; with no session the
  *   browser goes to /login?returnTo=<this interaction> and comes back here
+ * - a launch an EHR system asked for (POST /ehr-api/launches) is the login for its one
+ *   authorization when the browser has no EHR session: no sign-in page, no EHR session made. A
+ *   browser signed in as someone else gets a page refusing it: never a mixed identity
  * - a launch is consumed here, once, for this client and this signed-in user, and bound to the new
  *   grant and the EHR session; anything else ends the flow with an OAuth error redirect (state kept)
  * - consent is implicit for pre-authorized clients (but for offline_access outside a launch:
@@ -12,6 +15,7 @@ import express, { type Request, type RequestHandler, type Response, Router } fro
 import type Provider from 'oidc-provider';
 import type { AppContext } from '../context.ts';
 import { HttpError } from '../http/errors.ts';
+import { apiLaunchUser } from '../launch/launch-contexts.ts';
 import { describeScope, grantScopes, splitScope } from '../smart/scopes.ts';
 import { csrfProtection, csrfToken } from '../web/session.ts';
 import { consentNeeded, makeLaunchGrant } from './launch-grant.ts';
@@ -49,18 +53,15 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
 
   /**
    * The EHR user and the client of an interaction; undefined once the answer has been sent
-   * instead: the sign-in page (no EHR session) or the client's error (no longer registered).
+   * instead: the sign-in page (no EHR session), the client's error (no longer registered), or
+   * the refusal of an EHR system's launch for another user than the one signed in here.
+   * `byLaunch`: the user is signed in by an EHR system's launch, for this authorization only.
    */
   const signedInAndRegistered = async (
     req: Request,
     res: Response,
     details: Details,
-  ): Promise<{ userId: string; client: ClientInfo } | undefined> => {
-    const userId = req.session?.userId;
-    if (!userId) {
-      res.redirect(303, `/login?returnTo=${encodeURIComponent(`/interaction/${details.uid}`)}`);
-      return undefined;
-    }
+  ): Promise<{ userId: string; client: ClientInfo; byLaunch?: string } | undefined> => {
     const client = (await getProvider().Client.find(String(details.params.client_id))) as
       | ClientInfo
       | undefined;
@@ -71,7 +72,36 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
       });
       return undefined;
     }
-    return { userId, client };
+    const sessionUser = req.session?.userId;
+    const launched = await apiLaunchUser(ctx.db, details.params.launch, client.clientId);
+    if (launched) {
+      if (sessionUser && sessionUser !== launched.userId) {
+        await ctx.audit.record({
+          action: 'ehr.signin',
+          outcome: 'failure',
+          userId: sessionUser,
+          clientId: client.clientId,
+          requestId: (req as { id?: string }).id ?? null,
+          ip: req.ip ?? null,
+          detail: {
+            method: 'ehr-launch',
+            reason: 'other_user_signed_in',
+            requested_by: launched.requestedBy,
+          },
+        });
+        throw new HttpError(
+          403,
+          'launch_for_another_user',
+          'This Ocean launch was made for another person than the one signed in to this browser. Sign out here, then open Ocean again from your EHR.',
+        );
+      }
+      return { userId: launched.userId, client, byLaunch: launched.requestedBy };
+    }
+    if (!sessionUser) {
+      res.redirect(303, `/login?returnTo=${encodeURIComponent(`/interaction/${details.uid}`)}`);
+      return undefined;
+    }
+    return { userId: sessionUser, client };
   };
 
   const show: RequestHandler = async (req, res, next) => {
@@ -79,9 +109,9 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
       const details = await load(req, res);
       const parties = await signedInAndRegistered(req, res, details);
       if (!parties) return;
-      const { userId, client } = parties;
+      const { userId, client, byLaunch } = parties;
       if (!consentNeeded(client, details.params)) {
-        await complete(req, res, details, client, userId);
+        await complete(req, res, details, client, userId, byLaunch);
         return;
       }
       const { granted } = grantScopes({
@@ -107,7 +137,7 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
       if (details.uid !== req.params.uid) throw expired();
       const parties = await signedInAndRegistered(req, res, details);
       if (!parties) return;
-      const { userId, client } = parties;
+      const { userId, client, byLaunch } = parties;
       if ((req.body as Record<string, unknown>)?.decision !== 'allow') {
         await finish(req, res, {
           error: 'access_denied',
@@ -115,13 +145,20 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
         });
         return;
       }
-      await complete(req, res, details, client, userId);
+      await complete(req, res, details, client, userId, byLaunch);
     } catch (err) {
       next(err);
     }
   };
 
-  async function complete(req: Request, res: Response, details: Details, client: ClientInfo, userId: string) {
+  async function complete(
+    req: Request,
+    res: Response,
+    details: Details,
+    client: ClientInfo,
+    userId: string,
+    byLaunch: string | undefined,
+  ) {
     const provider = getProvider();
 
     // Another user signed into this browser since the last launch: forget the old provider session,
@@ -144,7 +181,8 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
         allowedScope: client.allowed_scope,
         scope: details.params.scope as string | undefined,
         launchId: details.params.launch,
-        ehrSessionId: req.sessionID,
+        // Signed in by an EHR system's launch: no EHR session of ours to bind online_access to.
+        ehrSessionId: byLaunch ? null : req.sessionID,
         requestId: (req as { id?: string }).id ?? null,
         ip: req.ip ?? null,
       });
@@ -155,8 +193,21 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
       grantId = result.grant.jti;
     }
 
+    if (byLaunch) {
+      await ctx.audit.record({
+        action: 'ehr.signin',
+        outcome: 'success',
+        userId,
+        clientId: client.clientId,
+        requestId: (req as { id?: string }).id ?? null,
+        ip: req.ip ?? null,
+        detail: { method: 'ehr-launch', requested_by: byLaunch },
+      });
+    }
     const authTime =
-      typeof req.session.authTime === 'number' ? req.session.authTime : Math.floor(Date.now() / 1000);
+      !byLaunch && typeof req.session?.authTime === 'number'
+        ? req.session.authTime
+        : Math.floor(Date.now() / 1000);
     await finish(req, res, { login: { accountId: userId, ts: authTime }, consent: { grantId } });
   }
 

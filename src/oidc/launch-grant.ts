@@ -25,7 +25,8 @@ export interface LaunchGrantInput {
   allowedScope?: string | undefined;
   scope: string | undefined;
   launchId: unknown;
-  ehrSessionId: string;
+  /** Null when an EHR system's launch signs its user in without an EHR session of ours. */
+  ehrSessionId: string | null;
   requestId: string | null;
   ip: string | null;
   /** The caller has just loaded this user as an active account. */
@@ -74,6 +75,7 @@ export async function makeLaunchGrant(
   const { granted, dropped } = grantScopes({
     requested: splitScope(input.scope),
     hasLaunchContext: !!context,
+    hasPatient: !!context?.patientId,
     ...(input.allowedScope ? { clientAllowed: new Set(splitScope(input.allowedScope)) } : {}),
   });
   const oidcGranted = granted.filter(isOidcScope);
@@ -137,9 +139,10 @@ export async function ssoGrant(ctx: AppContext, kctx: KoaContextWithOIDC): Promi
     accountLoaded: kctx.oidc.account?.accountId === userId,
   });
   if ('error' in result) {
-    throw result.error === 'access_denied'
-      ? new errors.AccessDenied(result.error_description)
-      : new errors.InvalidRequest(result.error_description);
+    if (result.error === 'access_denied') throw new errors.AccessDenied(result.error_description);
+    // A launch this user cannot redeem (an EHR system's launch for someone else, an expired one):
+    // the interaction explains it, to the person or to the client.
+    return undefined;
   }
   return result.grant;
 }

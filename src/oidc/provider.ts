@@ -17,7 +17,13 @@ import Provider, {
 import { CLIENT_SECRET_PURPOSE } from '../clients/clients.ts';
 import type { AppContext } from '../context.ts';
 import { isLaunchUsable } from '../launch/launch-contexts.ts';
-import { CLIENT_AUTH_METHODS, ROUTES, SIGNING_ALGS } from '../smart/endpoints.ts';
+import {
+  CLIENT_ASSERTION_ALGS,
+  CLIENT_ASSERTION_MAX_LIFETIME,
+  CLIENT_AUTH_METHODS,
+  ROUTES,
+  SIGNING_ALGS,
+} from '../smart/endpoints.ts';
 import { OIDC_SCOPES, splitScope } from '../smart/scopes.ts';
 import { CLAIMS_BY_SCOPE, loadAccount } from './accounts.ts';
 import { type MachineClients, postgresAdapter } from './adapter.ts';
@@ -27,9 +33,8 @@ import { contextForGrant, installTokenHooks } from './token-hooks.ts';
 
 export const INTERACTION_PATH = '/interaction';
 
-const CLIENT_ASSERTION_ALGS: NonNullable<
-  NonNullable<Configuration['enabledJWA']>['clientAuthSigningAlgValues']
->[number][] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+/** Seconds of clock skew tolerated on client assertions (and other JWTs oidc-provider checks). */
+const CLOCK_TOLERANCE = 15;
 
 /** True when aud names the FHIR base (SMART 2.2: `aud` MUST be the FHIR base; one trailing "/" tolerated). */
 export function audMatches(aud: string, fhirBaseUrl: string): boolean {
@@ -73,14 +78,42 @@ export function buildProvider(ctx: AppContext, machineClients?: MachineClients):
         }
       },
     },
-    extraClientMetadata: { properties: ['require_pkce', 'pre_authorized', 'allowed_scope'] },
+    // allowed_scope: what client_credentials may grant; access_token_ttl: a machine client's own
+    // (shorter) token lifetime. Both are set by the rooms that own such clients.
+    extraClientMetadata: {
+      properties: ['require_pkce', 'pre_authorized', 'allowed_scope', 'access_token_ttl'],
+    },
+    // RFC 7523 client assertions, beyond oidc-provider's own checks (signature, iss = sub =
+    // client_id, jti once, aud): `exp` at most 5 minutes ahead (SMART Backend Services), and for
+    // client_credentials the audience is the token endpoint, as SMART Backend Services says.
+    assertJwtClientAuthClaimsAndHeader: async (kctx, claims) => {
+      const now = Math.floor(Date.now() / 1000);
+      if (
+        typeof claims.exp === 'number' &&
+        claims.exp - now > CLIENT_ASSERTION_MAX_LIFETIME + CLOCK_TOLERANCE
+      ) {
+        throw new errors.InvalidClientAuth(
+          `the client assertion's exp must be at most ${CLIENT_ASSERTION_MAX_LIFETIME} seconds ahead`,
+        );
+      }
+      if (kctx.oidc.route === 'token' && kctx.oidc.params?.grant_type === 'client_credentials') {
+        const tokenEndpoint = `${fhirBase}${ROUTES.token}`;
+        const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+        if (!aud.includes(tokenEndpoint)) {
+          throw new errors.InvalidClientAuth(
+            `the client assertion's aud must be the token endpoint ${tokenEndpoint}`,
+          );
+        }
+      }
+    },
+    clockTolerance: CLOCK_TOLERANCE,
     clientAuthMethods: [...CLIENT_AUTH_METHODS],
     responseTypes: ['code'],
     // PKCE S256 for everyone unless an administrator switched it off for one client (CONTRACT §2 item 11).
     pkce: { required: (_kctx, client) => client.require_pkce !== false },
     enabledJWA: {
       idTokenSigningAlgValues: [...SIGNING_ALGS],
-      clientAuthSigningAlgValues: CLIENT_ASSERTION_ALGS,
+      clientAuthSigningAlgValues: [...CLIENT_ASSERTION_ALGS],
       userinfoSigningAlgValues: [...SIGNING_ALGS],
       requestObjectSigningAlgValues: [...SIGNING_ALGS],
       authorizationSigningAlgValues: [...SIGNING_ALGS],
@@ -131,6 +164,13 @@ export function buildProvider(ctx: AppContext, machineClients?: MachineClients):
         useGrantedResource: () => true,
         getResourceServerInfo: async (kctx, resource, client) => {
           if (resource !== fhirBase) throw new errors.InvalidTarget('the only resource is the FHIR base URL');
+          if (kctx.oidc.params?.grant_type === 'client_credentials') {
+            // A machine client asks for its own scope and nothing else (SMART Backend Services:
+            // an invalid scope is an error, not a token with less in it).
+            const allowed = new Set(splitScope(String(client.allowed_scope ?? '')));
+            const extra = splitScope(kctx.oidc.params?.scope as string | undefined).filter((x) => !allowed.has(x));
+            if (extra.length > 0) throw new errors.InvalidScope('this client may not ask for that scope', extra.join(' '));
+          }
           return {
             // The scopes in play; our grant (src/oidc/interactions.ts) decides which are granted.
             scope:
@@ -138,7 +178,7 @@ export function buildProvider(ctx: AppContext, machineClients?: MachineClients):
                 ? String(client.allowed_scope ?? '')
                 : scopesInPlay(kctx, fhirBase),
             audience: fhirBase,
-            accessTokenTTL: config.ttl.accessToken,
+            accessTokenTTL: Number(client.access_token_ttl) || config.ttl.accessToken,
             accessTokenFormat: 'jwt',
             jwt: { sign: { alg: client.idTokenSignedResponseAlg === 'ES256' ? 'ES256' : 'RS256' } },
           };
@@ -167,6 +207,8 @@ export function buildProvider(ctx: AppContext, machineClients?: MachineClients):
       RefreshToken: config.ttl.refreshToken,
       Grant: config.ttl.refreshToken,
       Interaction: 600,
+      // Machine clients' tokens live as their resource server says (a client's access_token_ttl).
+      ClientCredentials: (_kctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
       Session: config.ttl.session,
     },
     allowOmittingSingleRegisteredRedirectUri: false,

@@ -140,6 +140,11 @@ export function installTokenHooks(ctx: AppContext, provider: Provider): void {
     kctx.set('Pragma', 'no-cache');
     const body = kctx.body as Record<string, unknown> | undefined;
     if (kctx.status !== 200 || !body || typeof body.access_token !== 'string') return;
+    // SMART Backend Services answers client_credentials with token_type "bearer" (case-insensitive
+    // by RFC 6749 §5.1, but test kits compare it as written).
+    if (kctx.oidc.params?.grant_type === 'client_credentials' && body.token_type === 'Bearer') {
+      body.token_type = 'bearer';
+    }
     const grant = kctx.oidc.entities.Grant;
     const grantId = grant?.jti;
     if (!grantId) return;
@@ -163,7 +168,7 @@ export function installTokenHooks(ctx: AppContext, provider: Provider): void {
         userId: grant.accountId ?? null,
         clientId: kctx.oidc.client?.clientId ?? null,
         patientId: resolved?.context.patientId ?? null,
-        entity: resolved ? `Patient/${resolved.context.patientId}` : null,
+        entity: resolved?.context.patientId ? `Patient/${resolved.context.patientId}` : null,
         requestId: (kctx.req as { id?: string }).id ?? null,
         ip: kctx.ip,
         detail: {

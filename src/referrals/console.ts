@@ -9,7 +9,7 @@
 import express, { type Request, type RequestHandler, type Response, Router } from 'express';
 import type { AppContext } from '../context.ts';
 import { HttpError, ValidationError } from '../http/errors.ts';
-import { noStore, requireUser } from '../web/current-user.ts';
+import { noStore, requireAdminRole, requireUser } from '../web/current-user.ts';
 import { csrfGuard } from '../web/session.ts';
 import type { Actor, ReferralAdmin } from './admin-api.ts';
 import { inboxCounts } from './inbox.ts';
@@ -26,17 +26,6 @@ const actorOf = (req: Request, res: Response): Actor => ({
   requestId: req.id != null ? String(req.id) : null,
   ip: req.ip ?? null,
 });
-
-const requireAdminRole: RequestHandler = (_req, res, next) =>
-  next(
-    res.locals.currentUser?.roles.includes('admin')
-      ? undefined
-      : new HttpError(
-          403,
-          'forbidden',
-          'Administration needs the admin role. Ask an administrator to grant it.',
-        ),
-  );
 
 export function referralConsole(ctx: AppContext, admin: ReferralAdmin, currentUser: RequestHandler): Router {
   const form = express.urlencoded({ extended: false, limit: ctx.config.bodyLimit, parameterLimit: 20 });

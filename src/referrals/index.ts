@@ -23,6 +23,7 @@ import { requireAdminToken } from '../admin/admin-token.ts';
 import { optionalJsonBody, requireJsonBody } from '../admin/api.ts';
 import type { AppContext, Capability } from '../context.ts';
 import { HttpError, notFound, speaks } from '../http/errors.ts';
+import { routeTable } from '../http/route-table.ts';
 import { loadCurrentUser, noStore, requireUser } from '../web/current-user.ts';
 import { type Actor, ReferralAdmin } from './admin-api.ts';
 import { referralConsole } from './console.ts';
@@ -103,23 +104,7 @@ export function createReferrals(ctx: AppContext): ReferralsCapability {
   const noBody = [json, optionalJsonBody];
   const adminApi = Router();
   adminApi.use(speaks('json'), requireAdminToken(ctx.adminToken), noStore);
-  const route = (
-    path: string,
-    methods: Partial<Record<'get' | 'post' | 'put' | 'delete', RequestHandler[]>>,
-  ) => {
-    const r = adminApi.route(path);
-    for (const [method, handlers] of Object.entries(methods)) r[method as 'get'](...handlers);
-    const allow = Object.keys(methods)
-      .map((m) => m.toUpperCase())
-      .join(', ');
-    r.all((req, _res, next) =>
-      next(
-        new HttpError(405, 'method_not_allowed', `${req.method} is not allowed here; use ${allow}`, {
-          Allow: allow,
-        }),
-      ),
-    );
-  };
+  const route = routeTable(adminApi);
   const show =
     (status = 200) =>
     (res: express.Response, value: unknown) =>

@@ -8,9 +8,10 @@
  *   an EHR system's) is 403: it may not post messages
  */
 import type { Request } from 'express';
-import { errors as joseErrors, jwtVerify } from 'jose';
+import { errors as joseErrors } from 'jose';
 import { HttpError } from '../http/errors.ts';
 import type { SigningKeys } from '../keys/signing-keys.ts';
+import { bearerJwt, verifyAccessTokenJwt } from '../smart/access-token-jwt.ts';
 import { splitScope } from '../smart/scopes.ts';
 import {
   INTEGRATION_CLIENT_PREFIX,
@@ -42,17 +43,11 @@ export function messageAuthenticator(integrations: Integrations, keys: SigningKe
       if (!found) throw unauthorized('the username or password is not valid');
       return { integration: found, via: 'basic' };
     }
-    const bearer = /^Bearer +([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)$/i.exec(header);
+    const bearer = bearerJwt(header);
     if (!bearer) throw unauthorized('credentials are required: HTTP Basic or a Bearer token');
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(bearer[1]!, keys.verificationKeys, {
-        issuer: fhirBaseUrl,
-        audience: fhirBaseUrl,
-        typ: 'at+jwt',
-        algorithms: ['RS256', 'ES256'],
-        requiredClaims: ['exp', 'iat', 'client_id', 'scope'],
-      }));
+      payload = await verifyAccessTokenJwt(keys, fhirBaseUrl, bearer, ['exp', 'iat', 'client_id', 'scope']);
     } catch (err) {
       throw unauthorized(
         err instanceof joseErrors.JWTExpired

@@ -138,6 +138,17 @@ export async function getSite(store: Pick<SiteStore, 'db'>, siteNum: string): Pr
   return { ...toSite(row), sekEncrypted: row.sek_encrypted };
 }
 
+/** Which of these site numbers are not registered (an EHR system's allowed sites are checked so). */
+export async function unknownSites(q: Queryable, siteNums: string[]): Promise<string[]> {
+  if (siteNums.length === 0) return [];
+  const { rows } = await q.query<{ site_num: string }>(
+    'SELECT site_num FROM sites WHERE site_num = ANY($1)',
+    [siteNums],
+  );
+  const known = new Set(rows.map((r) => r.site_num));
+  return [...new Set(siteNums)].filter((s) => !known.has(s));
+}
+
 export async function listSites(store: Pick<SiteStore, 'db'>, clientId: string): Promise<SiteRecord[]> {
   const { rows } = await store.db.query<SiteRow>(
     'SELECT * FROM sites WHERE client_id = $1 ORDER BY site_num',

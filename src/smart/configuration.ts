@@ -4,7 +4,7 @@
  * document, so the two always agree on every endpoint.
  */
 import type { Config } from '../config.ts';
-import { CLIENT_AUTH_METHODS, ROUTES, SIGNING_ALGS } from './endpoints.ts';
+import { CLIENT_ASSERTION_ALGS, CLIENT_AUTH_METHODS, ROUTES, SIGNING_ALGS } from './endpoints.ts';
 import { OIDC_SCOPES } from './scopes.ts';
 
 export function smartConfiguration(config: Config) {
@@ -14,10 +14,11 @@ export function smartConfiguration(config: Config) {
     jwks_uri: `${iss}${ROUTES.jwks}`,
     authorization_endpoint: `${iss}${ROUTES.authorization}`,
     // SMART 2.2: the authorization endpoint accepts form POST as well as GET ("authorize-post").
-    grant_types_supported: ['authorization_code', 'refresh_token'],
+    // client_credentials: EHR systems asking for launches (SMART Backend Services) and Ocean's message integrations.
+    grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
     token_endpoint: `${iss}${ROUTES.token}`,
     token_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
-    token_endpoint_auth_signing_alg_values_supported: [...SIGNING_ALGS],
+    token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
     id_token_signing_alg_values_supported: [...SIGNING_ALGS],
     scopes_supported: [...OIDC_SCOPES, 'patient/*.read', 'patient/*.rs', 'user/*.read', 'user/*.rs'],
     response_types_supported: ['code'],

@@ -24,3 +24,23 @@ export const CLIENT_AUTH_METHODS = [
   'private_key_jwt',
   'none',
 ] as const;
+
+/**
+ * Signing algorithms of client assertions (RFC 7523, private_key_jwt): SMART Backend Services
+ * requires RS384 and ES384; RS256 and ES256 are what most libraries sign with by default.
+ */
+export const CLIENT_ASSERTION_ALGS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+] as const;
+
+/** How far ahead a client assertion's `exp` may be (SMART Backend Services: at most 5 minutes). */
+export const CLIENT_ASSERTION_MAX_LIFETIME = 300;

@@ -77,8 +77,13 @@ const GRANTABLE_PERMISSIONS = new Set<Permission>(['r', 's']);
 
 export interface GrantInput {
   requested: readonly string[];
-  /** A launch context (and so a patient) is bound to this authorization. */
+  /** A launch context is bound to this authorization. */
   hasLaunchContext: boolean;
+  /**
+   * That launch has a patient in context (default: whenever there is a launch). An EHR system's
+   * launch for sign-on only has none: patient-level scopes and launch/patient are dropped.
+   */
+  hasPatient?: boolean;
   /** The client's scope allow-list from its registration (undefined = no restriction). */
   clientAllowed?: ReadonlySet<string>;
 }
@@ -88,7 +93,7 @@ export interface GrantDecision {
   dropped: string[];
 }
 
-function grantable(scope: string, hasLaunch: boolean): boolean {
+function grantable(scope: string, hasLaunch: boolean, hasPatient: boolean): boolean {
   switch (scope) {
     case 'openid':
     case 'fhirUser':
@@ -96,9 +101,10 @@ function grantable(scope: string, hasLaunch: boolean): boolean {
     case 'email':
     case 'offline_access':
       return true;
-    // launch: EHR launch context; launch/patient: a patient is in context (it always is after an EHR launch).
-    case 'launch':
+    // launch: EHR launch context; launch/patient: a patient is in context.
     case 'launch/patient':
+      return hasPatient;
+    case 'launch':
     // online_access ends with the EHR session the launch came from, so it needs one.
     case 'online_access':
       return hasLaunch;
@@ -106,7 +112,7 @@ function grantable(scope: string, hasLaunch: boolean): boolean {
   const c = parseClinicalScope(scope);
   if (!c) return false;
   if (c.level === 'system') return false;
-  if (c.level === 'patient' && !hasLaunch) return false;
+  if (c.level === 'patient' && !hasPatient) return false;
   for (const p of c.permissions) if (!GRANTABLE_PERMISSIONS.has(p)) return false;
   return true;
 }
@@ -118,7 +124,10 @@ export function grantScopes(input: GrantInput): GrantDecision {
   for (const scope of new Set(input.requested)) {
     if (!scope) continue;
     const allowed = !input.clientAllowed || input.clientAllowed.has(scope);
-    (allowed && grantable(scope, input.hasLaunchContext) ? granted : dropped).push(scope);
+    (allowed && grantable(scope, input.hasLaunchContext, input.hasPatient ?? input.hasLaunchContext)
+      ? granted
+      : dropped
+    ).push(scope);
   }
   return { granted, dropped };
 }

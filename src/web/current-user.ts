@@ -7,6 +7,7 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { AppContext } from '../context.ts';
+import { HttpError } from '../http/errors.ts';
 import { localPath } from '../http/local-redirect.ts';
 import { type User as EhrUser, getUser } from '../users/users.ts';
 import { csrfToken } from './session.ts';
@@ -68,6 +69,18 @@ export const requireUser: RequestHandler = (req, res, next) => {
 };
 
 /** Pages that show PHI must not be kept by shared browsers or proxies. */
+/** Administration: a signed-in user without the admin role gets a 403 page (after requireUser). */
+export const requireAdminRole: RequestHandler = (_req, res, next) =>
+  next(
+    res.locals.currentUser?.roles.includes('admin')
+      ? undefined
+      : new HttpError(
+          403,
+          'forbidden',
+          'Administration needs the admin role. Ask an administrator to grant it.',
+        ),
+  );
+
 export const noStore: RequestHandler = (_req, res, next) => {
   res.setHeader('Cache-Control', 'no-store');
   res.setHeader('Pragma', 'no-cache');

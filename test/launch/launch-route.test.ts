@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../src/accounts/accounts.ts';
 import { createClient } from '../../src/clients/clients.ts';
 import { deleteResource, putResource } from '../../src/fhir/repository.ts';
-import { launchRedirectUrl } from '../../src/launch/index.ts';
+import { launchRedirectUrl } from '../../src/launch/launch-url.ts';
 import { addSite } from '../../src/sites/sites.ts';
 import { setActive } from '../../src/users/users.ts';
 import { BrowserSession } from '../ehr/browser-session.ts';

@@ -1,0 +1,180 @@
+/*
+ * POST /ehr-api/launches: an EHR system asks for a launch and gets the URL its button opens
+ * (CONTRACT §3.5).
+ * - ONE transaction: the account of (EHR system, user.id) found or created and its Practitioner
+ *   updated, the patient and chart entries sent with the launch upserted, the launch context
+ *   written with its launch.created audit event. Any refusal leaves nothing behind
+ * - the account is keyed by the identity ('ehr-system:' + client_id, user.id), never by name or
+ *   e-mail: one EHR system's user id is always the same account, Practitioner and id_token `sub`;
+ *   another EHR system's same id is another account. Fields left out keep their stored values
+ * - a chart entry whose id is stored in ANOTHER patient's compartment is refused, not moved
+ * - the launch is single-use and lives EHR_API_LAUNCH_TTL seconds; it signs its user in at the
+ *   authorization (src/oidc/interactions.ts)
+ */
+import type { Resource } from '@medplum/fhirtypes';
+import { findOrCreateInTransaction, inIdentityTransaction } from '../accounts/identities.ts';
+import type { AppContext } from '../context.ts';
+import type { Queryable } from '../db/database.ts';
+import { readResource } from '../fhir/repository.ts';
+import { putResources } from '../fhir/writes.ts';
+import { HttpError, NotFoundError, ValidationError } from '../http/errors.ts';
+import { createLaunchContext, LaunchRefusedError } from '../launch/launch-contexts.ts';
+import { launchRedirectUrl } from '../launch/launch-url.ts';
+import { getSite } from '../sites/sites.ts';
+import { lockUserByIdentity } from '../users/identities.ts';
+import type { User } from '../users/users.ts';
+import { assertSiteAllowed } from './caller.ts';
+import type { EhrSystemRef } from './ehr-systems.ts';
+import type { LaunchRequest, LaunchUser } from './launch-request.ts';
+
+export interface LaunchAnswer {
+  launch: string;
+  launch_url: string;
+  expires_in: number;
+}
+
+export interface Requester {
+  requestId: string | null;
+  ip: string | null;
+}
+
+/** The issuer of an EHR system's users in user_identities. */
+export const ehrSystemIssuer = (clientId: string) => `ehr-system:${clientId}`;
+
+export async function createApiLaunch(
+  ctx: AppContext,
+  system: EhrSystemRef,
+  request: LaunchRequest,
+  requester: Requester,
+): Promise<LaunchAnswer> {
+  assertSiteAllowed(system, request.site);
+  if (request.clientId !== undefined) await assertSiteClient(ctx, request.site, request.clientId);
+  const ttl = ctx.config.ttl.ehrApiLaunch;
+  const created = await inIdentityTransaction(ctx.db, async (tx, retry) => {
+    const user = await accountOf(tx, system, request.user, retry);
+    if (request.patient) await storeChart(tx, request.patient, request.resources);
+    try {
+      return await createLaunchContext(
+        ctx,
+        {
+          userId: user.id,
+          patientId: request.patient?.id ?? null,
+          siteNum: request.site,
+          action: request.action,
+          requestedBy: system.clientId,
+          ttlSeconds: ttl,
+        },
+        requester,
+        tx,
+      );
+    } catch (err) {
+      throw err instanceof LaunchRefusedError ? refusal(err, request) : err;
+    }
+  });
+  return {
+    launch: created.launchId,
+    launch_url: launchRedirectUrl(created.launchUrl, {
+      siteNum: request.site,
+      action: request.action,
+      iss: ctx.config.fhirBaseUrl,
+      launch: created.launchId,
+    }),
+    expires_in: ttl,
+  };
+}
+
+/** `client_id`, when sent, must be the Ocean client the site belongs to. */
+async function assertSiteClient(ctx: AppContext, siteNum: string, clientId: string): Promise<void> {
+  const site = await getSite(ctx, siteNum).catch((err: unknown) => {
+    if (err instanceof NotFoundError)
+      throw new ValidationError([{ path: 'site', message: `no Ocean site ${siteNum} is registered here` }]);
+    throw err;
+  });
+  if (site.clientId !== clientId) {
+    throw new ValidationError([
+      { path: 'client_id', message: `Ocean site ${siteNum} is not launched through that client` },
+    ]);
+  }
+}
+
+/** The account of this EHR system's user: made on first sight, its profile following the EHR's. */
+async function accountOf(tx: Queryable, system: EhrSystemRef, u: LaunchUser, retry: boolean): Promise<User> {
+  const identity = { issuer: ehrSystemIssuer(system.clientId), subject: u.id };
+  const stored = await lockUserByIdentity(tx, identity);
+  const { user } = await findOrCreateInTransaction(
+    tx,
+    identity,
+    {
+      givenName: u.givenName ?? stored?.givenName ?? '',
+      familyName: u.familyName ?? stored?.familyName ?? (u.givenName ? '' : `EHR user ${u.id}`),
+      email: u.email ?? stored?.email ?? undefined,
+      // Roles are ours to give (an administrator may make the account an admin); the EHR sends none.
+      roles: stored?.roles ?? ['clinician'],
+      usernameHint: u.email ?? `${system.name.replace(/\s+/g, '-').toLowerCase()}-${u.id}`,
+      ...(u.identifiers ? { identifiers: u.identifiers } : {}),
+    },
+    retry,
+  );
+  return user;
+}
+
+/** The patient exists (or is stored now, with its chart entries), each entry in its compartment. */
+async function storeChart(
+  tx: Queryable,
+  patient: NonNullable<LaunchRequest['patient']>,
+  resources: Resource[],
+): Promise<void> {
+  if (!patient.resource) {
+    if (!(await readResource(tx, 'Patient', patient.id))) {
+      throw new HttpError(
+        404,
+        'not_found',
+        `patient.id: no patient ${patient.id} is stored here`,
+        {},
+        'not-found',
+      );
+    }
+  }
+  const all: Resource[] = [...(patient.resource ? [patient.resource] : []), ...resources];
+  if (all.length === 0) return;
+  const { rows } = await tx.query<{ key: string }>(
+    `SELECT f.resource_type || '/' || f.id AS key
+       FROM fhir_resources f
+       JOIN jsonb_to_recordset($1::jsonb) AS k(t text, i text) ON f.resource_type = k.t AND f.id = k.i
+      WHERE f.compartment_patient IS DISTINCT FROM $2 AND NOT f.deleted`,
+    [JSON.stringify(all.map((r) => ({ t: r.resourceType, i: r.id }))), patient.id],
+  );
+  if (rows.length > 0) {
+    const taken = new Set(rows.map((r) => r.key));
+    const index = resources.findIndex((r) => taken.has(`${r.resourceType}/${r.id}`));
+    throw new ValidationError([
+      {
+        path: index >= 0 ? `resources[${index}]` : 'patient.resource',
+        message: `${[...taken][0]} is stored here for another patient: use your own ids for this patient's entries`,
+      },
+    ]);
+  }
+  await putResources(tx, all);
+}
+
+/** A launch the stored configuration refuses, worded for the EHR's integrator. */
+function refusal(err: LaunchRefusedError, r: LaunchRequest): HttpError {
+  switch (err.reason) {
+    case 'site':
+      return new ValidationError([{ path: 'site', message: `no Ocean site ${r.site} is registered here` }]);
+    case 'action':
+      return new ValidationError([
+        { path: 'action', message: `Ocean site ${r.site} offers no action "${r.action}"` },
+      ]);
+    case 'launch_url':
+      return new HttpError(409, 'not_configured', `the Ocean client of site ${r.site} has no launch URL yet`);
+    case 'user':
+      return new HttpError(
+        403,
+        'access_denied',
+        "this EHR user's account is deactivated here",
+        {},
+        'forbidden',
+      );
+  }
+}
