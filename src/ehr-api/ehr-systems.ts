@@ -256,6 +256,7 @@ export class EhrSystems {
       ...(row.jwks_uri ? { jwks_uri: row.jwks_uri } : {}),
       // extraClientMetadata: what client_credentials may grant (src/oidc/provider.ts)
       allowed_scope: EHR_LAUNCH_SCOPE,
+      refuse_other_scopes: true,
       access_token_ttl: this.tokenTtl,
     };
   }

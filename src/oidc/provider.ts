@@ -78,10 +78,17 @@ export function buildProvider(ctx: AppContext, machineClients?: MachineClients):
         }
       },
     },
-    // allowed_scope: what client_credentials may grant; access_token_ttl: a machine client's own
-    // (shorter) token lifetime. Both are set by the rooms that own such clients.
+    // allowed_scope: what client_credentials may grant; refuse_other_scopes: asking for more is
+    // invalid_scope rather than dropped; access_token_ttl: a machine client's own (shorter) token
+    // lifetime. Set by the rooms that own such clients.
     extraClientMetadata: {
-      properties: ['require_pkce', 'pre_authorized', 'allowed_scope', 'access_token_ttl'],
+      properties: [
+        'require_pkce',
+        'pre_authorized',
+        'allowed_scope',
+        'refuse_other_scopes',
+        'access_token_ttl',
+      ],
     },
     // RFC 7523 client assertions, beyond oidc-provider's own checks (signature, iss = sub =
     // client_id, jti once, aud): `exp` at most 5 minutes ahead (SMART Backend Services), and for
@@ -164,12 +171,16 @@ export function buildProvider(ctx: AppContext, machineClients?: MachineClients):
         useGrantedResource: () => true,
         getResourceServerInfo: async (kctx, resource, client) => {
           if (resource !== fhirBase) throw new errors.InvalidTarget('the only resource is the FHIR base URL');
-          if (kctx.oidc.params?.grant_type === 'client_credentials') {
-            // A machine client asks for its own scope and nothing else (SMART Backend Services:
-            // an invalid scope is an error, not a token with less in it).
+          if (kctx.oidc.params?.grant_type === 'client_credentials' && client.refuse_other_scopes === true) {
+            // Such a machine client asks for its own scope and nothing else (SMART Backend
+            // Services: an invalid scope is an error, not a token with less in it). Others get
+            // the scopes they may have, the rest dropped (Ocean's integrations must not fail).
             const allowed = new Set(splitScope(String(client.allowed_scope ?? '')));
-            const extra = splitScope(kctx.oidc.params?.scope as string | undefined).filter((x) => !allowed.has(x));
-            if (extra.length > 0) throw new errors.InvalidScope('this client may not ask for that scope', extra.join(' '));
+            const extra = splitScope(kctx.oidc.params?.scope as string | undefined).filter(
+              (x) => !allowed.has(x),
+            );
+            if (extra.length > 0)
+              throw new errors.InvalidScope('this client may not ask for that scope', extra.join(' '));
           }
           return {
             // The scopes in play; our grant (src/oidc/interactions.ts) decides which are granted.

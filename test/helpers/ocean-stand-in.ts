@@ -7,7 +7,7 @@
  * A public client (as Ocean's reference client) unless a clientSecret is set (client_secret_post).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Patient } from '@medplum/fhirtypes';
+import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 
@@ -20,6 +20,8 @@ export interface LaunchResult {
   idTokenClaims: Record<string, unknown>;
   idTokenAlg: string;
   patient: Patient;
+  /** The first page of Patient/{id}/$everything, read as Ocean does (no paging). */
+  everything: Bundle;
 }
 
 export class OceanStandIn {
@@ -144,6 +146,16 @@ export class OceanStandIn {
     );
     if (read.status !== 200) throw new Error(`Patient read answered ${read.status}`);
     const patient = (await read.json()) as Patient;
+    const all = await oidc.fetchProtectedResource(
+      pending.config,
+      tokens.access_token,
+      new URL(`${pending.params.iss}/Patient/${encodeURIComponent(patientId)}/$everything`),
+      'GET',
+      undefined,
+      new Headers({ accept: 'application/fhir+json' }),
+    );
+    if (all.status !== 200) throw new Error(`$everything answered ${all.status}`);
+    const everything = (await all.json()) as Bundle;
     this.results.push({
       launchParams: pending.params,
       smartConfiguration: pending.smart,
@@ -151,6 +163,7 @@ export class OceanStandIn {
       idTokenClaims: payload as Record<string, unknown>,
       idTokenAlg: decodeProtectedHeader(idToken).alg ?? '',
       patient,
+      everything,
     });
     const name = `${patient.name?.[0]?.given?.join(' ') ?? ''} ${patient.name?.[0]?.family ?? ''}`;
     res
