@@ -222,6 +222,15 @@ export function buildProvider(ctx: AppContext, machineClients?: MachineClients):
       ClientCredentials: (_kctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
       Session: config.ttl.session,
     },
+    // oidc-provider refuses to fetch a jwks_uri on a private or loopback address (SSRF); an EHR on
+    // the hospital network publishes its keys on one. JWKS_URI_PRIVATE_NETWORK lifts that: the
+    // addresses are an administrator's, never a stranger's (no dynamic registration).
+    ...(config.jwksUriPrivateNetwork
+      ? {
+          fetch: (url: Parameters<typeof fetch>[0], options?: RequestInit) =>
+            fetch(url, { ...options, dispatcher: undefined } as RequestInit),
+        }
+      : {}),
     allowOmittingSingleRegisteredRedirectUri: false,
     clientBasedCORS: () => true,
     renderError: async (kctx, out) => {
