@@ -12,6 +12,7 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { clientAssertion, type EhrKey, ehrKey, ehrToken, registerEhrSystem } from '../helpers/ehr-backend.ts';
 import { type IdentityProvider, startIdentityProvider } from '../helpers/identity-provider.ts';
 import { CookieJar } from '../helpers/oidc.ts';
 import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../helpers/server.ts';
@@ -122,6 +123,11 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
   let adminCsrf: string;
   let idp: IdentityProvider;
   let oceanBasic: string;
+  let ehrId: string;
+  let ehrTokenValue: string;
+  let ehrKeyPair: EhrKey;
+  /** An assertion already spent at the token endpoint: its replay must be refused. */
+  let spentAssertion: string;
 
   async function digest(): Promise<Record<string, string>> {
     const { rows } = await t.db.query<{ table_name: string }>(
@@ -136,9 +142,12 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
           `SELECT model, md5(string_agg(x::text, '|' ORDER BY x::text)) AS d, count(*)::int AS n FROM oidc_models x GROUP BY model`,
         );
         // oidc-provider's browser Session row is touched by every authorization request (its
-        // expiry slides, like an EHR session's): bookkeeping. Every other model must stay put.
+        // expiry slides, like an EHR session's), and a client assertion that authenticated is
+        // spent (ReplayDetection) even when the grant then refuses the request: bookkeeping.
+        // Every other model must stay put.
         for (const row of r.rows)
-          if (row.model !== 'Session') out[`oidc_models:${row.model}`] = `${row.n}:${row.d}`;
+          if (row.model !== 'Session' && row.model !== 'ReplayDetection')
+            out[`oidc_models:${row.model}`] = `${row.n}:${row.d}`;
         continue;
       }
       const r = await t.db.query<{ d: string | null; n: number }>(
@@ -163,6 +172,7 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       RATE_LIMIT_TOKEN: '0',
       RATE_LIMIT_INTROSPECTION: '0',
       RATE_LIMIT_ADMIN: '0',
+      EHR_API_BODY_LIMIT: '200kb',
       LOGIN_FAILURES_BEFORE_DELAY: '999',
       LOGIN_MAX_FAILURES_PER_ACCOUNT: '1000',
       LOGIN_MAX_FAILURES_PER_ADDRESS: '100000',
@@ -228,6 +238,31 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
     });
     const c = (await integration.json()) as { username: string; password: string };
     oceanBasic = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+    // An EHR system asking for launches (CONTRACT §3.5), with a token and a spent assertion.
+    ehrKeyPair = await ehrKey('ES384');
+    ehrId = String(
+      (
+        await registerEhrSystem(s.url, {
+          name: 'Sweep EMR',
+          token_endpoint_auth_method: 'private_key_jwt',
+          jwks: { keys: [ehrKeyPair.publicJwk] },
+          sites: [DEMO_SITE],
+        })
+      ).body.client_id,
+    );
+    ehrTokenValue = await ehrToken(s.url, ehrId, ehrKeyPair);
+    spentAssertion = await clientAssertion(s.url, ehrId, ehrKeyPair);
+    const spent = await fetch(`${s.url}/fhir/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        scope: 'ehr-launch',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: spentAssertion,
+      }),
+    });
+    expect(spent.status).toBe(200);
   });
   afterAll(async () => {
     await s?.stop();
@@ -439,6 +474,206 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       );
     }
     add('GET token', 'GET', '/fhir/token', {}, undefined, 'any');
+
+    // — EHR systems: the token endpoint's client assertions and POST /ehr-api/launches —
+    const assertionForm = (assertion: string, extra: Record<string, string> = {}) =>
+      new URLSearchParams({
+        grant_type: 'client_credentials',
+        scope: 'ehr-launch',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: assertion,
+        ...extra,
+      }).toString();
+    const formHeaders = { 'content-type': 'application/x-www-form-urlencoded' };
+    add(
+      'replayed assertion',
+      'POST',
+      '/fhir/token',
+      formHeaders,
+      assertionForm(spentAssertion),
+      'oauth',
+      401,
+    );
+    const stranger = await ehrKey('ES384');
+    add(
+      'assertion signed with another key',
+      'POST',
+      '/fhir/token',
+      formHeaders,
+      assertionForm(await clientAssertion(s.url, ehrId, { ...stranger, kid: ehrKeyPair.kid })),
+      'oauth',
+      401,
+    );
+    add(
+      'expired assertion',
+      'POST',
+      '/fhir/token',
+      formHeaders,
+      assertionForm(await clientAssertion(s.url, ehrId, ehrKeyPair, { expiresIn: -300 })),
+      'oauth',
+      401,
+    );
+    add(
+      'assertion for another audience',
+      'POST',
+      '/fhir/token',
+      formHeaders,
+      assertionForm(
+        await clientAssertion(s.url, ehrId, ehrKeyPair, { aud: 'https://elsewhere.example/token' }),
+      ),
+      'oauth',
+      401,
+    );
+    add(
+      'assertion valid for an hour',
+      'POST',
+      '/fhir/token',
+      formHeaders,
+      assertionForm(await clientAssertion(s.url, ehrId, ehrKeyPair, { expiresIn: 3600 })),
+      'oauth',
+      401,
+    );
+    add(
+      'EHR system asking another scope',
+      'POST',
+      '/fhir/token',
+      formHeaders,
+      assertionForm(await clientAssertion(s.url, ehrId, ehrKeyPair), { scope: 'system/*.read' }),
+      'oauth',
+      400,
+    );
+    add('garbage assertion', 'POST', '/fhir/token', formHeaders, assertionForm('a.b.c'), 'oauth');
+    const ehrBearer = { authorization: `Bearer ${ehrTokenValue}`, ...json };
+    const launchOf = (extra: Record<string, unknown>) =>
+      JSON.stringify({ site: DEMO_SITE, action: 'viewMap', user: { id: 'sweep-user' }, ...extra });
+    const launchProbes: [string, Record<string, string>, string | undefined, number?][] = [
+      ['no token', json, launchOf({}), 401],
+      ['clinician token', { ...bearer, ...json }, launchOf({}), 403],
+      [
+        'forged token',
+        { authorization: `Bearer ${ehrTokenValue.slice(0, -6)}AAAAAA`, ...json },
+        launchOf({}),
+        401,
+      ],
+      ['malformed JSON', ehrBearer, '{"site": "1234",', 400],
+      ['JSON array', ehrBearer, '[1,2]', 400],
+      ['form body', { ...ehrBearer, ...formType }, 'site=1234', 415],
+      ['oversized', ehrBearer, big(300 * 1024), 413],
+      ['missing fields', ehrBearer, '{}', 400],
+      ['wrong types', ehrBearer, JSON.stringify({ site: 1234, action: [], user: 'x', patient: 7 }), 400],
+      ['unknown site', ehrBearer, launchOf({ site: 'no-such-site' }), 403],
+      ['unknown action', ehrBearer, launchOf({ action: 'noSuchAction' }), 400],
+      ['unknown patient', ehrBearer, launchOf({ patient: { id: 'no-such-patient' } }), 404],
+      ['SQL in patient id', ehrBearer, launchOf({ patient: { id: SQL[1] } }), 400],
+      ['control chars in user id', ehrBearer, launchOf({ user: { id: WEIRD[3] } }), 400],
+      [
+        "another patient's resources",
+        ehrBearer,
+        launchOf({
+          patient: { resource: { resourceType: 'Patient', id: 'sweep-new' } },
+          resources: [
+            {
+              resourceType: 'Observation',
+              id: 'o1',
+              status: 'final',
+              code: { text: 'x' },
+              subject: { reference: `Patient/${P}` },
+            },
+          ],
+        }),
+        400,
+      ],
+      [
+        'resource stored for another patient',
+        ehrBearer,
+        launchOf({
+          patient: { resource: { resourceType: 'Patient', id: 'sweep-new' } },
+          resources: [
+            {
+              resourceType: 'Observation',
+              id: REFILED,
+              status: 'final',
+              code: { text: 'x' },
+              subject: { reference: 'Patient/sweep-new' },
+            },
+          ],
+        }),
+        400,
+      ],
+      [
+        'unsupported resource',
+        ehrBearer,
+        launchOf({
+          patient: { resource: { resourceType: 'Patient', id: 'sweep-new' } },
+          resources: [{ resourceType: 'Spaceship', id: 'x' }],
+        }),
+        400,
+      ],
+    ];
+    for (const [label, headers, body, expected] of launchProbes) {
+      add(`launch API: ${label}`, 'POST', '/ehr-api/launches', headers, body, 'json', expected);
+    }
+    add('launch API: GET', 'GET', '/ehr-api/launches', ehrBearer, undefined, 'json', 405);
+    for (const [m, p] of [
+      ['POST', '/admin/api/ehr-systems'],
+      ['PATCH', `/admin/api/ehr-systems/${ehrId}`],
+    ] as const) {
+      add('malformed JSON', m, p, { ...adminAuth, ...json }, '{"name": "x",', 'json');
+      add('JSON array', m, p, { ...adminAuth, ...json }, '[1,2,3]', 'json');
+      add('form body', m, p, { ...adminAuth, ...formType }, 'name=x', 'json');
+      add('oversized', m, p, { ...adminAuth, ...json }, big(200 * 1024), 'json', 413);
+      add('no token', m, p, json, '{}', 'json', 401);
+    }
+    const ehrSystemBodies = [
+      { name: 'x', token_endpoint_auth_method: 'none' },
+      { name: 'x', token_endpoint_auth_method: 'private_key_jwt' },
+      {
+        name: 'x',
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] },
+      },
+      { name: 'x', token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'javascript:alert(1)' },
+      { name: 'x', token_endpoint_auth_method: 'client_secret_basic', sites: [SQL[0]] },
+      { name: 'x', token_endpoint_auth_method: 'client_secret_basic', sites: ['no-such-site'] },
+      { name: '', token_endpoint_auth_method: 'client_secret_basic' },
+    ];
+    for (const b of ehrSystemBodies)
+      add(
+        'bad EHR system',
+        'POST',
+        '/admin/api/ehr-systems',
+        { ...adminAuth, ...json },
+        JSON.stringify(b),
+        'json',
+        400,
+      );
+    add(
+      'unknown EHR system',
+      'GET',
+      `/admin/api/ehr-systems/${enc(SQL[1]!)}`,
+      adminAuth,
+      undefined,
+      'json',
+      404,
+    );
+    add(
+      'unknown EHR system',
+      'DELETE',
+      '/admin/api/ehr-systems/ehr-system-nope',
+      adminAuth,
+      undefined,
+      'json',
+      404,
+    );
+    add(
+      'secret of a key-signing EHR system',
+      'POST',
+      `/admin/api/ehr-systems/${ehrId}/secret`,
+      adminAuth,
+      undefined,
+      'json',
+      400,
+    );
     add(
       'basic auth garbage',
       'POST',
