@@ -187,16 +187,16 @@ export async function createLaunchContext(
     { prepare: true },
   );
   const row = rows[0];
-  if (!row) throw await explainRefusal(ctx, v.userId, v.siteNum, v.action, q);
+  if (!row) throw await explainRefusal(q, v.userId, v.siteNum, v.action);
   return { launchId, expiresAt: iso(row.expires_at), clientId: row.client_id, launchUrl: row.launch_url };
 }
 
+/** Why the launch was refused, asked on the caller's connection (inside its transaction). */
 async function explainRefusal(
-  ctx: AppContext,
+  q: Queryable,
   userId: string,
   siteNum: string,
   action: string,
-  q: Queryable,
 ): Promise<LaunchRefusedError> {
   if (!(await isActiveUser(q, userId))) return new LaunchRefusedError('user', 'no such active user');
   const site = await getSite({ db: q }, siteNum).catch((err: unknown) => {

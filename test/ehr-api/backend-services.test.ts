@@ -31,7 +31,10 @@ beforeAll(async () => {
   // The test's jwks_uri is on 127.0.0.1: a special-use address oidc-provider refuses unless told.
   a = await startTestServer(t.db, { JWKS_URI_PRIVATE_NETWORK: 'true' });
   // The second instance: its own pool (PostgreSQL), the same PUBLIC_URL (one issuer, one token endpoint).
-  b = await startTestServer(await t.connectAnother(), { PUBLIC_URL: a.url, JWKS_URI_PRIVATE_NETWORK: 'true' });
+  b = await startTestServer(await t.connectAnother(), {
+    PUBLIC_URL: a.url,
+    JWKS_URI_PRIVATE_NETWORK: 'true',
+  });
   jwksServer = createServer((_req, res) => {
     fetches++;
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=0' });

@@ -300,7 +300,12 @@ describe('POST /ehr-api/launches', () => {
         given_name: 'Ada',
         family_name: 'Lovelace',
         email: 'ada@clinic.example.test',
-        identifiers: [{ system: 'https://fhir.infoway-inforoute.ca/NamingSystem/ca-on-license-physician', value: '12345' }],
+        identifiers: [
+          {
+            system: 'https://fhir.infoway-inforoute.ca/NamingSystem/ca-on-license-physician',
+            value: '12345',
+          },
+        ],
       },
       patient: { resource: patient('emr-p1') },
       resources: chart('emr-p1'),
@@ -321,7 +326,9 @@ describe('POST /ehr-api/launches', () => {
     expect(result.hops.some((h) => h.includes('/login'))).toBe(false);
     expect(tokens!.status).toBe(200);
     expect(tokens!.body.patient).toBe('emr-p1');
-    expect(Buffer.from(String(tokens!.body.oceanSharedEncryptionKey), 'base64').toString('utf8')).toBe(site.sek);
+    expect(Buffer.from(String(tokens!.body.oceanSharedEncryptionKey), 'base64').toString('utf8')).toBe(
+      site.sek,
+    );
     const id = decodeJwt(String(tokens!.body.id_token));
     expect(id.nonce).toBe(nonce);
     expect(id.given_name).toBe('Ada');
@@ -330,7 +337,9 @@ describe('POST /ehr-api/launches', () => {
     expect(String(id.fhirUser)).toMatch(/\/fhir\/Practitioner\//);
 
     const at = String(tokens!.body.access_token);
-    const read = await fetch(`${server.url}/fhir/Patient/emr-p1`, { headers: { authorization: `Bearer ${at}` } });
+    const read = await fetch(`${server.url}/fhir/Patient/emr-p1`, {
+      headers: { authorization: `Bearer ${at}` },
+    });
     expect(read.status).toBe(200);
     expect(((await read.json()) as Patient).birthDate).toBe('1961-04-12');
     const everything = await fetch(`${server.url}/fhir/Patient/emr-p1/$everything`, {
@@ -344,7 +353,9 @@ describe('POST /ehr-api/launches', () => {
     const pr = (await practitioner.json()) as { identifier?: { value: string }[] };
     expect(pr.identifier?.[0]?.value).toBe('12345');
 
-    expect(await count("SELECT count(*) AS n FROM audit_events WHERE action = 'launch.created'")).toBe(before + 1);
+    expect(await count("SELECT count(*) AS n FROM audit_events WHERE action = 'launch.created'")).toBe(
+      before + 1,
+    );
     const signin = await t.db.query<{ detail: Record<string, unknown> }>(
       `SELECT detail FROM audit_events WHERE action = 'ehr.signin' AND detail->>'method' = 'ehr-launch' ORDER BY id DESC LIMIT 1`,
     );
@@ -357,7 +368,12 @@ describe('POST /ehr-api/launches', () => {
 
   it('one EHR user id is one sub forever (profile changes follow); the same id at another EHR system is another account', async () => {
     const ask = async (tok: string, user: Record<string, unknown>) => {
-      const r = await askLaunch(server.url, tok, { site: site.siteNum, action: 'viewMap', user, patient: { id: 'emr-p1' } });
+      const r = await askLaunch(server.url, tok, {
+        site: site.siteNum,
+        action: 'viewMap',
+        user,
+        patient: { id: 'emr-p1' },
+      });
       expect(r.status).toBe(201);
       const { tokens } = await redeem(String(r.body.launch_url));
       return decodeJwt(String(tokens!.body.id_token));
@@ -378,12 +394,18 @@ describe('POST /ehr-api/launches', () => {
       token_endpoint_auth_method: 'private_key_jwt',
       jwks: { keys: [k2.publicJwk] },
     });
-    const elsewhere = await ask(await ehrToken(server.url, String(other.body.client_id), k2), { id: 'emr-user-42' });
+    const elsewhere = await ask(await ehrToken(server.url, String(other.body.client_id), k2), {
+      id: 'emr-user-42',
+    });
     expect(elsewhere.sub).not.toBe(first.sub);
   });
 
   it('a launch for sign-on only carries no patient and grants no patient scope', async () => {
-    const r = await askLaunch(server.url, token, { site: site.siteNum, action: 'viewMap', user: { id: 'emr-user-9' } });
+    const r = await askLaunch(server.url, token, {
+      site: site.siteNum,
+      action: 'viewMap',
+      user: { id: 'emr-user-9' },
+    });
     expect(r.status).toBe(201);
     const { tokens } = await redeem(String(r.body.launch_url));
     expect(tokens!.status).toBe(200);
@@ -394,7 +416,11 @@ describe('POST /ehr-api/launches', () => {
   });
 
   it('a browser signed in here as someone else gets a page refusing the launch, and no code', async () => {
-    const r = await askLaunch(server.url, token, { site: site.siteNum, action: 'viewMap', user: { id: 'emr-user-77' } });
+    const r = await askLaunch(server.url, token, {
+      site: site.siteNum,
+      action: 'viewMap',
+      user: { id: 'emr-user-77' },
+    });
     const clinician = await createTestUser(server.ctx);
     const jar = new CookieJar((await signIn(server.ctx, clinician.id)).cookie);
     const { result } = await redeem(String(r.body.launch_url), jar);
@@ -417,7 +443,11 @@ describe('POST /ehr-api/launches', () => {
     expect((await askLaunch(server.url, forged, good)).status).toBe(401);
 
     // A clinician's access token is valid here, but not for asking launches.
-    const clinicianToken = await issueTokens(server, { client: ocean, siteNum: site.siteNum, patientId: 'emr-p1' });
+    const clinicianToken = await issueTokens(server, {
+      client: ocean,
+      siteNum: site.siteNum,
+      patientId: 'emr-p1',
+    });
     const notEhr = await askLaunch(server.url, String(clinicianToken.body.access_token), good);
     expect(notEhr.status).toBe(403);
     expect(notEhr.body.error).toBe('insufficient_scope');
@@ -437,12 +467,32 @@ describe('POST /ehr-api/launches', () => {
       [{ ...good, patient: { id: 'no-such-patient' } }, 404, /patient\.id/],
       [{ ...good, patient: { id: "x'; DROP TABLE users; --" } }, 400, /patient\.id/],
       [{ ...good, patient: { id: 'a', resource: patient('a') } }, 400, /patient/],
-      [{ ...good, patient: { resource: { resourceType: 'Observation', id: 'o' } } }, 400, /patient\.resource/],
+      [
+        { ...good, patient: { resource: { resourceType: 'Observation', id: 'o' } } },
+        400,
+        /patient\.resource/,
+      ],
       [{ ...good, patient: { resource: { resourceType: 'Patient' } } }, 400, /patient\.resource.*id/],
       [{ ...good, resources: chart('emr-p1') }, 400, /resources.*patient/],
-      [{ ...good, patient: { resource: patient('emr-p9') }, resources: chart('emr-p1') }, 400, /resources\[0\].*does not belong/],
-      [{ ...good, patient: { resource: patient('emr-p9') }, resources: [{ resourceType: 'Nope', id: 'x' }] }, 400, /resources\[0\]/],
-      [{ ...good, patient: { resource: patient('emr-p9') }, resources: [...chart('emr-p9'), chart('emr-p9')[0]] }, 400, /resources\[2\].*twice/],
+      [
+        { ...good, patient: { resource: patient('emr-p9') }, resources: chart('emr-p1') },
+        400,
+        /resources\[0\].*does not belong/,
+      ],
+      [
+        { ...good, patient: { resource: patient('emr-p9') }, resources: [{ resourceType: 'Nope', id: 'x' }] },
+        400,
+        /resources\[0\]/,
+      ],
+      [
+        {
+          ...good,
+          patient: { resource: patient('emr-p9') },
+          resources: [...chart('emr-p9'), chart('emr-p9')[0]],
+        },
+        400,
+        /resources\[2\].*twice/,
+      ],
       [{ ...good, patient: { resource: patient('emr-p9') }, resources: 'x' }, 400, /resources/],
       [[good], 400, /object/],
     ];
@@ -461,10 +511,15 @@ describe('POST /ehr-api/launches', () => {
     expect(String(moved.body.error_description)).toMatch(/another patient/);
 
     expect((await askLaunch(server.url, token, '{"site": ', 'application/json')).status).toBe(400);
-    expect((await askLaunch(server.url, token, 'site=1', 'application/x-www-form-urlencoded')).status).toBe(415);
+    expect((await askLaunch(server.url, token, 'site=1', 'application/x-www-form-urlencoded')).status).toBe(
+      415,
+    );
     const huge = await askLaunch(server.url, token, { ...good, pad: 'x'.repeat(11 * 1024 * 1024) });
     expect(huge.status).toBe(413);
-    expect((await fetch(`${server.url}/ehr-api/launches`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(405);
+    expect(
+      (await fetch(`${server.url}/ehr-api/launches`, { headers: { authorization: `Bearer ${token}` } }))
+        .status,
+    ).toBe(405);
     // The clinician's launch above wrote its own rows; the refused requests wrote none.
     const after = await snapshot();
     expect(after.users).toBe(before.users + 1);

@@ -29,7 +29,10 @@ export interface EhrSystemAnswer {
 }
 
 /** POST /admin/api/ehr-systems. */
-export async function registerEhrSystem(serverUrl: string, input: Record<string, unknown>): Promise<EhrSystemAnswer> {
+export async function registerEhrSystem(
+  serverUrl: string,
+  input: Record<string, unknown>,
+): Promise<EhrSystemAnswer> {
   const res = await fetch(`${serverUrl}/admin/api/ehr-systems`, {
     method: 'POST',
     headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, 'content-type': 'application/json' },

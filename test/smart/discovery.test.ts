@@ -73,7 +73,11 @@ describe('discovery: openid-configuration, smart-configuration, JWKS', () => {
     ]) {
       expect(smart, key).toHaveProperty(key);
     }
-    expect(smart.grant_types_supported).toEqual(['authorization_code', 'refresh_token', 'client_credentials']);
+    expect(smart.grant_types_supported).toEqual([
+      'authorization_code',
+      'refresh_token',
+      'client_credentials',
+    ]);
     // SMART Backend Services (EHR systems asking for launches): RS384 and ES384 client assertions.
     expect(smart.token_endpoint_auth_signing_alg_values_supported).toEqual(
       expect.arrayContaining(['RS384', 'ES384', 'RS256', 'ES256']),
