@@ -1,7 +1,8 @@
 /*
  * Demo data for a first `npm start` (never in production: config refuses DEMO_DATA there).
  * - loaded only into a database without users, all in ONE transaction: users + Practitioners,
- *   synthetic Ontario patients with charts, and an Ocean client for Ocean's test environment
+ *   synthetic Ontario patients with charts, an Ocean client for Ocean's test environment, and a
+ *   demo EHR system for the launch API's example (./ehr-system.ts)
  * - idempotent: a second start (or a second instance racing the first) loads nothing; the
  *   loser of a race hits the unique username and its transaction rolls back whole
  * - the banner prints the URL and the demo credentials; never a SEK, secret or token
@@ -10,10 +11,12 @@ import { randomBytes } from 'node:crypto';
 import { insertUser } from '../accounts/accounts.ts';
 import { createClient } from '../clients/clients.ts';
 import type { AppContext, Capability } from '../context.ts';
+import { EhrSystems } from '../ehr-api/ehr-systems.ts';
 import { putResource } from '../fhir/repository.ts';
 import { ConflictError, loggableError } from '../http/errors.ts';
 import { addSite } from '../sites/sites.ts';
 import { countUsers, findByUsername, type NewUser } from '../users/users.ts';
+import { DEMO_EHR_SYSTEM_ID, registerDemoEhrSystem } from './ehr-system.ts';
 import { demoPatients } from './patients.ts';
 
 /** CPSO registration numbers (Ontario physician licence), Infoway naming system. */
@@ -65,7 +68,7 @@ export interface DemoResult {
   bannerLines(): string[];
 }
 
-async function load(ctx: AppContext): Promise<boolean> {
+async function load(ctx: AppContext, ehrSystems: EhrSystems): Promise<boolean> {
   return ctx.db.transaction(async (tx) => {
     if ((await countUsers(tx)) > 0) return false;
     for (const u of DEMO_USERS) await insertUser(tx, u);
@@ -92,6 +95,7 @@ async function load(ctx: AppContext): Promise<boolean> {
       sharedEncryptionKey: randomBytes(32).toString('base64'),
       actions: DEMO_ACTIONS,
     });
+    await registerDemoEhrSystem(ehrSystems, tx, DEMO_SITE_NUM);
     return true;
   });
 }
@@ -99,7 +103,7 @@ async function load(ctx: AppContext): Promise<boolean> {
 export async function loadDemoData(ctx: AppContext): Promise<DemoResult> {
   let loaded = false;
   try {
-    loaded = await load(ctx);
+    loaded = await load(ctx, new EhrSystems(ctx.db, ctx.box, ctx.config.ttl.ehrSystemToken));
     if (loaded)
       ctx.logger.info({ users: DEMO_USERS.length, patients: DEMO_PATIENT_COUNT }, 'demo data loaded');
   } catch (err) {
@@ -125,6 +129,7 @@ export async function loadDemoData(ctx: AppContext): Promise<DemoResult> {
           (u) =>
             `  ${u.username.padEnd(12)} ${u.password.padEnd(20)} ${u.roles?.includes('admin') ? 'administrator' : 'clinician'}`,
         ),
+        `demo EHR back end  ${DEMO_EHR_SYSTEM_ID}: npx tsx examples/ehr-backend.ts ${ctx.config.publicUrl}`,
       ];
     },
   };

@@ -132,11 +132,19 @@ export class EhrSystems {
     private readonly tokenTtl: number,
   ) {}
 
-  /** Registers an EHR system; a drawn client_secret is returned this once. */
-  async create(q: Queryable, input: unknown): Promise<{ system: EhrSystem; client_secret?: string }> {
+  /**
+   * Registers an EHR system; a drawn client_secret is returned this once. The client_id is drawn
+   * (144 random bits) unless `options.clientId` fixes it (the demo's, which the example knows).
+   */
+  async create(
+    q: Queryable,
+    input: unknown,
+    options: { clientId?: `${typeof EHR_SYSTEM_CLIENT_PREFIX}${string}` } = {},
+  ): Promise<{ system: EhrSystem; client_secret?: string }> {
     const v = parseInput(createEhrSystemInput, input);
     checkKeys(v.token_endpoint_auth_method, v.jwks, v.jwks_uri);
-    const clientId = `${EHR_SYSTEM_CLIENT_PREFIX}${randomBytes(18).toString('base64url')}`;
+    const clientId =
+      options.clientId ?? `${EHR_SYSTEM_CLIENT_PREFIX}${randomBytes(18).toString('base64url')}`;
     const secret = v.token_endpoint_auth_method === 'client_secret_basic' ? drawClientSecret() : undefined;
     const { rows } = await q.query<Row>(
       `INSERT INTO ehr_systems (client_id, name, token_endpoint_auth_method, jwks, jwks_uri, client_secret_hash, sites)
