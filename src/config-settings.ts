@@ -120,9 +120,16 @@ export const settings = {
     default: '300',
     why: 'how long a launch id from /launch can be redeemed at authorize (≤ 5 minutes)',
   },
-  // An EHR system's launch signs its user in: it lives only as long as the browser hop needs.
-  EHR_API_LAUNCH_TTL: { schema: seconds(10, 300), default: '60', why: 'seconds an EHR system launch lasts' },
-  EHR_SYSTEM_TOKEN_TTL: { schema: seconds(60, 3600), default: '300', why: 'EHR system token life (short)' },
+  EHR_API_LAUNCH_TTL: {
+    schema: seconds(10, 300),
+    default: '60',
+    why: 'how long a launch asked for by an EHR system (POST /ehr-api/launches) can be redeemed; it signs its user in, so it lives only as long as the browser hop needs',
+  },
+  EHR_SYSTEM_TOKEN_TTL: {
+    schema: seconds(60, 3600),
+    default: '300',
+    why: "lifetime of an EHR system's client_credentials access token (SMART Backend Services tokens are short-lived: the EHR back end asks again)",
+  },
   SESSION_TTL: {
     schema: seconds(300, 604800),
     default: '28800',
@@ -141,7 +148,7 @@ export const settings = {
   EHR_API_BODY_LIMIT: {
     schema: z.string().regex(/^\d+(b|kb|mb)$/i, { message: 'must be a size such as 10mb' }),
     default: '10mb',
-    why: 'largest POST /ehr-api/launches body (patient and chart entries)',
+    why: 'largest body of POST /ehr-api/launches: the patient and the chart entries an EHR sends with a launch',
   },
   IMPORT_BODY_LIMIT: {
     schema: z.string().regex(/^\d+(b|kb|mb|gb)$/i, { message: 'must be a size such as 50mb' }),
