@@ -7,7 +7,8 @@
  * - ssoGrant: when the browser already has a provider session for the signed-in EHR user and the
  *   client is pre-authorized, the grant is made during the authorization request itself (no
  *   interaction round trip); anything unusual (an explicit prompt, another user, consent needed)
- *   goes through the interaction instead
+ *   goes through the interaction instead. With no EHR session, an EHR system's launch names the
+ *   user instead (its browser's second launch has a provider session for that user)
  * - consentNeeded: a pre-authorized client skips the consent page, except for offline_access
  *   outside a launch — a standing grant the user did not start from a chart is shown and agreed to
  */
@@ -15,7 +16,7 @@ import type { Request } from 'express';
 import type Provider from 'oidc-provider';
 import { errors, type Grant, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AppContext } from '../context.ts';
-import { consumeLaunchContext, type LaunchContext } from '../launch/launch-contexts.ts';
+import { apiLaunchUser, consumeLaunchContext, type LaunchContext } from '../launch/launch-contexts.ts';
 import { grantScopes, isOidcScope, splitScope } from '../smart/scopes.ts';
 import { loadAccount } from './accounts.ts';
 
@@ -110,14 +111,17 @@ export function consentNeeded(
 export async function ssoGrant(ctx: AppContext, kctx: KoaContextWithOIDC): Promise<Grant | undefined> {
   if (kctx.oidc.route !== 'authorization') return undefined;
   const req = kctx.req as unknown as Request;
-  const userId = req.session?.userId;
   const client = kctx.oidc.client as
     | (typeof kctx.oidc.client & { pre_authorized?: boolean; allowed_scope?: string })
     | undefined;
   const params = kctx.oidc.params ?? {};
+  if (!client || !kctx.oidc.session?.accountId) return undefined;
+  const sessionUser = req.session?.userId;
+  // No EHR session: the user an EHR system's launch signs in (none for any other launch).
+  const launched = sessionUser ? undefined : await apiLaunchUser(ctx.db, params.launch, client.clientId);
+  const userId = sessionUser ?? launched?.userId;
   if (
     !userId ||
-    !client ||
     consentNeeded(client, params) ||
     kctx.oidc.session?.accountId !== userId ||
     params.prompt !== undefined ||
@@ -132,7 +136,7 @@ export async function ssoGrant(ctx: AppContext, kctx: KoaContextWithOIDC): Promi
     allowedScope: client.allowed_scope,
     scope: params.scope as string | undefined,
     launchId: params.launch,
-    ehrSessionId: req.sessionID,
+    ehrSessionId: launched ? null : req.sessionID,
     requestId: (req as { id?: string }).id ?? null,
     ip: kctx.ip ?? null,
     // oidc-provider loaded the session's account (findAccount: active users only) just before.
@@ -143,6 +147,17 @@ export async function ssoGrant(ctx: AppContext, kctx: KoaContextWithOIDC): Promi
     // A launch this user cannot redeem (an EHR system's launch for someone else, an expired one):
     // the interaction explains it, to the person or to the client.
     return undefined;
+  }
+  if (launched) {
+    await ctx.audit.record({
+      action: 'ehr.signin',
+      outcome: 'success',
+      userId,
+      clientId: client.clientId,
+      requestId: (req as { id?: string }).id ?? null,
+      ip: kctx.ip ?? null,
+      detail: { method: 'ehr-launch', requested_by: launched.requestedBy },
+    });
   }
   return result.grant;
 }

@@ -400,6 +400,31 @@ describe('POST /ehr-api/launches', () => {
     expect(elsewhere.sub).not.toBe(first.sub);
   });
 
+  it("the same browser's next launch for the same user gets its grant at the authorization endpoint, no page", async () => {
+    const jar = new CookieJar();
+    const ask = () =>
+      askLaunch(server.url, token, { site: site.siteNum, action: 'viewMap', user: { id: 'emr-user-5' } });
+    const first = await redeem(String((await ask()).body.launch_url), jar);
+    expect(first.result.code).toBeTruthy();
+    expect(first.result.hops.some((h) => h.includes('/interaction/'))).toBe(true);
+    const second = await redeem(String((await ask()).body.launch_url), jar);
+    expect(second.result.code).toBeTruthy();
+    expect(second.result.hops.some((h) => h.includes('/interaction/'))).toBe(false);
+    expect(decodeJwt(String(second.tokens!.body.id_token)).sub).toBe(
+      decodeJwt(String(first.tokens!.body.id_token)).sub,
+    );
+    // Another user's launch in that browser: signed in as that user, never the first one.
+    const other = await askLaunch(server.url, token, {
+      site: site.siteNum,
+      action: 'viewMap',
+      user: { id: 'emr-user-6' },
+    });
+    const third = await redeem(String(other.body.launch_url), jar);
+    expect(decodeJwt(String(third.tokens!.body.id_token)).sub).not.toBe(
+      decodeJwt(String(first.tokens!.body.id_token)).sub,
+    );
+  });
+
   it('a launch for sign-on only carries no patient and grants no patient scope', async () => {
     const r = await askLaunch(server.url, token, {
       site: site.siteNum,
