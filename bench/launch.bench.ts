@@ -5,6 +5,10 @@
  * - confidential: `client_secret_basic`, ES256 id_token, scope with `offline_access` (so
  *   `prompt=consent`, a consent page, a refresh token), 8 clinicians each with their own EHR
  *   session; the browser reads the consent page and posts its form with the CSRF token
+ * - launch API: the public client's launch asked for by an EHR system's back end (CONTRACT §3.5):
+ *   one Backend Services token reused, POST /ehr-api/launches per launch (user and patient),
+ *   then a browser with NO EHR session of ours authorizes; its server CPU per launch is set
+ *   against the screen path's (the public scenario) measured in the same run
  * - product: the real server (src/main.ts) in its own process on a fresh PostgreSQL database; a
  *   launch is GET /launch → /fhir/auth → (/interaction → consent → /fhir/auth/:uid) → code →
  *   POST /fhir/token → the id_token verified like a relying party (JWKS signature with the
@@ -21,7 +25,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { loadavg } from 'node:os';
-import { createLocalJWKSet, exportJWK, generateKeyPair, type JWK, jwtVerify } from 'jose';
+import { createLocalJWKSet, exportJWK, generateKeyPair, type JWK, jwtVerify, SignJWT } from 'jose';
 import pg from 'pg';
 import { type PgCpuMeter, pgCpuMeter } from './pg-cpu.ts';
 import { cpuSeconds, freePort, startChild, stopChild } from './processes.ts';
@@ -115,6 +119,35 @@ if (process.env.LAUNCH_BENCH_ROLE === 'bare') {
 
 // ---------------------------------------------------------------------------------------------
 // Load generation
+
+/** A SMART Backend Services token: an ES384 client assertion at the token endpoint. */
+async function backendServicesToken(
+  issuer: string,
+  clientId: string,
+  key: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'],
+): Promise<string> {
+  const assertion = await new SignJWT({})
+    .setProtectedHeader({ alg: 'ES384', kid: 'bench-ehr' })
+    .setIssuer(clientId)
+    .setSubject(clientId)
+    .setAudience(`${issuer}/token`)
+    .setExpirationTime('2m')
+    .setJti(randomBytes(16).toString('hex'))
+    .sign(key);
+  const res = await fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'client_credentials',
+      scope: 'ehr-launch',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: assertion,
+    }),
+  });
+  const body = (await res.json()) as { access_token?: string };
+  if (res.status !== 200 || !body.access_token) throw new Error(`backend services token ${res.status}`);
+  return body.access_token;
+}
 
 class Jar {
   #c = new Map<string, { name: string; value: string; path: string }>();
@@ -350,7 +383,7 @@ async function scenario(
   ours: Side,
   bare: Side,
   seconds: number,
-): Promise<string> {
+): Promise<{ text: string; cpuPerLaunch: number }> {
   const run = (s: Side, jars: Jar[], secs: number) => drive(s.flow, jars, secs, s.server, s.pg);
   await run(bare, bare.jars, 2);
   await run(ours, ours.jars, 2);
@@ -402,7 +435,7 @@ async function scenario(
   const errors = [mine, mine1, base, base1].flatMap((m, i) =>
     m.firstError ? [`first ${i % 2 === 0 ? 'product' : 'baseline'} error: ${m.firstError}`] : [],
   );
-  return [
+  const text = [
     `### ${title}`,
     '',
     what,
@@ -414,6 +447,7 @@ async function scenario(
     `Targets: server CPU per launch ≤ 2× bare — ${(cpuMine / cpuBase).toFixed(2)}×, ${met(cpuMine <= 2 * cpuBase)}; one clinician alone ≤ 15 ms (p50) — ${f(aloneP50)} ms, ${met(aloneP50 <= 15)}.`,
     ...(errors.length ? ['', ...errors] : []),
   ].join('\n');
+  return { text, cpuPerLaunch: cpuMine };
 }
 
 export default async function launchBench(args: BenchArgs): Promise<string> {
@@ -444,6 +478,8 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
     RATE_LIMIT_TOKEN: '0',
     RATE_LIMIT_LOGIN: '0',
     RATE_LIMIT_INTROSPECTION: '0',
+    // The EHR back end reuses one token for the whole bench.
+    EHR_SYSTEM_TOKEN_TTL: '3600',
   };
   const children: ChildProcess[] = [];
   let meter: PgCpuMeter | undefined;
@@ -501,6 +537,17 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
       }
       return jars;
     };
+    // The EHR system of the launch-API scenario, registered with the product's own store.
+    const { EhrSystems } = await import('../src/ehr-api/ehr-systems.ts');
+    const ehrKeys = await generateKeyPair('ES384', { extractable: true });
+    const ehrJwk = { ...(await exportJWK(ehrKeys.publicKey)), kid: 'bench-ehr', alg: 'ES384' };
+    const ehrSystem = (
+      await new EhrSystems(db, (ctx as { box: never }).box, 3600).create(db, {
+        name: 'Bench EMR',
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: { keys: [ehrJwk] },
+      })
+    ).system;
     const publicJars = await clinicians(CONCURRENCY);
     const confidentialJars = await clinicians(CLINICIANS);
     await db.close();
@@ -522,6 +569,25 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
           throw new Error(`/launch ${res.status}`);
         return { launch };
       };
+    // One Backend Services token, reused for every launch (as an EHR back end does).
+    const ehrToken = await backendServicesToken(issuer, ehrSystem.client_id, ehrKeys.privateKey);
+    const apiUsers = new WeakMap<Jar, string>();
+    const apiLaunch = async (jar: Jar): Promise<{ launch?: string }> => {
+      const res = await fetch(`${publicUrl}/ehr-api/launches`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ehrToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          site: '1234',
+          action: 'viewMap',
+          user: { id: apiUsers.get(jar), given_name: 'Bench', family_name: 'Clinician' },
+          patient: { id: 'bench-patient' },
+        }),
+      });
+      const body = (await res.json()) as { launch?: string; error_description?: string };
+      if (res.status !== 201 || !body.launch)
+        throw new Error(`launch API ${res.status} ${body.error_description ?? ''}`);
+      return { launch: body.launch };
+    };
     const bareIssuer = `http://127.0.0.1:${barePort}/fhir`;
     const bareJwks = createLocalJWKSet((await (await fetch(`${bareIssuer}/jwks`)).json()) as { keys: JWK[] });
     const noLaunch = async () => ({});
@@ -593,14 +659,57 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
       seconds,
     );
 
+    const apiJars = Array.from({ length: CONCURRENCY }, (_, i) => {
+      const jar = new Jar(); // a browser that never signed in to us
+      apiUsers.set(jar, `bench-emr-user-${i}`);
+      return jar;
+    });
+    const apiPart = await scenario(
+      `launch API, ${CONCURRENCY} browsers`,
+      "The public scenario's launch, asked for by an EHR system: one Backend Services token (ES384 assertion) reused; per launch `POST /ehr-api/launches` (the EHR user, `patient: { id }`), then the browser — with no EHR session of ours; after its first launch it holds a provider session of that user — authorizes and redeems the code. Bare: as in the public scenario.",
+      {
+        flow: {
+          issuer,
+          clientId: client.client_id,
+          idTokenAlg: 'RS256',
+          jwks,
+          scope: 'openid fhirUser profile launch patient/*.read',
+          offline: false,
+          startLaunch: apiLaunch,
+        },
+        jars: apiJars,
+        server: product,
+        pg: meter,
+      },
+      {
+        flow: {
+          issuer: bareIssuer,
+          clientId: 'bench',
+          idTokenAlg: 'RS256',
+          jwks: bareJwks,
+          scope: 'openid',
+          offline: false,
+          startLaunch: noLaunch,
+        },
+        jars: Array.from({ length: CONCURRENCY }, () => new Jar()),
+        server: bare,
+      },
+      seconds,
+    );
+    const apiVsScreen = apiPart.cpuPerLaunch / publicPart.cpuPerLaunch;
+
     return [
       `## launch — complete SMART EHR launches (${seconds}s per phase, load generator on the same machine)`,
       '',
       'Product: src/main.ts on PostgreSQL (its own database). Baseline: bare oidc-provider, in-memory adapter, static clients, opaque access tokens; same hops minus /launch. Each phase runs bare then product; "one clinician alone" is one browser launching back to back (concurrency 1). PostgreSQL CPU: utime+stime of the backends serving the bench database (pg_stat_activity), sampled every 250 ms.',
       '',
-      publicPart,
+      publicPart.text,
       '',
-      confidentialPart,
+      confidentialPart.text,
+      '',
+      apiPart.text,
+      '',
+      `Launch API against the screen path (issue 11: no more server CPU per launch): ${apiPart.cpuPerLaunch.toFixed(1)} ms against ${publicPart.cpuPerLaunch.toFixed(1)} ms — ${apiVsScreen.toFixed(2)}×, ${apiVsScreen <= 1 ? 'met ✓' : 'NOT met ✗'}.`,
       '',
       `Machine load average after measuring: ${loadavg()
         .map((l) => l.toFixed(1))

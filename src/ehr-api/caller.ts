@@ -5,6 +5,8 @@
  * - a token of an EHR system that was removed, or issued before its secret or keys last changed:
  *   401 invalid_token — such tokens end at once, though they are never stored
  * - a valid token without ehr-launch (a clinician's, Ocean's message integration's): 403
+ * - a verified signature is remembered until the token expires (an EHR back end reuses its token
+ *   for every launch); whether its EHR system still counts is asked of the database every time
  */
 import type { Request } from 'express';
 import { errors as joseErrors } from 'jose';
@@ -40,16 +42,24 @@ const forbidden = (description: string) =>
     'forbidden',
   );
 
+const MAX_REMEMBERED = 1000;
+
+interface VerifiedClaims {
+  clientId: string;
+  scope: string;
+  iat: number;
+  exp: number;
+}
+
 export function ehrSystemAuthenticator(systems: EhrSystems, keys: SigningKeys, fhirBaseUrl: string) {
-  return async function authenticate(req: Request): Promise<EhrSystemRef> {
-    const header = req.headers.authorization;
-    if (!header)
-      throw unauthorized(
-        `an access token is required: client_credentials with scope ${EHR_LAUNCH_SCOPE}`,
-        null,
-      );
-    const token = bearerJwt(header);
-    if (!token) throw unauthorized('the Authorization header must carry a Bearer JWT', 'invalid_request');
+  const verified = new Map<string, VerifiedClaims>();
+  keys.on?.('change', () => verified.clear());
+
+  /** The token's claims once its signature, issuer, audience and expiry hold (remembered until exp). */
+  async function verify(token: string): Promise<VerifiedClaims> {
+    const hit = verified.get(token);
+    if (hit && hit.exp > Date.now() / 1000) return hit;
+    if (hit) verified.delete(token);
     let payload: Record<string, unknown>;
     try {
       payload = await verifyAccessTokenJwt(keys, fhirBaseUrl, token, ['exp', 'iat', 'client_id', 'scope']);
@@ -60,18 +70,34 @@ export function ehrSystemAuthenticator(systems: EhrSystems, keys: SigningKeys, f
           : 'the access token is not valid',
       );
     }
-    const clientId = String(payload.client_id);
-    if (
-      !clientId.startsWith(EHR_SYSTEM_CLIENT_PREFIX) ||
-      !splitScope(String(payload.scope)).includes(EHR_LAUNCH_SCOPE)
-    ) {
+    const claims = {
+      clientId: String(payload.client_id),
+      scope: String(payload.scope),
+      iat: Number(payload.iat),
+      exp: Number(payload.exp),
+    };
+    if (verified.size >= MAX_REMEMBERED) verified.delete(verified.keys().next().value!);
+    verified.set(token, claims);
+    return claims;
+  }
+
+  return async function authenticate(req: Request): Promise<EhrSystemRef> {
+    const header = req.headers.authorization;
+    if (!header)
+      throw unauthorized(
+        `an access token is required: client_credentials with scope ${EHR_LAUNCH_SCOPE}`,
+        null,
+      );
+    const token = bearerJwt(header);
+    if (!token) throw unauthorized('the Authorization header must carry a Bearer JWT', 'invalid_request');
+    const { clientId, scope, iat } = await verify(token);
+    if (!clientId.startsWith(EHR_SYSTEM_CLIENT_PREFIX) || !splitScope(scope).includes(EHR_LAUNCH_SCOPE)) {
       throw forbidden(
         `this token may not ask for launches: an EHR system gets one with scope ${EHR_LAUNCH_SCOPE}`,
       );
     }
     const system = await systems.byClient(clientId);
-    if (!system || Number(payload.iat) < system.issuedAfter)
-      throw unauthorized('the access token was revoked');
+    if (!system || iat < system.issuedAfter) throw unauthorized('the access token was revoked');
     return system;
   };
 }

@@ -4,6 +4,8 @@
  * - ONE transaction: the account of (EHR system, user.id) found or created and its Practitioner
  *   updated, the patient and chart entries sent with the launch upserted, the launch context
  *   written with its launch.created audit event. Any refusal leaves nothing behind
+ * - the usual launch (a known user whose fields changed nothing, a stored patient, no chart
+ *   entries) has nothing to write but the launch context: one statement, no transaction
  * - the account is keyed by the identity ('ehr-system:' + client_id, user.id), never by name or
  *   e-mail: one EHR system's user id is always the same account, Practitioner and id_token `sub`;
  *   another EHR system's same id is another account. Fields left out keep their stored values
@@ -50,14 +52,12 @@ export async function createApiLaunch(
   assertSiteAllowed(system, request.site);
   if (request.clientId !== undefined) await assertSiteClient(ctx, request.site, request.clientId);
   const ttl = ctx.config.ttl.ehrApiLaunch;
-  const created = await inIdentityTransaction(ctx.db, async (tx, retry) => {
-    const user = await accountOf(tx, system, request.user, retry);
-    if (request.patient) await storeChart(tx, request.patient, request.resources);
+  const launchFor = async (q: Queryable, userId: string) => {
     try {
       return await createLaunchContext(
         ctx,
         {
-          userId: user.id,
+          userId,
           patientId: request.patient?.id ?? null,
           siteNum: request.site,
           action: request.action,
@@ -65,12 +65,28 @@ export async function createApiLaunch(
           ttlSeconds: ttl,
         },
         requester,
-        tx,
+        q,
       );
     } catch (err) {
       throw err instanceof LaunchRefusedError ? refusal(err, request) : err;
     }
-  });
+  };
+  // The usual launch — a known user, unchanged, for a stored patient — writes one row (with its
+  // audit event) in one statement: no transaction to open. Anything to store takes the other road.
+  const known =
+    !request.patient?.resource && request.resources.length === 0
+      ? await unchangedAccount(ctx.db, system, request.user)
+      : undefined;
+  const created = known
+    ? await (async () => {
+        if (request.patient) await storeChart(ctx.db, request.patient, []);
+        return launchFor(ctx.db, known.id);
+      })()
+    : await inIdentityTransaction(ctx.db, async (tx, retry) => {
+        const user = await accountOf(tx, system, request.user, retry);
+        if (request.patient) await storeChart(tx, request.patient, request.resources);
+        return launchFor(tx, user.id);
+      });
   return {
     launch: created.launchId,
     launch_url: launchRedirectUrl(created.launchUrl, {
@@ -97,10 +113,14 @@ async function assertSiteClient(ctx: AppContext, siteNum: string, clientId: stri
   }
 }
 
-/** The account of this EHR system's user: made on first sight, its profile following the EHR's. */
+/**
+ * The account of this EHR system's user: made on first sight, its profile following the EHR's.
+ * A launch that changes nothing about the user (the usual one) costs one locking read.
+ */
 async function accountOf(tx: Queryable, system: EhrSystemRef, u: LaunchUser, retry: boolean): Promise<User> {
   const identity = { issuer: ehrSystemIssuer(system.clientId), subject: u.id };
   const stored = await lockUserByIdentity(tx, identity);
+  if (stored && (!stored.active || (await unchanged(tx, stored, u)))) return stored;
   const { user } = await findOrCreateInTransaction(
     tx,
     identity,
@@ -116,6 +136,31 @@ async function accountOf(tx: Queryable, system: EhrSystemRef, u: LaunchUser, ret
     retry,
   );
   return user;
+}
+
+/** The stored account when the launch's user fields change nothing about it; otherwise undefined. */
+async function unchangedAccount(
+  q: Queryable,
+  system: EhrSystemRef,
+  u: LaunchUser,
+): Promise<User | undefined> {
+  const stored = await lockUserByIdentity(q, { issuer: ehrSystemIssuer(system.clientId), subject: u.id });
+  return stored && (!stored.active || (await unchanged(q, stored, u))) ? stored : undefined;
+}
+
+/** Whether the launch's user fields say what is stored already (then nothing is written). */
+async function unchanged(tx: Queryable, stored: User, u: LaunchUser): Promise<boolean> {
+  if (
+    (u.givenName !== undefined && u.givenName !== stored.givenName) ||
+    (u.familyName !== undefined && u.familyName !== stored.familyName) ||
+    (u.email !== undefined && u.email !== stored.email)
+  )
+    return false;
+  if (!u.identifiers) return true;
+  const practitioner = await readResource(tx, 'Practitioner', stored.practitionerId);
+  const have = (practitioner?.resource.identifier ?? []).map((i) => `${i.system}|${i.value}`);
+  const want = u.identifiers.map((i) => `${i.system}|${i.value}`);
+  return have.length === want.length && want.every((x, i) => x === have[i]);
 }
 
 /** The patient exists (or is stored now, with its chart entries), each entry in its compartment. */

@@ -99,6 +99,20 @@ describe('rate limits on sign-in, token, introspection and the admin API', () =>
     expect(((await over.json()) as { error: string }).error).toBe('rate_limited');
   });
 
+  it('EHR launch API: JSON with 429 on the token endpoint budget', async () => {
+    const { statuses, over } = await exhaust(
+      '/ehr-api/launches',
+      () => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }),
+      a,
+      b,
+    );
+    expect(statuses).not.toContain(429);
+    expect(statuses.every((s) => s === 401)).toBe(true);
+    expect(over.status).toBe(429);
+    expect(over.headers.get('retry-after')).toBeTruthy();
+    expect(((await over.json()) as { error: string }).error).toBe('rate_limited');
+  });
+
   it('admin API: JSON with 429, whatever the path', async () => {
     const auth = () => ({ headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } });
     for (let i = 0; i < BUDGET; i++) {
@@ -134,7 +148,7 @@ describe('rate limits on sign-in, token, introspection and the admin API', () =>
       'SELECT key, hits FROM rate_limit_hits ORDER BY key',
     );
     const families = rows.map((r) => r.key.split(':')[0]);
-    expect(families).toEqual(expect.arrayContaining(['admin', 'introspection', 'login', 'token']));
+    expect(families).toEqual(expect.arrayContaining(['admin', 'introspection', 'login', 'token', 'ehr-launch']));
     for (const r of rows) expect(r.hits).toBeGreaterThan(BUDGET);
   });
 });
