@@ -3,7 +3,8 @@
  * Compiles src/ into dist/ (what `npm start`, the image and CI run with plain node).
  * - `node scripts/build.mjs`: full build: type-checked tsc, a clean dist/, SQL migrations copied
  *   next to the compiled migrator (dist/db/migrations/), a stamp naming the sources' newest mtime
- * - `--if-stale` (npm's prestart/preimport): does nothing when dist/ is at least as new as every
+ * - `--run <file>` (npm start, npm run import): then runs the compiled entry in this same process
+ * - `--if-stale` (npm start, npm run import): does nothing when dist/ is at least as new as every
  *   file under src/ and the build settings; otherwise emits without the type check (tsc
  *   --noCheck, ≈2 s instead of ≈20 s: `npm run typecheck` and CI are where types are checked)
  * - no TypeScript compiler (a production install, `npm prune --omit=dev`) and a dist/ present:
@@ -14,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SRC = join(ROOT, 'src');
@@ -46,35 +47,49 @@ function tscPath() {
 }
 
 const ifStale = process.argv.includes('--if-stale');
-if (ifStale && !isStale()) process.exit(0);
+const runIndex = process.argv.indexOf('--run');
+const entry = runIndex > 0 ? process.argv[runIndex + 1] : undefined;
 
-const tsc = tscPath();
-if (!tsc) {
-  if (existsSync(join(DIST, 'main.js'))) {
+/** Builds dist/ unless --if-stale finds it fresh; false when there is nothing runnable. */
+function build() {
+  if (ifStale && !isStale()) return true;
+  const tsc = tscPath();
+  if (!tsc) {
+    if (existsSync(join(DIST, 'main.js'))) {
+      process.stderr.write(
+        'build: TypeScript is not installed (production install); running the dist/ that is there\n',
+      );
+      return true;
+    }
     process.stderr.write(
-      'build: TypeScript is not installed (production install); running the dist/ that is there\n',
+      'build: dist/ is missing and TypeScript is not installed: run `npm install` (with dev dependencies) first\n',
     );
-    process.exit(0);
+    return false;
   }
+  const started = Date.now();
+  rmSync(DIST, { recursive: true, force: true });
+  const args = [tsc, '-p', join(ROOT, 'tsconfig.build.json'), ...(ifStale ? ['--noCheck'] : [])];
+  const result = spawnSync(process.execPath, args, { cwd: ROOT, stdio: 'inherit' });
+  if (result.status !== 0) {
+    // Leave no half-built dist/ behind that a later --if-stale would take for a good one.
+    rmSync(DIST, { recursive: true, force: true });
+    process.stderr.write('build: tsc failed\n');
+    return false;
+  }
+  mkdirSync(join(DIST, 'db'), { recursive: true });
+  cpSync(join(SRC, 'db', 'migrations'), join(DIST, 'db', 'migrations'), { recursive: true });
+  writeFileSync(STAMP, `${new Date().toISOString()}\n`);
   process.stderr.write(
-    'build: dist/ is missing and TypeScript is not installed: run `npm install` (with dev dependencies) first\n',
+    `build: dist/ ${ifStale ? 'rebuilt (sources changed)' : 'built'} in ${Date.now() - started} ms\n`,
   );
-  process.exit(1);
+  return true;
 }
 
-const started = Date.now();
-rmSync(DIST, { recursive: true, force: true });
-const args = [tsc, '-p', join(ROOT, 'tsconfig.build.json'), ...(ifStale ? ['--noCheck'] : [])];
-const result = spawnSync(process.execPath, args, { cwd: ROOT, stdio: 'inherit' });
-if (result.status !== 0) {
-  // Leave no half-built dist/ behind that a later --if-stale would take for a good one.
-  rmSync(DIST, { recursive: true, force: true });
-  process.stderr.write('build: tsc failed\n');
-  process.exit(result.status ?? 1);
+if (!build()) process.exit(1);
+// `--run dist/main.js` (npm start): the compiled entry runs in this same process — one Node
+// start instead of two on every `npm start`.
+// The entry sees the command line it would have had as `node <entry> …`.
+if (entry) {
+  process.argv = [process.argv[0], join(ROOT, entry), ...process.argv.slice(runIndex + 2)];
+  await import(pathToFileURL(join(ROOT, entry)).href);
 }
-mkdirSync(join(DIST, 'db'), { recursive: true });
-cpSync(join(SRC, 'db', 'migrations'), join(DIST, 'db', 'migrations'), { recursive: true });
-writeFileSync(STAMP, `${new Date().toISOString()}\n`);
-process.stderr.write(
-  `build: dist/ ${ifStale ? 'rebuilt (sources changed)' : 'built'} in ${Date.now() - started} ms\n`,
-);

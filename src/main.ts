@@ -3,13 +3,14 @@
  * - a bad configuration prints every problem and exits 1
  * - SIGTERM/SIGINT: stop accepting, let in-flight requests finish (10 s at most), close the database
  * - an unhandled rejection is logged and survived (a database outage must not end the process)
+ * - the database starts opening before the server's modules load: the embedded PGlite compiles
+ *   and starts its WebAssembly PostgreSQL while Node loads oidc-provider, express and the rest
  */
 import { createServer } from 'node:http';
 import { ConfigError, describeConfig, loadConfig } from './config.ts';
-import { describeDatabase } from './db/open-database.ts';
+import { describeDatabase, openDatabase } from './db/open-database.ts';
 import { loggableError } from './http/errors.ts';
 import { createLogger } from './http/logger.ts';
-import { buildServer } from './server.ts';
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
@@ -23,7 +24,12 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  const built = await buildServer(config, { logger });
+  const opening = openDatabase(config, (err) =>
+    logger.warn({ err: loggableError(err) }, 'database client error'),
+  );
+  opening.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+  const { buildServer } = await import('./server.ts');
+  const built = await buildServer(config, { logger, db: await opening, ownsDb: true });
   const server = createServer(built.app);
   server.keepAliveTimeout = 65_000; // longer than common load balancers' idle timeout
   server.headersTimeout = 66_000;

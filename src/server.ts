@@ -43,6 +43,8 @@ export interface BuildOptions {
   logger: Logger;
   /** Use this database instead of opening one from the config (tests share one). */
   db?: Database;
+  /** The given database is the server's own: close() closes it (main.ts opens it early). */
+  ownsDb?: boolean;
 }
 
 export async function buildServer(config: Config, options: BuildOptions): Promise<BuiltServer> {
@@ -50,7 +52,7 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
   const db =
     options.db ??
     (await openDatabase(config, (err) => logger.warn({ err: loggableError(err) }, 'database client error')));
-  const ownsDb = !options.db;
+  const ownsDb = !options.db || options.ownsDb === true;
   try {
     const applied = await migrate(db);
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');

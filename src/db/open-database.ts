@@ -1,16 +1,19 @@
 import type { Config } from '../config.ts';
 import type { Database } from './database.ts';
-import { createPgliteDatabase } from './pglite.ts';
-import { createPostgresDatabase } from './postgres.ts';
 
-/** The server's database: PostgreSQL when DATABASE_URL is set, embedded PGlite otherwise. */
+/**
+ * The server's database: PostgreSQL when DATABASE_URL is set, embedded PGlite otherwise. Only
+ * the driver in use is loaded (each costs start-up time the other deployment does not need).
+ */
 export async function openDatabase(
   config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'>,
   onError?: (err: Error) => void,
 ): Promise<Database> {
   if (config.databaseUrl) {
+    const { createPostgresDatabase } = await import('./postgres.ts');
     return createPostgresDatabase(config.databaseUrl, { max: config.databasePoolMax, onError });
   }
+  const { createPgliteDatabase } = await import('./pglite.ts');
   return createPgliteDatabase(config.dataDir);
 }
 

@@ -148,7 +148,9 @@ describe('rate limits on sign-in, token, introspection and the admin API', () =>
       'SELECT key, hits FROM rate_limit_hits ORDER BY key',
     );
     const families = rows.map((r) => r.key.split(':')[0]);
-    expect(families).toEqual(expect.arrayContaining(['admin', 'introspection', 'login', 'token', 'ehr-launch']));
+    expect(families).toEqual(
+      expect.arrayContaining(['admin', 'introspection', 'login', 'token', 'ehr-launch']),
+    );
     for (const r of rows) expect(r.hits).toBeGreaterThan(BUDGET);
   });
 });
