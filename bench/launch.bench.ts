@@ -25,7 +25,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { loadavg } from 'node:os';
-import { createLocalJWKSet, exportJWK, generateKeyPair, type JWK, jwtVerify, SignJWT } from 'jose';
+import { createLocalJWKSet, exportJWK, generateKeyPair, type JWK, jwtVerify } from 'jose';
 import pg from 'pg';
 import { type PgCpuMeter, pgCpuMeter } from './pg-cpu.ts';
 import { cpuSeconds, freePort, startChild, stopChild } from './processes.ts';
@@ -119,35 +119,6 @@ if (process.env.LAUNCH_BENCH_ROLE === 'bare') {
 
 // ---------------------------------------------------------------------------------------------
 // Load generation
-
-/** A SMART Backend Services token: an ES384 client assertion at the token endpoint. */
-async function backendServicesToken(
-  issuer: string,
-  clientId: string,
-  key: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'],
-): Promise<string> {
-  const assertion = await new SignJWT({})
-    .setProtectedHeader({ alg: 'ES384', kid: 'bench-ehr' })
-    .setIssuer(clientId)
-    .setSubject(clientId)
-    .setAudience(`${issuer}/token`)
-    .setExpirationTime('2m')
-    .setJti(randomBytes(16).toString('hex'))
-    .sign(key);
-  const res = await fetch(`${issuer}/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'client_credentials',
-      scope: 'ehr-launch',
-      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-      client_assertion: assertion,
-    }),
-  });
-  const body = (await res.json()) as { access_token?: string };
-  if (res.status !== 200 || !body.access_token) throw new Error(`backend services token ${res.status}`);
-  return body.access_token;
-}
 
 class Jar {
   #c = new Map<string, { name: string; value: string; path: string }>();
@@ -539,13 +510,13 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
     };
     // The EHR system of the launch-API scenario, registered with the product's own store.
     const { EhrSystems } = await import('../src/ehr-api/ehr-systems.ts');
-    const ehrKeys = await generateKeyPair('ES384', { extractable: true });
-    const ehrJwk = { ...(await exportJWK(ehrKeys.publicKey)), kid: 'bench-ehr', alg: 'ES384' };
+    const { ehrKey, ehrToken } = await import('../test/helpers/ehr-backend.ts');
+    const ehrKeys = await ehrKey('ES384');
     const ehrSystem = (
       await new EhrSystems(db, (ctx as { box: never }).box, 3600).create(db, {
         name: 'Bench EMR',
         token_endpoint_auth_method: 'private_key_jwt',
-        jwks: { keys: [ehrJwk] },
+        jwks: { keys: [ehrKeys.publicJwk] },
       })
     ).system;
     const publicJars = await clinicians(CONCURRENCY);
@@ -570,12 +541,12 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
         return { launch };
       };
     // One Backend Services token, reused for every launch (as an EHR back end does).
-    const ehrToken = await backendServicesToken(issuer, ehrSystem.client_id, ehrKeys.privateKey);
+    const ehrAccessToken = await ehrToken(publicUrl, ehrSystem.client_id, ehrKeys);
     const apiUsers = new WeakMap<Jar, string>();
     const apiLaunch = async (jar: Jar): Promise<{ launch?: string }> => {
       const res = await fetch(`${publicUrl}/ehr-api/launches`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${ehrToken}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${ehrAccessToken}`, 'content-type': 'application/json' },
         body: JSON.stringify({
           site: '1234',
           action: 'viewMap',
@@ -591,6 +562,20 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
     const bareIssuer = `http://127.0.0.1:${barePort}/fhir`;
     const bareJwks = createLocalJWKSet((await (await fetch(`${bareIssuer}/jwks`)).json()) as { keys: JWK[] });
     const noLaunch = async () => ({});
+    /** The bare provider's side of the public scenario (and of the launch API's). */
+    const barePublic = (): Side => ({
+      flow: {
+        issuer: bareIssuer,
+        clientId: 'bench',
+        idTokenAlg: 'RS256',
+        jwks: bareJwks,
+        scope: 'openid',
+        offline: false,
+        startLaunch: noLaunch,
+      },
+      jars: Array.from({ length: CONCURRENCY }, () => new Jar()),
+      server: bare,
+    });
 
     const publicPart = await scenario(
       `public client, ${CONCURRENCY} browsers`,
@@ -609,19 +594,7 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
         server: product,
         pg: meter,
       },
-      {
-        flow: {
-          issuer: bareIssuer,
-          clientId: 'bench',
-          idTokenAlg: 'RS256',
-          jwks: bareJwks,
-          scope: 'openid',
-          offline: false,
-          startLaunch: noLaunch,
-        },
-        jars: Array.from({ length: CONCURRENCY }, () => new Jar()),
-        server: bare,
-      },
+      barePublic(),
       seconds,
     );
     const confidentialPart = await scenario(
@@ -681,19 +654,7 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
         server: product,
         pg: meter,
       },
-      {
-        flow: {
-          issuer: bareIssuer,
-          clientId: 'bench',
-          idTokenAlg: 'RS256',
-          jwks: bareJwks,
-          scope: 'openid',
-          offline: false,
-          startLaunch: noLaunch,
-        },
-        jars: Array.from({ length: CONCURRENCY }, () => new Jar()),
-        server: bare,
-      },
+      barePublic(),
       seconds,
     );
     const apiVsScreen = apiPart.cpuPerLaunch / publicPart.cpuPerLaunch;

@@ -124,8 +124,13 @@ export async function loadDemoData(ctx: AppContext): Promise<DemoResult> {
       return [
         '',
         `open          ${ctx.config.publicUrl}/login`,
-        `demo sign-in  (demo data${loaded ? ' loaded now' : ''}; passwords as first set)`,
-        ...present.map(
+        // With local passwords off the demo passwords open nothing: they are not printed.
+        ...(ctx.config.localPasswords
+          ? [`demo sign-in  (demo data${loaded ? ' loaded now' : ''}; passwords as first set)`]
+          : [
+              `demo users    ${present.map((u) => u.username).join(', ')} (their passwords are off: LOCAL_PASSWORDS=false)`,
+            ]),
+        ...(!ctx.config.localPasswords ? [] : present).map(
           (u) =>
             `  ${u.username.padEnd(12)} ${u.password.padEnd(20)} ${u.roles?.includes('admin') ? 'administrator' : 'clinician'}`,
         ),

@@ -15,8 +15,8 @@
  * The launch signs its user in at the authorization: src/oidc/interactions.ts.
  */
 import express, { type RequestHandler, Router } from 'express';
-import { requireAdminToken } from '../admin/admin-token.ts';
-import { optionalJsonBody, requireJsonBody } from '../admin/api.ts';
+import { requireJsonBody } from '../admin/api.ts';
+import { adminApiRouter } from '../admin/api-router.ts';
 import type { Actor } from '../admin/operations.ts';
 import type { AppContext, Capability } from '../context.ts';
 import { HttpError, speaks } from '../http/errors.ts';
@@ -95,15 +95,7 @@ export function createEhrApi(ctx: AppContext): EhrApiCapability {
   });
 
   // ---- admin API: one line per path
-  const json = express.json({
-    limit: ctx.config.bodyLimit,
-    type: ['application/json', 'application/*+json'],
-  });
-  const body = [json, requireJsonBody];
-  const noBody = [json, optionalJsonBody];
-  const adminApi = Router();
-  adminApi.use(speaks('json'), requireAdminToken(ctx.adminToken), noStore);
-  const route = routeTable(adminApi);
+  const { router: adminApi, route, body, noBody } = adminApiRouter(ctx);
   route('/ehr-systems', {
     get: async (_req, res) => void res.json({ ehr_systems: await systems.list() }),
     post: [

@@ -18,7 +18,7 @@ import { HttpError } from '../http/errors.ts';
 import { apiLaunchUser } from '../launch/launch-contexts.ts';
 import { describeScope, grantScopes, splitScope } from '../smart/scopes.ts';
 import { csrfProtection, csrfToken } from '../web/session.ts';
-import { consentNeeded, makeLaunchGrant } from './launch-grant.ts';
+import { consentNeeded, makeLaunchGrant, recordSignInByLaunch } from './launch-grant.ts';
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
 
@@ -194,14 +194,12 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
     }
 
     if (byLaunch) {
-      await ctx.audit.record({
-        action: 'ehr.signin',
-        outcome: 'success',
+      await recordSignInByLaunch(ctx, {
         userId,
         clientId: client.clientId,
+        requestedBy: byLaunch,
         requestId: (req as { id?: string }).id ?? null,
         ip: req.ip ?? null,
-        detail: { method: 'ehr-launch', requested_by: byLaunch },
       });
     }
     const authTime =

@@ -149,15 +149,29 @@ export async function ssoGrant(ctx: AppContext, kctx: KoaContextWithOIDC): Promi
     return undefined;
   }
   if (launched) {
-    await ctx.audit.record({
-      action: 'ehr.signin',
-      outcome: 'success',
+    await recordSignInByLaunch(ctx, {
       userId,
       clientId: client.clientId,
+      requestedBy: launched.requestedBy,
       requestId: (req as { id?: string }).id ?? null,
       ip: kctx.ip ?? null,
-      detail: { method: 'ehr-launch', requested_by: launched.requestedBy },
     });
   }
   return result.grant;
+}
+
+/** The audit event of a user signed in by an EHR system's launch (ehr.signin, method ehr-launch). */
+export function recordSignInByLaunch(
+  ctx: AppContext,
+  e: { userId: string; clientId: string; requestedBy: string; requestId: string | null; ip: string | null },
+): Promise<void> {
+  return ctx.audit.record({
+    action: 'ehr.signin',
+    outcome: 'success',
+    userId: e.userId,
+    clientId: e.clientId,
+    requestId: e.requestId,
+    ip: e.ip,
+    detail: { method: 'ehr-launch', requested_by: e.requestedBy },
+  });
 }

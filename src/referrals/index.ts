@@ -19,11 +19,9 @@
  * Background: the letter job (./letters.ts), on every instance.
  */
 import express, { type RequestHandler, Router } from 'express';
-import { requireAdminToken } from '../admin/admin-token.ts';
-import { optionalJsonBody, requireJsonBody } from '../admin/api.ts';
+import { adminApiRouter } from '../admin/api-router.ts';
 import type { AppContext, Capability } from '../context.ts';
 import { HttpError, notFound, speaks } from '../http/errors.ts';
-import { routeTable } from '../http/route-table.ts';
 import { loadCurrentUser, noStore, requireUser } from '../web/current-user.ts';
 import { type Actor, ReferralAdmin } from './admin-api.ts';
 import { referralConsole } from './console.ts';
@@ -96,15 +94,7 @@ export function createReferrals(ctx: AppContext): ReferralsCapability {
   api.all('/fhir/\\$process-message', speaks('fhir'), onlyPost, sender, messageBody, handle(processMessage));
 
   // ---- admin API: one line per path; another method on a known path is a 405
-  const json = express.json({
-    limit: ctx.config.bodyLimit,
-    type: ['application/json', 'application/*+json'],
-  });
-  const body = [json, requireJsonBody];
-  const noBody = [json, optionalJsonBody];
-  const adminApi = Router();
-  adminApi.use(speaks('json'), requireAdminToken(ctx.adminToken), noStore);
-  const route = routeTable(adminApi);
+  const { router: adminApi, route, body, noBody } = adminApiRouter(ctx);
   const show =
     (status = 200) =>
     (res: express.Response, value: unknown) =>

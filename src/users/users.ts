@@ -226,14 +226,24 @@ export async function verifyPassword(
  * Sets a new password. Ending the user's sessions and grants is the caller's part of the same
  * transaction (src/admin/user-access.ts): those tables belong to other rooms.
  */
+/**
+ * Sets a new local password. Refused (409) for an account that signs in elsewhere — through the
+ * organization's identity provider or by its EHR system's launches (user_identities): a password
+ * here would open a second way in that the other system does not control.
+ */
 export async function resetPassword(ctx: Ctx, id: string, newPassword: string): Promise<void> {
   const pw = parseInput(password, newPassword);
   const hash = await hashPassword(pw);
   const r = await ctx.db.query(
-    'UPDATE users SET password_hash = $2, password_changed_at = now(), updated_at = now() WHERE id = $1',
+    `UPDATE users SET password_hash = $2, password_changed_at = now(), updated_at = now()
+      WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM user_identities i WHERE i.user_id = $1)`,
     [id, hash],
   );
-  if (r.rowCount === 0) throw new NotFoundError('no such user');
+  if (r.rowCount > 0) return;
+  if (!(await getUser(ctx, id))) throw new NotFoundError('no such user');
+  throw new ConflictError(
+    'this account signs in through its identity provider or its EHR system: it has no password here',
+  );
 }
 
 /** Activates or deactivates a user (an inactive user is refused everywhere at once: see isActiveUser). */

@@ -124,6 +124,16 @@ describe('demo data', () => {
     expect(banner).not.toContain(decryptSek(s.ctx, '1234', site.sekEncrypted));
   });
 
+  it('prints no demo password when local passwords are off', async () => {
+    const banner = (await loadDemoData({ ...s.ctx, config: { ...s.ctx.config, localPasswords: false } }))
+      .bannerLines()
+      .join('\n');
+    for (const u of DEMO_USERS) {
+      expect(banner).toContain(u.username);
+      expect(banner).not.toContain(u.password);
+    }
+  });
+
   it('loads nothing a second time (idempotent)', async () => {
     const before = await count('SELECT count(*) AS n FROM fhir_resources');
     const again = await loadDemoData(s.ctx);

@@ -425,6 +425,29 @@ describe('POST /ehr-api/launches', () => {
     );
   });
 
+  it("an EHR system's user cannot be given a local password (a second way in the EHR does not control)", async () => {
+    await askLaunch(server.url, token, {
+      site: site.siteNum,
+      action: 'viewMap',
+      user: { id: 'emr-user-pw' },
+    });
+    const { rows } = await t.db.query<{ user_id: string }>(
+      'SELECT user_id FROM user_identities WHERE issuer = $1 AND subject = $2',
+      [`ehr-system:${ehrId}`, 'emr-user-pw'],
+    );
+    const r = await fetch(`${server.url}/admin/api/users/${rows[0]!.user_id}/password`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ password: 'a long enough password' }),
+    });
+    expect(r.status).toBe(409);
+    const user = await t.db.query<{ password_hash: string | null }>(
+      'SELECT password_hash FROM users WHERE id = $1',
+      [rows[0]!.user_id],
+    );
+    expect(user.rows[0]!.password_hash).toBeNull();
+  });
+
   it('a launch for sign-on only carries no patient and grants no patient scope', async () => {
     const r = await askLaunch(server.url, token, {
       site: site.siteNum,

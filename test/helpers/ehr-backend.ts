@@ -68,6 +68,17 @@ export async function clientAssertion(
   return jwt.sign(key.privateKey);
 }
 
+/** The form of a SMART Backend Services token request (RFC 7523 client assertion). */
+export function assertionForm(assertion: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    grant_type: 'client_credentials',
+    scope: 'ehr-launch',
+    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+    client_assertion: assertion,
+    ...extra,
+  };
+}
+
 /** The token request with a client assertion. */
 export function assertionTokenRequest(
   serverUrl: string,
@@ -76,16 +87,11 @@ export function assertionTokenRequest(
   scope = 'ehr-launch',
   grantType = 'client_credentials',
 ) {
-  return tokenRequest(
-    serverUrl,
-    {
-      grant_type: grantType,
-      scope,
-      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-      client_assertion: assertion,
-    },
-    { clientId, method: 'none', extra: {} },
-  );
+  return tokenRequest(serverUrl, assertionForm(assertion, { scope, grant_type: grantType }), {
+    clientId,
+    method: 'none',
+    extra: {},
+  });
 }
 
 /** A token for an EHR system signing with `key`; throws when the token endpoint refuses. */

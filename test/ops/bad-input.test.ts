@@ -12,7 +12,14 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { clientAssertion, type EhrKey, ehrKey, ehrToken, registerEhrSystem } from '../helpers/ehr-backend.ts';
+import {
+  assertionForm,
+  clientAssertion,
+  type EhrKey,
+  ehrKey,
+  ehrToken,
+  registerEhrSystem,
+} from '../helpers/ehr-backend.ts';
 import { type IdentityProvider, startIdentityProvider } from '../helpers/identity-provider.ts';
 import { CookieJar } from '../helpers/oidc.ts';
 import { startTestServer, TEST_ADMIN_TOKEN, type TestServer } from '../helpers/server.ts';
@@ -255,12 +262,7 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
     const spent = await fetch(`${s.url}/fhir/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({
-        grant_type: 'client_credentials',
-        scope: 'ehr-launch',
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: spentAssertion,
-      }),
+      body: new URLSearchParams(assertionForm(spentAssertion)),
     });
     expect(spent.status).toBe(200);
   });
@@ -476,31 +478,17 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
     add('GET token', 'GET', '/fhir/token', {}, undefined, 'any');
 
     // — EHR systems: the token endpoint's client assertions and POST /ehr-api/launches —
-    const assertionForm = (assertion: string, extra: Record<string, string> = {}) =>
-      new URLSearchParams({
-        grant_type: 'client_credentials',
-        scope: 'ehr-launch',
-        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-        client_assertion: assertion,
-        ...extra,
-      }).toString();
+    const tokenForm = (assertion: string, extra: Record<string, string> = {}) =>
+      new URLSearchParams(assertionForm(assertion, extra)).toString();
     const formHeaders = { 'content-type': 'application/x-www-form-urlencoded' };
-    add(
-      'replayed assertion',
-      'POST',
-      '/fhir/token',
-      formHeaders,
-      assertionForm(spentAssertion),
-      'oauth',
-      401,
-    );
+    add('replayed assertion', 'POST', '/fhir/token', formHeaders, tokenForm(spentAssertion), 'oauth', 401);
     const stranger = await ehrKey('ES384');
     add(
       'assertion signed with another key',
       'POST',
       '/fhir/token',
       formHeaders,
-      assertionForm(await clientAssertion(s.url, ehrId, { ...stranger, kid: ehrKeyPair.kid })),
+      tokenForm(await clientAssertion(s.url, ehrId, { ...stranger, kid: ehrKeyPair.kid })),
       'oauth',
       401,
     );
@@ -509,7 +497,7 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       'POST',
       '/fhir/token',
       formHeaders,
-      assertionForm(await clientAssertion(s.url, ehrId, ehrKeyPair, { expiresIn: -300 })),
+      tokenForm(await clientAssertion(s.url, ehrId, ehrKeyPair, { expiresIn: -300 })),
       'oauth',
       401,
     );
@@ -518,9 +506,7 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       'POST',
       '/fhir/token',
       formHeaders,
-      assertionForm(
-        await clientAssertion(s.url, ehrId, ehrKeyPair, { aud: 'https://elsewhere.example/token' }),
-      ),
+      tokenForm(await clientAssertion(s.url, ehrId, ehrKeyPair, { aud: 'https://elsewhere.example/token' })),
       'oauth',
       401,
     );
@@ -529,7 +515,7 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       'POST',
       '/fhir/token',
       formHeaders,
-      assertionForm(await clientAssertion(s.url, ehrId, ehrKeyPair, { expiresIn: 3600 })),
+      tokenForm(await clientAssertion(s.url, ehrId, ehrKeyPair, { expiresIn: 3600 })),
       'oauth',
       401,
     );
@@ -538,11 +524,11 @@ describe('bad-input sweep: every endpoint, every kind of bad input → a clear 4
       'POST',
       '/fhir/token',
       formHeaders,
-      assertionForm(await clientAssertion(s.url, ehrId, ehrKeyPair), { scope: 'system/*.read' }),
+      tokenForm(await clientAssertion(s.url, ehrId, ehrKeyPair), { scope: 'system/*.read' }),
       'oauth',
       400,
     );
-    add('garbage assertion', 'POST', '/fhir/token', formHeaders, assertionForm('a.b.c'), 'oauth');
+    add('garbage assertion', 'POST', '/fhir/token', formHeaders, tokenForm('a.b.c'), 'oauth');
     const ehrBearer = { authorization: `Bearer ${ehrTokenValue}`, ...json };
     const launchOf = (extra: Record<string, unknown>) =>
       JSON.stringify({ site: DEMO_SITE, action: 'viewMap', user: { id: 'sweep-user' }, ...extra });
