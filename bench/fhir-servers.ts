@@ -207,7 +207,7 @@ async function product() {
     NODE_ENV: 'test',
   });
   const built = await buildServer(config, { logger: createLogger('silent') });
-  server.on('request', built.app);
+  server.on('request', built.handler);
   const floorUrl = await floor(built.ctx);
   process.on('message', async (m: { cmd: string; patientId?: string }) => {
     if (m.cmd !== 'token') return;

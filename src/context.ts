@@ -10,6 +10,7 @@ import type { AuditTrail } from './audit/audit.ts';
 import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
 import type { ErrorFormat } from './http/errors.ts';
+import type { HotRoute } from './http/lean-dispatch.ts';
 import type { Logger } from './http/logger.ts';
 import type { Metrics } from './http/metrics.ts';
 import type { LimitedRoute } from './http/rate-limit.ts';
@@ -62,6 +63,12 @@ export interface Capability {
    * hottest requests do not walk past routes and middleware that never apply to them.
    */
   api?: Router;
+  /**
+   * The hottest bearer-token requests, served by the lean dispatcher in front of the application
+   * (src/http/lean-dispatch.ts) with the same handlers its router runs; everything else of the
+   * capability still goes through `api`/`router`.
+   */
+  hotRoutes?: HotRoute[];
   paths?: PathRule[];
   rateLimits?: LimitedRoute[];
   /** Lines for the start-up banner (where to go, demo credentials), read after every start(). */

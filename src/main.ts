@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   opening.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
   const { buildServer } = await import('./server.ts');
   const built = await buildServer(config, { logger, db: await opening, ownsDb: true });
-  const server = createServer(built.app);
+  const server = createServer(built.handler);
   server.keepAliveTimeout = 65_000; // longer than common load balancers' idle timeout
   server.headersTimeout = 66_000;
 

@@ -19,6 +19,7 @@ import { createFhir } from './fhir/index.ts';
 import { fhirInteraction } from './fhir/interaction-label.ts';
 import { createApp } from './http/app.ts';
 import { loggableError } from './http/errors.ts';
+import { leanDispatcher, type RequestListener } from './http/lean-dispatch.ts';
 import type { Logger } from './http/logger.ts';
 import { Metrics } from './http/metrics.ts';
 import { purgeRateLimits } from './http/rate-limit.ts';
@@ -33,6 +34,8 @@ import { DatabaseSessionStore, sessionMiddleware } from './web/session.ts';
 
 export interface BuiltServer {
   app: Express;
+  /** What the HTTP server serves: the lean dispatcher of the hot routes, then `app`. */
+  handler: RequestListener;
   ctx: AppContext;
   capabilities: Capability[];
   /** Stops background work, flushes the audit trail and closes the database. */
@@ -110,6 +113,11 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
       await createAdmin(ctx, { provider: oidc.provider }),
     ];
     const app = createApp(ctx, capabilities);
+    const handler = leanDispatcher(
+      ctx,
+      app,
+      capabilities.flatMap((c) => c.hotRoutes ?? []),
+    );
 
     keys.startRefreshing();
     rotation.start();
@@ -123,6 +131,7 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
     let closed = false;
     return {
       app,
+      handler,
       ctx,
       capabilities,
       async close() {

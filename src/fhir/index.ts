@@ -11,9 +11,11 @@ import { fhirRoutes } from './routes.ts';
 
 /** `liveTokenSql`: the authorization server's "this access token still counts" (./live-token.ts). */
 export async function createFhir(ctx: AppContext, deps: { liveTokenSql: LiveTokenSql }): Promise<Capability> {
+  const { api, hotRoutes } = fhirRoutes(ctx, deps.liveTokenSql);
   return {
     name: 'fhir',
-    api: fhirRoutes(ctx, deps.liveTokenSql),
+    api,
+    hotRoutes,
     // The FHIR base (the API and the authorization server's endpoints under it) is for machines.
     paths: [{ path: /^\/fhir(\/|$)/, sessionless: true }],
     async start() {

@@ -7,6 +7,7 @@
 import { type NextFunction, type Request, type Response, Router } from 'express';
 import type { AppContext } from '../context.ts';
 import { HttpError, speaks } from '../http/errors.ts';
+import type { HotRoute } from '../http/lean-dispatch.ts';
 import { AccessTokenVerifier } from './access-token.ts';
 import { capabilityStatement } from './capability-statement.ts';
 import { everythingInteraction } from './everything.ts';
@@ -50,8 +51,14 @@ function readOnly(_req: Request, _res: Response, next: NextFunction) {
   );
 }
 
-/** The FHIR API under /fhir (bearer tokens, read-only). */
-export function fhirRoutes(ctx: AppContext, liveTokenSql: LiveTokenSql): Router {
+/** `/fhir/{Type}/{id}` exactly, for a supported type and a valid id: the read's hot path. */
+const READ_PATH = /^\/fhir\/([A-Z][A-Za-z]{0,63})\/([A-Za-z0-9\-.]{1,64})$/;
+
+/** The FHIR API under /fhir (bearer tokens, read-only), and its hot route (the read). */
+export function fhirRoutes(
+  ctx: AppContext,
+  liveTokenSql: LiveTokenSql,
+): { api: Router; hotRoutes: HotRoute[] } {
   const guarded = fhirPipeline(ctx, new AccessTokenVerifier(ctx), liveTokenSql);
   const metadataText = JSON.stringify(capabilityStatement(ctx)());
   const metadata = (_req: Request, res: Response) => {
@@ -67,7 +74,8 @@ export function fhirRoutes(ctx: AppContext, liveTokenSql: LiveTokenSql): Router 
   fhir.options(['/:type', '/:type/*rest'], knownType, cors);
   fhir.get('/Patient/:id/\\$everything', cors, negotiate, ...guarded(everythingInteraction(ctx)));
   fhir.get('/:type', knownType, cors, negotiate, ...guarded(searchInteraction(ctx)));
-  fhir.get('/:type/:id', knownType, cors, negotiate, ...guarded(readInteraction(ctx, liveTokenSql)));
+  const read = [cors, negotiate, ...guarded(readInteraction(ctx, liveTokenSql))];
+  fhir.get('/:type/:id', knownType, ...read);
   fhir.get('/:type/:id/_history', knownType, cors, negotiate, ...guarded(historyInteraction(ctx)));
   fhir.get('/:type/:id/_history/:vid', knownType, cors, negotiate, ...guarded(vreadInteraction(ctx)));
   fhir.all(['/:type', '/:type/*rest'], knownType, cors, readOnly);
@@ -76,5 +84,14 @@ export function fhirRoutes(ctx: AppContext, liveTokenSql: LiveTokenSql): Router 
   // /fhir/.well-known/…) must not meet this router, whose OPTIONS answer would shadow theirs.
   const api = Router();
   api.use('/fhir', (req, res, next) => (FHIR_PATH.test(req.path) ? fhir(req, res, next) : next()));
-  return api;
+
+  // The same read, its handlers unchanged, for the lean dispatcher: an exact path only.
+  const readRoute: HotRoute = {
+    match(path) {
+      const m = READ_PATH.exec(path);
+      return m && isSupportedType(m[1]!) ? { type: m[1]!, id: m[2]! } : undefined;
+    },
+    handlers: [speaks('fhir'), ...read],
+  };
+  return { api, hotRoutes: [readRoute] };
 }

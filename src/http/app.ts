@@ -8,7 +8,6 @@
 
 import { fileURLToPath } from 'node:url';
 import express, { type Express } from 'express';
-import helmet from 'helmet';
 import type { AppContext, Capability, PathRule } from '../context.ts';
 import { rotationSummary } from '../keys/key-ring.ts';
 import { errorHandler, HttpError, notFoundHandler } from './errors.ts';
@@ -16,6 +15,7 @@ import { healthRoutes } from './health.ts';
 import { requestLogger } from './logger.ts';
 import { limitedRoutes } from './rate-limit.ts';
 import { requestContext } from './request-context.ts';
+import { securityHeaders } from './security-headers.ts';
 
 const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url));
 const PUBLIC_DIR = fileURLToPath(new URL('../../public/', import.meta.url));
@@ -29,29 +29,7 @@ export function createApp(ctx: AppContext, capabilities: Capability[]): Express 
   // Express 5 parses ?a=1&a=2 into arrays with "extended"; "simple" keeps it predictable for validation.
   app.set('query parser', 'simple');
 
-  app.use(
-    helmet({
-      contentSecurityPolicy: {
-        useDefaults: true,
-        directives: {
-          // Hospitals run offline: nothing is loaded from anywhere but here.
-          'default-src': ["'self'"],
-          'script-src': ["'self'"],
-          'style-src': ["'self'"],
-          'img-src': ["'self'", 'data:'],
-          'form-action': null, // the OAuth form_post response mode posts to the client's redirect_uri
-          'frame-ancestors': ["'none'"],
-          'upgrade-insecure-requests': ctx.config.secureCookies ? [] : null,
-        },
-      },
-      // Discovery documents and FHIR are read cross-origin by browser apps.
-      crossOriginResourcePolicy: { policy: 'cross-origin' },
-      // No URL of ours (chart paths name patients) ever goes to another site; our own pages and
-      // redirects do tell us where a navigation came from (src/launch/own-navigation.ts).
-      referrerPolicy: { policy: 'same-origin' },
-      strictTransportSecurity: ctx.config.secureCookies,
-    }),
-  );
+  app.use(securityHeaders(ctx));
   app.use(requestLogger(ctx.logger));
   app.use(requestContext());
   app.use(ctx.metrics.middleware());

@@ -72,7 +72,8 @@ function safeDecode(s: string): string {
   }
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
+/** A request id we accept from X-Request-Id (else one is drawn). */
+export const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
 
 export function requestLogger(logger: Logger) {
   return pinoHttp({

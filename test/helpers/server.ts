@@ -68,7 +68,7 @@ export async function startTestServer(
     server.close();
     throw err;
   }
-  server.on('request', built.app);
+  server.on('request', built.handler);
   return {
     ...built,
     url,

@@ -1,0 +1,97 @@
+/*
+ * The lean dispatcher: the hottest bearer-token requests (a FHIR read) served in front of the
+ * Express application, inside the same HTTP server, without walking its middleware stack.
+ * - the same obligations, done once and cheaply: the security headers (helmet's, computed once:
+ *   ./security-headers.ts), the request id (a valid X-Request-Id kept, else a new one; echoed),
+ *   the request context for logs, the Prometheus metrics (the same middleware), and one log line
+ *   per request without PHI (the same shape, URL redaction and levels as the request logger)
+ * - the request and response get Express's prototypes (as Express's own init does), so the
+ *   route's handlers — the FHIR guard pipeline — are the very handlers the router runs
+ * - only an exact match is taken (method, path shape, known type); anything else — another
+ *   method, a trailing slash, an encoded character, a lower-case type — goes to the Express
+ *   application, which answers it as before
+ * - an error is answered by the application's error handler, in the route's vocabulary
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
+import type { AppContext } from '../context.ts';
+import { errorHandler } from './errors.ts';
+import { REQUEST_ID, redactUrl } from './logger.ts';
+import { requestContext } from './request-context.ts';
+import { staticSecurityHeaders } from './security-headers.ts';
+
+/** One hot route: an exact GET path shape and the handlers the router would run for it. */
+export interface HotRoute {
+  /** The route's parameters when the path (without query) is exactly one of its paths. */
+  match(path: string): Record<string, string> | undefined;
+  handlers: RequestHandler[];
+}
+
+export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
+
+export function leanDispatcher(ctx: AppContext, app: Express, routes: HotRoute[]): RequestListener {
+  if (routes.length === 0) return app;
+  const headers = staticSecurityHeaders(ctx);
+  const metrics = ctx.metrics.middleware();
+  const context = requestContext();
+  const onError = errorHandler();
+  const { logger } = ctx;
+
+  const serve = (
+    route: HotRoute,
+    params: Record<string, string>,
+    rawReq: IncomingMessage,
+    rawRes: ServerResponse,
+  ) => {
+    const started = performance.now();
+    for (const [name, value] of headers) rawRes.setHeader(name, value);
+    const incoming = rawReq.headers['x-request-id'];
+    const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    rawRes.setHeader('X-Request-Id', id);
+    // What Express's init does: its request and response helpers, each knowing the other.
+    const req = Object.setPrototypeOf(rawReq, app.request) as Request;
+    const res = Object.setPrototypeOf(rawRes, app.response) as Response;
+    Object.assign(req, { res, id, log: logger, originalUrl: req.url, params });
+    Object.assign(res, { req, locals: Object.create(null) });
+    res.once('finish', () => {
+      const status = res.statusCode;
+      const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
+      logger[level](
+        {
+          req: { id, method: req.method, url: redactUrl(req.originalUrl) },
+          res: { statusCode: status },
+          responseTime: Math.round(performance.now() - started),
+        },
+        'request completed',
+      );
+    });
+    const fail = (err: unknown) => onError(err, req, res, () => {});
+    const step = (i: number): NextFunction =>
+      ((err?: unknown) => {
+        if (err !== undefined && err !== null && err !== 'route' && err !== 'router') return fail(err);
+        const handler = route.handlers[i];
+        if (!handler) return;
+        try {
+          const r = handler(req, res, step(i + 1)) as unknown;
+          if (r instanceof Promise) r.catch(fail);
+        } catch (e) {
+          fail(e);
+        }
+      }) as NextFunction;
+    context(req, res, () => metrics(req, res, step(0)));
+  };
+
+  return (req, res) => {
+    if (req.method === 'GET') {
+      const url = req.url ?? '';
+      const q = url.indexOf('?');
+      const path = q < 0 ? url : url.slice(0, q);
+      for (const route of routes) {
+        const params = route.match(path);
+        if (params) return serve(route, params, req, res);
+      }
+    }
+    app(req as Request, res as Response);
+  };
+}
