@@ -448,6 +448,44 @@ describe('POST /ehr-api/launches', () => {
     expect(user.rows[0]!.password_hash).toBeNull();
   });
 
+  it('a client that is not pre-authorized shows the launched user its consent page; Allow gives the code', async () => {
+    const shy = await createTestClient(server.ctx, { pre_authorized: false });
+    const shySite = await createTestSite(server.ctx, shy.clientId);
+    const reg = await registerEhrSystem(server.url, {
+      name: 'EMR for a shy client',
+      token_endpoint_auth_method: 'private_key_jwt',
+      jwks: { keys: [key.publicJwk] },
+      sites: [shySite.siteNum],
+    });
+    const shyToken = await ehrToken(server.url, String(reg.body.client_id), key);
+    const asked = await askLaunch(server.url, shyToken, {
+      site: shySite.siteNum,
+      action: 'viewMap',
+      user: { id: 'emr-user-shy', given_name: 'Shy', family_name: 'Consent' },
+    });
+    const jar = new CookieJar();
+    const { result } = await redeem(String(asked.body.launch_url), jar, shy);
+    expect(result.stoppedAt?.status).toBe(200);
+    const page = result.stoppedAt!.body;
+    const action = new URL(/action="([^"]+)"/.exec(page)![1]!, server.url);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(page)![1]!;
+    const posted = await fetch(action, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: jar.header(action.pathname), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrf, decision: 'allow' }).toString(),
+    });
+    jar.store(posted.headers.getSetCookie(), action.pathname);
+    const resume = new URL(posted.headers.get('location')!, action);
+    const back = await fetch(resume, {
+      redirect: 'manual',
+      headers: { cookie: jar.header(resume.pathname) },
+    });
+    const done = new URL(back.headers.get('location')!, resume);
+    expect(done.origin).toBe('https://ocean.example.test');
+    expect(done.searchParams.get('code')).toBeTruthy();
+  });
+
   it('a launch for sign-on only carries no patient and grants no patient scope', async () => {
     const r = await askLaunch(server.url, token, {
       site: site.siteNum,
