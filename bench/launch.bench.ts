@@ -9,7 +9,7 @@
  *   one Backend Services token reused, POST /ehr-api/launches per launch (user and patient),
  *   then a browser with NO EHR session of ours authorizes; its server CPU per launch is set
  *   against the screen path's (the public scenario) measured in the same run
- * - product: the real server (src/main.ts) in its own process on a fresh PostgreSQL database; a
+ * - product: the real server (dist/main.js, as npm start runs it) in its own process on a fresh PostgreSQL database; a
  *   launch is GET /launch → /fhir/auth → (/interaction → consent → /fhir/auth/:uid) → code →
  *   POST /fhir/token → the id_token verified like a relying party (JWKS signature with the
  *   client's alg, iss, aud, exp, nonce)
@@ -28,7 +28,7 @@ import { loadavg } from 'node:os';
 import { createLocalJWKSet, exportJWK, generateKeyPair, type JWK, jwtVerify } from 'jose';
 import pg from 'pg';
 import { type PgCpuMeter, pgCpuMeter } from './pg-cpu.ts';
-import { cpuSeconds, freePort, startChild, stopChild } from './processes.ts';
+import { cpuSeconds, freePort, productEntry, startChild, stopChild } from './processes.ts';
 import type { BenchArgs } from './run.ts';
 
 const PROFILE = process.env.LAUNCH_BENCH_PROFILE;
@@ -455,7 +455,7 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
   const children: ChildProcess[] = [];
   let meter: PgCpuMeter | undefined;
   try {
-    const product = await startChild(['src/main.ts'], env, `${publicUrl}/readyz`, PROFILE);
+    const product = await startChild(productEntry(), env, `${publicUrl}/readyz`, PROFILE);
     children.push(product);
     const barePort = await freePort();
     const bare = await startChild(
@@ -662,7 +662,7 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
     return [
       `## launch — complete SMART EHR launches (${seconds}s per phase, load generator on the same machine)`,
       '',
-      'Product: src/main.ts on PostgreSQL (its own database). Baseline: bare oidc-provider, in-memory adapter, static clients, opaque access tokens; same hops minus /launch. Each phase runs bare then product; "one clinician alone" is one browser launching back to back (concurrency 1). PostgreSQL CPU: utime+stime of the backends serving the bench database (pg_stat_activity), sampled every 250 ms.',
+      'Product: dist/main.js (the compiled server, as npm start runs it) on PostgreSQL (its own database). Baseline: bare oidc-provider, in-memory adapter, static clients, opaque access tokens; same hops minus /launch. Each phase runs bare then product; "one clinician alone" is one browser launching back to back (concurrency 1). PostgreSQL CPU: utime+stime of the backends serving the bench database (pg_stat_activity), sampled every 250 ms.',
       '',
       publicPart.text,
       '',

@@ -1,8 +1,10 @@
 /*
  * Server processes for the benchmarks: each server under test runs in its own process (so its
- * CPU time and memory are its own), started with tsx on 127.0.0.1 and ready when a URL answers.
+ * CPU time and memory are its own), on 127.0.0.1, ready when a URL answers. The product runs as
+ * `npm start` and the image run it — the compiled dist/main.js with plain node (productEntry());
+ * bench-only scripts (the bare baselines) run with tsx.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -28,6 +30,16 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** The product's entry as production runs it: dist/main.js, built first when dist/ is stale. */
+export function productEntry(): string[] {
+  const built = spawnSync(process.execPath, ['scripts/build.mjs', '--if-stale'], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  });
+  if (built.status !== 0) throw new Error('bench: the build failed');
+  return ['dist/main.js'];
+}
+
 export function startChild(
   args: string[],
   env: Record<string, string>,
@@ -35,7 +47,9 @@ export function startChild(
   profileDir?: string,
 ): Promise<ChildProcess> {
   const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...args], {
+  // Compiled JavaScript runs with plain node; TypeScript (the bench's own children) with tsx.
+  const loader = args[0]?.endsWith('.js') ? [] : ['--import', 'tsx'];
+  const child = spawn(process.execPath, [...profile, ...loader, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,6 +1,6 @@
 /*
  * Ocean eReferral messages accepted per second on one instance, beside a bare baseline.
- * - product: the real server (src/main.ts) in its own process on a fresh PostgreSQL database;
+ * - product: the real server (dist/main.js, as npm start runs it) in its own process on a fresh PostgreSQL database;
  *   POST /fhir/$process-message with HTTP Basic and a realistic ≈50 kB message (the builder the
  *   tests use: Patient, PractitionerRoles, Practitioner, Location, letter and attachment
  *   DocumentReferences, a long QuestionnaireResponse, the ServiceRequest with an HTML note), a
@@ -17,7 +17,7 @@ import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { referralMessage } from '../test/referrals/messages.ts';
-import { cpuSeconds, freePort, startChild, stopChild } from './processes.ts';
+import { cpuSeconds, freePort, productEntry, startChild, stopChild } from './processes.ts';
 import type { BenchArgs } from './run.ts';
 
 const CONCURRENCY = Number(process.env.REFERRALS_BENCH_CONCURRENCY ?? 10);
@@ -130,7 +130,7 @@ export default async function referralsBench(args: BenchArgs): Promise<string> {
   const children: Awaited<ReturnType<typeof startChild>>[] = [];
   try {
     const product = await startChild(
-      ['src/main.ts'],
+      productEntry(),
       {
         NODE_ENV: 'test',
         PORT: String(port),
