@@ -14,8 +14,8 @@ import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import pg from 'pg';
 import { patientBundle } from '../test/fhir/synthea.ts';
+import { benchDatabase } from './processes.ts';
 import type { BenchArgs } from './run.ts';
 
 const CHILD = fileURLToPath(new URL('./fhir-servers.ts', import.meta.url));
@@ -104,18 +104,14 @@ async function timed(seconds: number, fn: () => Promise<unknown>) {
 const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 
 export default async function fhirBench(args: BenchArgs): Promise<string> {
-  const name = `bench_fhir_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: args.databaseUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const url = new URL(args.databaseUrl);
-  url.pathname = `/${name}`;
+  const database = await benchDatabase(args.databaseUrl, 'bench_fhir');
+  const url = new URL(database.url);
   const adminToken = randomBytes(32).toString('hex');
   const env = {
     DATABASE_URL: url.toString(),
     ADMIN_TOKEN: adminToken,
     SECRETS_KEY: randomBytes(32).toString('base64'),
-    KEYS_DIR: `/tmp/${name}-keys`,
+    KEYS_DIR: `/tmp/${database.name}-keys`,
     DATABASE_POOL_MAX: '10',
   };
   const children: Child[] = [];
@@ -252,7 +248,6 @@ export default async function fhirBench(args: BenchArgs): Promise<string> {
     for (const c of children) if (c.proc.connected) c.proc.send({ cmd: 'exit' });
     await new Promise((r) => setTimeout(r, 1500));
     for (const c of children) c.proc.kill('SIGTERM');
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
-    await admin.end();
+    await database.drop().catch(() => {});
   }
 }

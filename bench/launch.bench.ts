@@ -26,9 +26,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { loadavg } from 'node:os';
 import { createLocalJWKSet, exportJWK, generateKeyPair, type JWK, jwtVerify } from 'jose';
-import pg from 'pg';
 import { type PgCpuMeter, pgCpuMeter } from './pg-cpu.ts';
-import { cpuSeconds, freePort, productEntry, startChild, stopChild } from './processes.ts';
+import { benchDatabase, cpuSeconds, freePort, productEntry, startChild, stopChild } from './processes.ts';
 import type { BenchArgs } from './run.ts';
 
 const PROFILE = process.env.LAUNCH_BENCH_PROFILE;
@@ -423,13 +422,9 @@ async function scenario(
 
 export default async function launchBench(args: BenchArgs): Promise<string> {
   const seconds = Math.min(args.duration, 20);
-  const dbName = `bench_launch_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: args.databaseUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  await admin.end();
-  const dbUrl = new URL(args.databaseUrl);
-  dbUrl.pathname = `/${dbName}`;
+  const database = await benchDatabase(args.databaseUrl, 'bench_launch');
+  const dbName = database.name;
+  const dbUrl = new URL(database.url);
 
   const port = await freePort();
   const publicUrl = `http://127.0.0.1:${port}`;
@@ -681,9 +676,6 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
   } finally {
     await meter?.close();
     for (const c of children) await stopChild(c);
-    const cleanup = new pg.Client({ connectionString: args.databaseUrl });
-    await cleanup.connect();
-    await cleanup.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await cleanup.end();
+    await database.drop();
   }
 }

@@ -17,7 +17,7 @@ import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { referralMessage } from '../test/referrals/messages.ts';
-import { cpuSeconds, freePort, productEntry, startChild, stopChild } from './processes.ts';
+import { benchDatabase, cpuSeconds, freePort, productEntry, startChild, stopChild } from './processes.ts';
 import type { BenchArgs } from './run.ts';
 
 const CONCURRENCY = Number(process.env.REFERRALS_BENCH_CONCURRENCY ?? 10);
@@ -117,13 +117,8 @@ async function load(
 
 export default async function referralsBench(args: BenchArgs): Promise<string> {
   const seconds = Math.min(args.duration, 20);
-  const dbName = `bench_referrals_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: args.databaseUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  await admin.end();
-  const dbUrl = new URL(args.databaseUrl);
-  dbUrl.pathname = `/${dbName}`;
+  const database = await benchDatabase(args.databaseUrl, 'bench_referrals');
+  const dbUrl = new URL(database.url);
   const port = await freePort();
   const publicUrl = `http://127.0.0.1:${port}`;
   const adminToken = randomBytes(32).toString('hex');
@@ -240,9 +235,6 @@ export default async function referralsBench(args: BenchArgs): Promise<string> {
     ].join('\n');
   } finally {
     for (const c of children) await stopChild(c);
-    const cleanup = new pg.Client({ connectionString: args.databaseUrl });
-    await cleanup.connect();
-    await cleanup.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await cleanup.end();
+    await database.drop();
   }
 }

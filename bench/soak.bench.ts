@@ -1,19 +1,8 @@
-/*
- * Sustained load: 50 concurrent clinicians launching Ocean and reading for SOAK_DURATION seconds
- * (default 60) across two server processes (separate working copies) on one PostgreSQL, behind
- * one PUBLIC_URL (the round-robin balancer of the ops tests), all on 127.0.0.1.
- * Each clinician signs in once (not measured), then loops: GET /launch → authorize (EHR session,
- * no second sign-in) → token → Patient read → $everything. Reports completed launches/s, HTTP
- * requests/s, p50/p99 per step and errors (must be zero), beside a bare baseline: the same 50
- * loops against a bare node:http server through the same balancer, in the same run.
- * Rate limits are switched off for the run (all traffic comes from one address).
- */
-import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import pg from 'pg';
 import { DEMO_CLINICIANS, DEMO_SITE, startCluster } from '../test/ops/cluster.ts';
 import { Clinician, type Discovery, discover, fhirGet, redeemCode, send, sent } from '../test/ops/flow.ts';
 import { startProxy } from '../test/ops/proxy.ts';
+import { benchDatabase } from './processes.ts';
 import type { BenchArgs } from './run.ts';
 
 const CLINICIANS = 50;
@@ -56,12 +45,8 @@ async function baseline(seconds: number): Promise<{ rps: number; p50: number; p9
 
 export default async function soak(args: BenchArgs): Promise<string> {
   const seconds = Number(process.env.SOAK_DURATION ?? 60);
-  const admin = new pg.Client({ connectionString: args.databaseUrl });
-  await admin.connect();
-  const name = `soak_${randomBytes(4).toString('hex')}`;
-  await admin.query(`CREATE DATABASE ${name}`);
-  const url = new URL(args.databaseUrl);
-  url.pathname = `/${name}`;
+  const database = await benchDatabase(args.databaseUrl, 'soak');
+  const url = new URL(database.url);
   const cluster = await startCluster({
     databaseUrl: url.toString(),
     instances: 2,
@@ -170,7 +155,6 @@ export default async function soak(args: BenchArgs): Promise<string> {
     return lines.join('\n');
   } finally {
     await cluster.close();
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
-    await admin.end();
+    await database.drop().catch(() => {});
   }
 }

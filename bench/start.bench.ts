@@ -15,7 +15,7 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { benchDatabase } from './processes.ts';
 import type { BenchArgs } from './run.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -103,12 +103,8 @@ export default async function startBench(args: BenchArgs): Promise<string> {
   });
   if (build.status !== 0) throw new Error('build failed');
   const dataDir = mkdtempSync(join(tmpdir(), 'start-bench-'));
-  const dbName = `start_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: args.databaseUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  const dbUrl = new URL(args.databaseUrl);
-  dbUrl.pathname = `/${dbName}`;
+  const database = await benchDatabase(args.databaseUrl, 'start_bench');
+  const dbUrl = new URL(database.url);
   const embedded = {
     NODE_ENV: 'development',
     HOST: '127.0.0.1',
@@ -165,7 +161,6 @@ export default async function startBench(args: BenchArgs): Promise<string> {
     ].join('\n');
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.end();
+    await database.drop();
   }
 }

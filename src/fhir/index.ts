@@ -5,6 +5,7 @@
  * resource store's functions (src/fhir/repository.ts).
  */
 import type { AppContext, Capability } from '../context.ts';
+import { loggableError } from '../http/errors.ts';
 import { sweepImportSpools } from './import-route.ts';
 import type { LiveTokenSql } from './live-token.ts';
 import { fhirRoutes } from './routes.ts';
@@ -18,9 +19,15 @@ export async function createFhir(ctx: AppContext, deps: { liveTokenSql: LiveToke
     hotRoutes,
     // The FHIR base (the API and the authorization server's endpoints under it) is for machines.
     paths: [{ path: /^\/fhir(\/|$)/, sessionless: true }],
-    async start() {
-      const removed = await sweepImportSpools();
-      if (removed > 0) ctx.logger.warn({ removed }, 'removed import spools left by a process that died');
+    // Spools a dead process left are swept in the background: nothing waits for them, and the
+    // scan of the temporary folder is not start-up time.
+    start() {
+      sweepImportSpools().then(
+        (removed) => {
+          if (removed > 0) ctx.logger.warn({ removed }, 'removed import spools left by a process that died');
+        },
+        (err: unknown) => ctx.logger.warn({ err: loggableError(err) }, 'sweeping import spools failed'),
+      );
     },
   };
 }
