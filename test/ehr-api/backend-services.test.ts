@@ -86,6 +86,30 @@ describe('keys from the EHR system’s jwks_uri', () => {
   });
 });
 
+describe('a jwks_uri on a private address', () => {
+  it('is not fetched unless JWKS_URI_PRIVATE_NETWORK says so (SSRF): the assertion is refused', async () => {
+    const guarded = await startTestServer(await t.connectAnother(), { PUBLIC_URL: a.url });
+    try {
+      const k = await ehrKey('ES384');
+      published = [k.publicJwk];
+      const reg = await registerEhrSystem(a.url, {
+        name: 'EMR on the hospital network',
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks_uri: jwksUrl,
+      });
+      const id = String(reg.body.client_id);
+      const before = fetches;
+      const refused = await assertionTokenRequest(guarded.url, id, await clientAssertion(a.url, id, k));
+      expect(refused.status).toBe(401);
+      expect(fetches).toBe(before);
+      // The instance that allows private addresses takes the same kind of assertion.
+      await expect(ehrToken(a.url, id, k)).resolves.toMatch(/^ey/);
+    } finally {
+      await guarded.stop();
+    }
+  });
+});
+
 describe('one assertion, two instances', () => {
   it('a client assertion replayed at another instance at the same moment gives exactly one token', async () => {
     const k = await ehrKey('ES384');

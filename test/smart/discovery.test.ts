@@ -84,6 +84,11 @@ describe('discovery: openid-configuration, smart-configuration, JWKS', () => {
     );
     expect(smart.token_endpoint_auth_methods_supported).toContain('private_key_jwt');
     expect(smart.capabilities).toContain('client-confidential-asymmetric');
+    // The provider's own document says the same for SMART Backend Services clients.
+    expect(oidc.grant_types_supported).toEqual(expect.arrayContaining(['client_credentials']));
+    expect(oidc.token_endpoint_auth_signing_alg_values_supported).toEqual(
+      expect.arrayContaining(['RS384', 'ES384']),
+    );
     expect(smart.token_endpoint_auth_methods_supported).toEqual(
       expect.arrayContaining(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']),
     );
