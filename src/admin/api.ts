@@ -10,7 +10,8 @@ import { HttpError } from '../http/errors.ts';
 import type { Actor, AdminOperations } from './operations.ts';
 import { keyJson, siteJson, userJson } from './shapes.ts';
 
-const actorOf = (req: Request): Actor => ({
+/** Who acts through the admin API: whoever holds the admin token (rooms with their own admin paths use it too). */
+export const apiActor = (req: Request): Actor => ({
   via: 'api',
   userId: null,
   requestId: req.id != null ? String(req.id) : null,
@@ -55,7 +56,7 @@ export function apiHandlers(ops: AdminOperations) {
     },
 
     createClient: async (req, res) => {
-      const { client, client_secret } = await ops.createClient(actorOf(req), req.body);
+      const { client, client_secret } = await ops.createClient(apiActor(req), req.body);
       res
         .status(201)
         .location(`/admin/api/clients/${encodeURIComponent(client.client_id)}`)
@@ -70,7 +71,7 @@ export function apiHandlers(ops: AdminOperations) {
 
     updateClient: async (req, res) => {
       const { client, client_secret } = await ops.updateClient(
-        actorOf(req),
+        apiActor(req),
         param(req, 'clientId'),
         req.body,
       );
@@ -78,13 +79,13 @@ export function apiHandlers(ops: AdminOperations) {
     },
 
     deleteClient: async (req, res) => {
-      await ops.deleteClient(actorOf(req), param(req, 'clientId'));
+      await ops.deleteClient(apiActor(req), param(req, 'clientId'));
       res.status(204).end();
     },
 
     resetSecret: async (req, res) => {
       const id = param(req, 'clientId');
-      const client_secret = await ops.resetClientSecret(actorOf(req), id);
+      const client_secret = await ops.resetClientSecret(apiActor(req), id);
       res.json({ client_id: id, client_secret });
     },
 
@@ -94,7 +95,7 @@ export function apiHandlers(ops: AdminOperations) {
 
     addSite: async (req, res) => {
       const id = param(req, 'clientId');
-      const site = await ops.addSite(actorOf(req), id, req.body);
+      const site = await ops.addSite(apiActor(req), id, req.body);
       res
         .status(201)
         .location(`/admin/api/clients/${encodeURIComponent(id)}/sites/${encodeURIComponent(site.siteNum)}`)
@@ -107,7 +108,7 @@ export function apiHandlers(ops: AdminOperations) {
 
     updateSite: async (req, res) => {
       const site = await ops.updateSite(
-        actorOf(req),
+        apiActor(req),
         param(req, 'clientId'),
         param(req, 'siteNum'),
         req.body,
@@ -116,7 +117,7 @@ export function apiHandlers(ops: AdminOperations) {
     },
 
     deleteSite: async (req, res) => {
-      await ops.deleteSite(actorOf(req), param(req, 'clientId'), param(req, 'siteNum'));
+      await ops.deleteSite(apiActor(req), param(req, 'clientId'), param(req, 'siteNum'));
       res.status(204).end();
     },
 
@@ -129,7 +130,7 @@ export function apiHandlers(ops: AdminOperations) {
     },
 
     createUser: async (req, res) => {
-      const user = await ops.createUser(actorOf(req), req.body);
+      const user = await ops.createUser(apiActor(req), req.body);
       res
         .status(201)
         .location(`/admin/api/users/${encodeURIComponent(user.id)}`)
@@ -141,24 +142,24 @@ export function apiHandlers(ops: AdminOperations) {
     },
 
     updateUser: async (req, res) => {
-      res.json(userJson(await ops.updateUser(actorOf(req), param(req, 'userId'), req.body)));
+      res.json(userJson(await ops.updateUser(apiActor(req), param(req, 'userId'), req.body)));
     },
 
     deactivateUser: async (req, res) => {
-      res.json(userJson(await ops.updateUser(actorOf(req), param(req, 'userId'), { active: false })));
+      res.json(userJson(await ops.updateUser(apiActor(req), param(req, 'userId'), { active: false })));
     },
 
     unlockUser: async (req, res) => {
-      res.json(userJson(await ops.unlockUser(actorOf(req), param(req, 'userId'))));
+      res.json(userJson(await ops.unlockUser(apiActor(req), param(req, 'userId'))));
     },
 
     resetPassword: async (req, res) => {
-      await ops.resetPassword(actorOf(req), param(req, 'userId'), req.body);
+      await ops.resetPassword(apiActor(req), param(req, 'userId'), req.body);
       res.status(204).end();
     },
 
     revokeGrants: async (req, res) => {
-      res.json(await ops.endUserAccess(actorOf(req), param(req, 'userId')));
+      res.json(await ops.endUserAccess(apiActor(req), param(req, 'userId')));
     },
 
     listKeys: async (_req, res) => {
@@ -167,7 +168,7 @@ export function apiHandlers(ops: AdminOperations) {
     },
 
     rotateKeys: async (req, res) => {
-      res.json({ keys: (await ops.rotateKeys(actorOf(req))).map(keyJson) });
+      res.json({ keys: (await ops.rotateKeys(apiActor(req))).map(keyJson) });
     },
 
     audit: async (req, res) => {

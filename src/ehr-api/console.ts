@@ -6,7 +6,7 @@
  *   same code as the admin API
  */
 import express, { type Request, type Response, Router } from 'express';
-import type { Actor } from '../admin/operations.ts';
+import { actorOf } from '../admin/console-render.ts';
 import type { AppContext } from '../context.ts';
 import { HttpError, ValidationError } from '../http/errors.ts';
 import { ROUTES } from '../smart/endpoints.ts';
@@ -14,13 +14,6 @@ import { noStore, requireAdminRole, requireUser } from '../web/current-user.ts';
 import { csrfGuard } from '../web/session.ts';
 import type { EhrSystemAdmin } from './admin-api.ts';
 import type { EhrSystem } from './ehr-systems.ts';
-
-const actorOf = (req: Request, res: Response): Actor => ({
-  via: 'console',
-  userId: res.locals.currentUser?.id ?? null,
-  requestId: req.id != null ? String(req.id) : null,
-  ip: req.ip ?? null,
-});
 
 /** The form's fields as the admin API's JSON: empty fields left out, sites split, jwks parsed. */
 function inputOf(body: Record<string, unknown>): Record<string, unknown> {

@@ -15,9 +15,8 @@
  * The launch signs its user in at the authorization: src/oidc/interactions.ts.
  */
 import express, { type RequestHandler, Router } from 'express';
-import { requireJsonBody } from '../admin/api.ts';
+import { apiActor, requireJsonBody } from '../admin/api.ts';
 import { adminApiRouter } from '../admin/api-router.ts';
-import type { Actor } from '../admin/operations.ts';
 import type { AppContext, Capability } from '../context.ts';
 import { HttpError, speaks } from '../http/errors.ts';
 import { routeTable } from '../http/route-table.ts';
@@ -47,12 +46,6 @@ export interface EhrApiCapability extends Capability {
 }
 
 const requestIdOf = (req: express.Request) => (req.id != null ? String(req.id) : null);
-const apiActor = (req: express.Request): Actor => ({
-  via: 'api',
-  userId: null,
-  requestId: requestIdOf(req),
-  ip: req.ip ?? null,
-});
 const param = (req: express.Request, name: string) => String(req.params[name] ?? '');
 
 export function createEhrApi(ctx: AppContext): EhrApiCapability {

@@ -118,9 +118,9 @@ async function assertSiteClient(ctx: AppContext, siteNum: string, clientId: stri
  * A launch that changes nothing about the user (the usual one) costs one locking read.
  */
 async function accountOf(tx: Queryable, system: EhrSystemRef, u: LaunchUser, retry: boolean): Promise<User> {
-  const identity = { issuer: ehrSystemIssuer(system.clientId), subject: u.id };
+  const identity = identityOf(system, u);
   const stored = await lockUserByIdentity(tx, identity);
-  if (stored && (!stored.active || (await unchanged(tx, stored, u)))) return stored;
+  if (stored && (await needsNoWrite(tx, stored, u))) return stored;
   const { user } = await findOrCreateInTransaction(
     tx,
     identity,
@@ -144,9 +144,18 @@ async function unchangedAccount(
   system: EhrSystemRef,
   u: LaunchUser,
 ): Promise<User | undefined> {
-  const stored = await lockUserByIdentity(q, { issuer: ehrSystemIssuer(system.clientId), subject: u.id });
-  return stored && (!stored.active || (await unchanged(q, stored, u))) ? stored : undefined;
+  const stored = await lockUserByIdentity(q, identityOf(system, u));
+  return stored && (await needsNoWrite(q, stored, u)) ? stored : undefined;
 }
+
+const identityOf = (system: EhrSystemRef, u: LaunchUser) => ({
+  issuer: ehrSystemIssuer(system.clientId),
+  subject: u.id,
+});
+
+/** A deactivated account (the launch refuses it) or one the launch's fields do not change. */
+const needsNoWrite = async (q: Queryable, stored: User, u: LaunchUser): Promise<boolean> =>
+  !stored.active || (await unchanged(q, stored, u));
 
 /** Whether the launch's user fields say what is stored already (then nothing is written). */
 async function unchanged(tx: Queryable, stored: User, u: LaunchUser): Promise<boolean> {

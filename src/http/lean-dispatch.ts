@@ -17,7 +17,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { errorHandler } from './errors.ts';
-import { REQUEST_ID, redactUrl } from './logger.ts';
+import { REQUEST_ID, redactUrl, requestLogLevel } from './logger.ts';
 import { requestContext } from './request-context.ts';
 import { staticSecurityHeaders } from './security-headers.ts';
 
@@ -56,8 +56,7 @@ export function leanDispatcher(ctx: AppContext, app: Express, routes: HotRoute[]
     Object.assign(res, { req, locals: Object.create(null) });
     res.once('finish', () => {
       const status = res.statusCode;
-      const level = status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info';
-      logger[level](
+      logger[requestLogLevel(status)](
         {
           req: { id, method: req.method, url: redactUrl(req.originalUrl) },
           res: { statusCode: status },
@@ -69,7 +68,7 @@ export function leanDispatcher(ctx: AppContext, app: Express, routes: HotRoute[]
     const fail = (err: unknown) => onError(err, req, res, () => {});
     const step = (i: number): NextFunction =>
       ((err?: unknown) => {
-        if (err !== undefined && err !== null && err !== 'route' && err !== 'router') return fail(err);
+        if (err) return fail(err);
         const handler = route.handlers[i];
         if (!handler) return;
         try {

@@ -75,6 +75,13 @@ function safeDecode(s: string): string {
 /** A request id we accept from X-Request-Id (else one is drawn). */
 export const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
 
+/** The level of a request's log line: errors and 5xx as error, 4xx as warn, the rest info. */
+export function requestLogLevel(status: number, err?: unknown): 'error' | 'warn' | 'info' {
+  if (err || status >= 500) return 'error';
+  if (status >= 400) return 'warn';
+  return 'info';
+}
+
 export function requestLogger(logger: Logger) {
   return pinoHttp({
     logger,
@@ -84,11 +91,7 @@ export function requestLogger(logger: Logger) {
       res.setHeader('X-Request-Id', id);
       return id;
     },
-    customLogLevel(_req, res, err) {
-      if (err || res.statusCode >= 500) return 'error';
-      if (res.statusCode >= 400) return 'warn';
-      return 'info';
-    },
+    customLogLevel: (_req, res, err) => requestLogLevel(res.statusCode, err),
     autoLogging: {
       ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics',
     },

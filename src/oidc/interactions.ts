@@ -76,18 +76,13 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
     const launched = await apiLaunchUser(ctx.db, details.params.launch, client.clientId);
     if (launched) {
       if (sessionUser && sessionUser !== launched.userId) {
-        await ctx.audit.record({
-          action: 'ehr.signin',
-          outcome: 'failure',
+        await recordSignInByLaunch(ctx, {
           userId: sessionUser,
           clientId: client.clientId,
+          requestedBy: launched.requestedBy,
           requestId: (req as { id?: string }).id ?? null,
           ip: req.ip ?? null,
-          detail: {
-            method: 'ehr-launch',
-            reason: 'other_user_signed_in',
-            requested_by: launched.requestedBy,
-          },
+          refused: 'other_user_signed_in',
         });
         throw new HttpError(
           403,

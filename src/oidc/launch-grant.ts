@@ -160,18 +160,32 @@ export async function ssoGrant(ctx: AppContext, kctx: KoaContextWithOIDC): Promi
   return result.grant;
 }
 
-/** The audit event of a user signed in by an EHR system's launch (ehr.signin, method ehr-launch). */
+/**
+ * The audit event of a sign-in by an EHR system's launch (ehr.signin, method ehr-launch): the
+ * user it signed in, or — with a `refused` reason — the user signed in here whom it was refused to.
+ */
 export function recordSignInByLaunch(
   ctx: AppContext,
-  e: { userId: string; clientId: string; requestedBy: string; requestId: string | null; ip: string | null },
+  e: {
+    userId: string;
+    clientId: string;
+    requestedBy: string;
+    requestId: string | null;
+    ip: string | null;
+    refused?: string;
+  },
 ): Promise<void> {
   return ctx.audit.record({
     action: 'ehr.signin',
-    outcome: 'success',
+    outcome: e.refused ? 'failure' : 'success',
     userId: e.userId,
     clientId: e.clientId,
     requestId: e.requestId,
     ip: e.ip,
-    detail: { method: 'ehr-launch', requested_by: e.requestedBy },
+    detail: {
+      method: 'ehr-launch',
+      requested_by: e.requestedBy,
+      ...(e.refused ? { reason: e.refused } : {}),
+    },
   });
 }

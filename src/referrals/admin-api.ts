@@ -7,6 +7,7 @@
  * - a filed or dismissed message cannot be matched or dismissed again (409)
  */
 import { z } from 'zod';
+import type { Actor } from '../admin/operations.ts';
 import type { AuditEvent, AuditTrail } from '../audit/audit.ts';
 import type { Database } from '../db/database.ts';
 import { readResource } from '../fhir/repository.ts';
@@ -17,12 +18,8 @@ import type { Integration, IntegrationCredentials, Integrations } from './integr
 import { requeueInOcean } from './letters.ts';
 import { readMessage } from './message.ts';
 
-export interface Actor {
-  via: 'api' | 'console';
-  userId: string | null;
-  requestId?: string | null;
-  ip?: string | null;
-}
+/** Who acts: the admin token or a signed-in administrator (the admin room's one definition). */
+export type { Actor };
 
 const OUTCOMES = ['filed', 'unmatched', 'ignored', 'refused', 'dismissed'] as const;
 export const inboxFilter = z.strictObject({

@@ -7,11 +7,12 @@
  *   same code as the admin API
  */
 import express, { type Request, type RequestHandler, type Response, Router } from 'express';
+import { actorOf } from '../admin/console-render.ts';
 import type { AppContext } from '../context.ts';
 import { HttpError, ValidationError } from '../http/errors.ts';
 import { noStore, requireAdminRole, requireUser } from '../web/current-user.ts';
 import { csrfGuard } from '../web/session.ts';
-import type { Actor, ReferralAdmin } from './admin-api.ts';
+import type { ReferralAdmin } from './admin-api.ts';
 import { inboxCounts } from './inbox.ts';
 
 const handle =
@@ -19,13 +20,6 @@ const handle =
   (req, res, next) => {
     fn(req, res).catch(next);
   };
-
-const actorOf = (req: Request, res: Response): Actor => ({
-  via: 'console',
-  userId: res.locals.currentUser?.id ?? null,
-  requestId: req.id != null ? String(req.id) : null,
-  ip: req.ip ?? null,
-});
 
 export function referralConsole(ctx: AppContext, admin: ReferralAdmin, currentUser: RequestHandler): Router {
   const form = express.urlencoded({ extended: false, limit: ctx.config.bodyLimit, parameterLimit: 20 });

@@ -19,11 +19,12 @@
  * Background: the letter job (./letters.ts), on every instance.
  */
 import express, { type RequestHandler, Router } from 'express';
+import { apiActor } from '../admin/api.ts';
 import { adminApiRouter } from '../admin/api-router.ts';
 import type { AppContext, Capability } from '../context.ts';
 import { HttpError, notFound, speaks } from '../http/errors.ts';
 import { loadCurrentUser, noStore, requireUser } from '../web/current-user.ts';
-import { type Actor, ReferralAdmin } from './admin-api.ts';
+import { ReferralAdmin } from './admin-api.ts';
 import { referralConsole } from './console.ts';
 import { Integrations, integrationClientMetadata } from './integrations.ts';
 import { LetterJob, readLetter } from './letters.ts';
@@ -37,12 +38,6 @@ const handle =
     fn(req, res).catch(next);
   };
 const param = (req: express.Request, name: string) => String(req.params[name] ?? '');
-const apiActor = (req: express.Request): Actor => ({
-  via: 'api',
-  userId: null,
-  requestId: req.id != null ? String(req.id) : null,
-  ip: req.ip ?? null,
-});
 const MESSAGE_TYPES = ['application/fhir+json', 'application/json', 'application/json+fhir'];
 
 /** The referrals capability, with its letter job (tests and operations run a pass on demand). */
