@@ -13,7 +13,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import module, { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -90,6 +90,9 @@ if (!build()) process.exit(1);
 // start instead of two on every `npm start`.
 // The entry sees the command line it would have had as `node <entry> …`.
 if (entry) {
+  // Node 22.1+ (the image's runtime) keeps compiled modules on disk between starts; Node 20 has
+  // no such cache and goes on without it.
+  module.enableCompileCache?.();
   process.argv = [process.argv[0], join(ROOT, entry), ...process.argv.slice(runIndex + 2)];
   await import(pathToFileURL(join(ROOT, entry)).href);
 }

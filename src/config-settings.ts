@@ -52,6 +52,11 @@ export const settings = {
     default: './data',
     why: 'where the embedded database keeps its files ("memory://" keeps nothing, for tests)',
   },
+  EMBEDDED_SHARED_BUFFERS: {
+    schema: z.string().regex(/^[1-9][0-9]{0,5}(kB|MB|GB)$/, { message: 'must be a size such as 16MB' }),
+    default: '16MB',
+    why: "the embedded database's page cache; PostgreSQL's 128MB default is zeroed at every start (≈ 0.15 s) and a single-clinic database lives in the OS file cache anyway",
+  },
   KEYS_DIR: {
     schema: z.string().min(1),
     default: './keys',

@@ -15,6 +15,8 @@ export type Config = {
   databaseUrl: string | undefined;
   databasePoolMax: number;
   dataDir: string;
+  /** EMBEDDED_SHARED_BUFFERS: PGlite's shared_buffers (src/db/pglite.ts). */
+  embeddedSharedBuffers: string;
   keysDir: string;
   secretsKey: Buffer | undefined;
   /** SECRETS_KEY_PREVIOUS: the key being rotated out (src/keys/secrets-rotation.ts). */
@@ -105,6 +107,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl: values.DATABASE_URL as string | undefined,
     databasePoolMax: values.DATABASE_POOL_MAX as number,
     dataDir: values.DATA_DIR as string,
+    embeddedSharedBuffers: values.EMBEDDED_SHARED_BUFFERS as string,
     keysDir: values.KEYS_DIR as string,
     secretsKey: values.SECRETS_KEY ? Buffer.from(values.SECRETS_KEY as string, 'base64') : undefined,
     secretsKeyPrevious: values.SECRETS_KEY_PREVIOUS

@@ -100,7 +100,7 @@ export async function buildServer(config: Config, options: BuildOptions): Promis
       machineClients: async (clientId) =>
         (await referrals.clientMetadata(clientId)) ?? (await ehrApi.clientMetadata(clientId)),
     });
-    const sso = createSso(ctx);
+    const sso = await createSso(ctx);
     const capabilities: Capability[] = [
       oidc,
       await createFhir(ctx, { liveTokenSql: oidc.liveTokenSql }),

@@ -60,6 +60,14 @@ describe('configuration', () => {
     expect(p[0]).toMatch(new RegExp(`^${expected}`));
   });
 
+  it("sizes the embedded database's page cache small by default, and refuses a size PostgreSQL would not read", () => {
+    expect(loadConfig({}).embeddedSharedBuffers).toBe('16MB');
+    expect(loadConfig({ EMBEDDED_SHARED_BUFFERS: '256MB' }).embeddedSharedBuffers).toBe('256MB');
+    for (const bad of ['16', '16mb', '-1MB', "16MB' -c fsync=off", '0MB']) {
+      expect(problems({ EMBEDDED_SHARED_BUFFERS: bad })[0]).toMatch(/^EMBEDDED_SHARED_BUFFERS/);
+    }
+  });
+
   it('reports every bad value at once', () => {
     expect(problems({ PORT: 'x', LOG_LEVEL: 'y', NODE_ENV: 'z' })).toHaveLength(3);
   });

@@ -6,7 +6,7 @@ import type { Database } from './database.ts';
  * the driver in use is loaded (each costs start-up time the other deployment does not need).
  */
 export async function openDatabase(
-  config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'>,
+  config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir' | 'embeddedSharedBuffers'>,
   onError?: (err: Error) => void,
 ): Promise<Database> {
   if (config.databaseUrl) {
@@ -14,7 +14,7 @@ export async function openDatabase(
     return createPostgresDatabase(config.databaseUrl, { max: config.databasePoolMax, onError });
   }
   const { createPgliteDatabase } = await import('./pglite.ts');
-  return createPgliteDatabase(config.dataDir);
+  return createPgliteDatabase(config.dataDir, { sharedBuffers: config.embeddedSharedBuffers });
 }
 
 /** How the database is described at start-up, without credentials. */

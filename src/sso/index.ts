@@ -7,14 +7,15 @@
  * provider and a session row). No routes at all when IDP_ISSUER is unset.
  * Gives the EHR sign-in page its choices (src/ehr/sign-in.ts SignInChoices): the provider's
  * button, whether the password form is on, and the provider's end-session URL after sign-out.
+ * The relying party (openid-client) is loaded only when a provider is configured: most starts
+ * have none, and its modules are start-up time they would not use.
  */
 import { Router } from 'express';
 import type { AppContext, Capability } from '../context.ts';
 import type { SignInChoices } from '../ehr/sign-in.ts';
 import { loggableError } from '../http/errors.ts';
 import { loadCurrentUser, noStore } from '../web/current-user.ts';
-import { RelyingParty } from './relying-party.ts';
-import { identityProviderRoutes, verifyWith } from './sign-in.ts';
+import type { RelyingParty } from './relying-party.ts';
 
 export const SSO_PATH = '/login/sso';
 export const CALLBACK_PATH = '/login/sso/callback';
@@ -23,10 +24,14 @@ export interface Sso extends Capability {
   choices: SignInChoices;
 }
 
-export function createSso(ctx: AppContext): Sso {
+export async function createSso(ctx: AppContext): Promise<Sso> {
   const settings = ctx.config.identityProvider;
   const choices: SignInChoices = { localPasswords: ctx.config.localPasswords };
   if (!settings) return { name: 'sso', choices };
+  const [{ RelyingParty }, { identityProviderRoutes, verifyWith }] = await Promise.all([
+    import('./relying-party.ts'),
+    import('./sign-in.ts'),
+  ]);
 
   const rp: RelyingParty = new RelyingParty(
     settings,
