@@ -190,10 +190,12 @@ async function bare() {
 }
 
 async function product() {
+  const { expressBorn } = await import('../src/http/express-born.ts');
   const { loadConfig } = await import('../src/config.ts');
   const { buildServer } = await import('../src/server.ts');
   const { createLogger } = await import('../src/http/logger.ts');
-  const server = createServer();
+  const born = expressBorn(); // as main.ts serves
+  const server = createServer(born.options);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address() as { port: number };
   const url = `http://127.0.0.1:${address.port}`;
@@ -207,6 +209,7 @@ async function product() {
     NODE_ENV: 'test',
   });
   const built = await buildServer(config, { logger: createLogger('silent') });
+  born.bind(built.app);
   server.on('request', built.handler);
   const floorUrl = await floor(built.ctx);
   process.on('message', async (m: { cmd: string; patientId?: string }) => {

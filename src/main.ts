@@ -9,6 +9,7 @@
 import { createServer } from 'node:http';
 import { ConfigError, describeConfig, loadConfig } from './config.ts';
 import { describeDatabase, openDatabase } from './db/open-database.ts';
+import { expressBorn } from './http/express-born.ts';
 import { loggableError } from './http/errors.ts';
 import { createLogger } from './http/logger.ts';
 
@@ -30,7 +31,9 @@ async function main(): Promise<void> {
   opening.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
   const { buildServer } = await import('./server.ts');
   const built = await buildServer(config, { logger, db: await opening, ownsDb: true });
-  const server = createServer(built.handler);
+  const born = expressBorn();
+  born.bind(built.app);
+  const server = createServer(born.options, built.handler);
   server.keepAliveTimeout = 65_000; // longer than common load balancers' idle timeout
   server.headersTimeout = 66_000;
 

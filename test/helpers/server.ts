@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { type Config, loadConfig } from '../../src/config.ts';
 import type { Database } from '../../src/db/database.ts';
+import { expressBorn } from '../../src/http/express-born.ts';
 import { createLogger, type Logger } from '../../src/http/logger.ts';
 import { type BuiltServer, buildServer } from '../../src/server.ts';
 
@@ -55,7 +56,8 @@ export async function startTestServer(
   env: Record<string, string | undefined> = {},
   logger: Logger = createLogger('silent'),
 ): Promise<TestServer> {
-  const server = createServer();
+  const born = expressBorn();
+  const server = createServer(born.options);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   if (!address || typeof address === 'string') throw new Error('no port');
@@ -68,6 +70,7 @@ export async function startTestServer(
     server.close();
     throw err;
   }
+  born.bind(built.app);
   server.on('request', built.handler);
   return {
     ...built,
