@@ -5,10 +5,9 @@
  *   ./security-headers.ts), the request id (a valid X-Request-Id kept, else a new one; echoed),
  *   the request context for logs, the Prometheus metrics (the same middleware), and one log line
  *   per request without PHI (the same shape, URL redaction and levels as the request logger)
- * - the request and response have Express's helpers — born with them (./express-born.ts, no
- *   per-request prototype swap, the costly part of Express's init), else given them as Express's
- *   own init does — so the route's handlers, the FHIR guard pipeline, are the very handlers the
- *   router runs
+ * - the request and response get Express's prototypes (as Express's own init does), so the
+ *   route's handlers — the FHIR guard pipeline — are the very handlers the router runs; the
+ *   server's objects are born with them (./express-born.ts), which makes that a no-op
  * - only an exact match is taken (method, path shape, known type); anything else — another
  *   method, a trailing slash, an encoded character, a lower-case type — goes to the Express
  *   application, which answers it as before
@@ -19,7 +18,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { errorHandler } from './errors.ts';
-import { inheritsApp } from './express-born.ts';
 import { REQUEST_ID, redactUrl, requestLogLevel } from './logger.ts';
 import { requestContext } from './request-context.ts';
 import { staticSecurityHeaders } from './security-headers.ts';
@@ -52,14 +50,9 @@ export function leanDispatcher(ctx: AppContext, app: Express, routes: HotRoute[]
     const incoming = rawReq.headers['x-request-id'];
     const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     rawRes.setHeader('X-Request-Id', id);
-    // What Express's init does: its request and response helpers (already inherited when the
-    // server's objects are born so: ./express-born.ts), each knowing the other.
-    if (!inheritsApp(app, rawReq, rawRes)) {
-      Object.setPrototypeOf(rawReq, app.request);
-      Object.setPrototypeOf(rawRes, app.response);
-    }
-    const req = rawReq as Request;
-    const res = rawRes as Response;
+    // What Express's init does: its request and response helpers, each knowing the other.
+    const req = Object.setPrototypeOf(rawReq, app.request) as Request;
+    const res = Object.setPrototypeOf(rawRes, app.response) as Response;
     Object.assign(req, { res, id, log: logger, originalUrl: req.url, params });
     Object.assign(res, { req, locals: Object.create(null) });
     res.once('finish', () => {
