@@ -31,6 +31,9 @@ import { benchDatabase, cpuSeconds, freePort, productEntry, startChild, stopChil
 import type { BenchArgs } from './run.ts';
 
 const PROFILE = process.env.LAUNCH_BENCH_PROFILE;
+/** LAUNCH_BENCH_SCENARIOS=confidential (comma-separated: public, confidential, api) runs only those. */
+const SCENARIOS = new Set((process.env.LAUNCH_BENCH_SCENARIOS ?? 'public,confidential,api').split(','));
+const skipped = { text: '', cpuPerLaunch: Number.NaN };
 const REDIRECT_URI = 'https://ocean.bench.invalid/cb';
 const CONCURRENCY = Number(process.env.LAUNCH_BENCH_CONCURRENCY ?? 24);
 /** The issue's confidential scenario: 8 clinicians, each with their own EHR session. */
@@ -572,86 +575,92 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
       server: bare,
     });
 
-    const publicPart = await scenario(
-      `public client, ${CONCURRENCY} browsers`,
-      'Public client (PKCE S256), pre-authorized, RS256 id_token; scope `openid fhirUser profile launch patient/*.read` (bare: `openid`). A browser with a provider session gets its per-launch grant at /fhir/auth (no interaction page).',
-      {
-        flow: {
-          issuer,
-          clientId: client.client_id,
-          idTokenAlg: 'RS256',
-          jwks,
-          scope: 'openid fhirUser profile launch patient/*.read',
-          offline: false,
-          startLaunch: startLaunch('1234'),
-        },
-        jars: publicJars,
-        server: product,
-        pg: meter,
-      },
-      barePublic(),
-      seconds,
-    );
-    const confidentialPart = await scenario(
-      `confidential client, ${CLINICIANS} clinicians`,
-      '`client_secret_basic`, ES256 id_token, scope `openid fhirUser profile launch patient/*.read offline_access` with `prompt=consent` (bare: `openid offline_access`); each clinician has their own EHR session; the product shows its consent page, the browser reads it and posts the form (CSRF token, decision=allow), the bare provider finishes login and consent in one step at once; every token response carries a refresh token.',
-      {
-        flow: {
-          issuer,
-          clientId: confidential.client.client_id,
-          clientSecret: confidential.client_secret!,
-          idTokenAlg: 'ES256',
-          jwks,
-          scope: 'openid fhirUser profile launch patient/*.read offline_access',
-          offline: true,
-          startLaunch: startLaunch('5678'),
-        },
-        jars: confidentialJars,
-        server: product,
-        pg: meter,
-      },
-      {
-        flow: {
-          issuer: bareIssuer,
-          clientId: 'bench-confidential',
-          clientSecret: BARE_SECRET,
-          idTokenAlg: 'ES256',
-          jwks: bareJwks,
-          scope: 'openid offline_access',
-          offline: true,
-          startLaunch: noLaunch,
-        },
-        jars: Array.from({ length: CLINICIANS }, () => new Jar()),
-        server: bare,
-      },
-      seconds,
-    );
+    const publicPart = !SCENARIOS.has('public')
+      ? skipped
+      : await scenario(
+          `public client, ${CONCURRENCY} browsers`,
+          'Public client (PKCE S256), pre-authorized, RS256 id_token; scope `openid fhirUser profile launch patient/*.read` (bare: `openid`). A browser with a provider session gets its per-launch grant at /fhir/auth (no interaction page).',
+          {
+            flow: {
+              issuer,
+              clientId: client.client_id,
+              idTokenAlg: 'RS256',
+              jwks,
+              scope: 'openid fhirUser profile launch patient/*.read',
+              offline: false,
+              startLaunch: startLaunch('1234'),
+            },
+            jars: publicJars,
+            server: product,
+            pg: meter,
+          },
+          barePublic(),
+          seconds,
+        );
+    const confidentialPart = !SCENARIOS.has('confidential')
+      ? skipped
+      : await scenario(
+          `confidential client, ${CLINICIANS} clinicians`,
+          '`client_secret_basic`, ES256 id_token, scope `openid fhirUser profile launch patient/*.read offline_access` with `prompt=consent` (bare: `openid offline_access`); each clinician has their own EHR session; the product shows its consent page, the browser reads it and posts the form (CSRF token, decision=allow), the bare provider finishes login and consent in one step at once; every token response carries a refresh token.',
+          {
+            flow: {
+              issuer,
+              clientId: confidential.client.client_id,
+              clientSecret: confidential.client_secret!,
+              idTokenAlg: 'ES256',
+              jwks,
+              scope: 'openid fhirUser profile launch patient/*.read offline_access',
+              offline: true,
+              startLaunch: startLaunch('5678'),
+            },
+            jars: confidentialJars,
+            server: product,
+            pg: meter,
+          },
+          {
+            flow: {
+              issuer: bareIssuer,
+              clientId: 'bench-confidential',
+              clientSecret: BARE_SECRET,
+              idTokenAlg: 'ES256',
+              jwks: bareJwks,
+              scope: 'openid offline_access',
+              offline: true,
+              startLaunch: noLaunch,
+            },
+            jars: Array.from({ length: CLINICIANS }, () => new Jar()),
+            server: bare,
+          },
+          seconds,
+        );
 
     const apiJars = Array.from({ length: CONCURRENCY }, (_, i) => {
       const jar = new Jar(); // a browser that never signed in to us
       apiUsers.set(jar, `bench-emr-user-${i}`);
       return jar;
     });
-    const apiPart = await scenario(
-      `launch API, ${CONCURRENCY} browsers`,
-      "The public scenario's launch, asked for by an EHR system: one Backend Services token (ES384 assertion) reused; per launch `POST /ehr-api/launches` (the EHR user, `patient: { id }`), then the browser — with no EHR session of ours; after its first launch it holds a provider session of that user — authorizes and redeems the code. Bare: as in the public scenario.",
-      {
-        flow: {
-          issuer,
-          clientId: client.client_id,
-          idTokenAlg: 'RS256',
-          jwks,
-          scope: 'openid fhirUser profile launch patient/*.read',
-          offline: false,
-          startLaunch: apiLaunch,
-        },
-        jars: apiJars,
-        server: product,
-        pg: meter,
-      },
-      barePublic(),
-      seconds,
-    );
+    const apiPart = !SCENARIOS.has('api')
+      ? skipped
+      : await scenario(
+          `launch API, ${CONCURRENCY} browsers`,
+          "The public scenario's launch, asked for by an EHR system: one Backend Services token (ES384 assertion) reused; per launch `POST /ehr-api/launches` (the EHR user, `patient: { id }`), then the browser — with no EHR session of ours; after its first launch it holds a provider session of that user — authorizes and redeems the code. Bare: as in the public scenario.",
+          {
+            flow: {
+              issuer,
+              clientId: client.client_id,
+              idTokenAlg: 'RS256',
+              jwks,
+              scope: 'openid fhirUser profile launch patient/*.read',
+              offline: false,
+              startLaunch: apiLaunch,
+            },
+            jars: apiJars,
+            server: product,
+            pg: meter,
+          },
+          barePublic(),
+          seconds,
+        );
     const apiVsScreen = apiPart.cpuPerLaunch / publicPart.cpuPerLaunch;
 
     return [
@@ -665,7 +674,9 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
       '',
       apiPart.text,
       '',
-      `Launch API against the screen path (issue 11: no more server CPU per launch): ${apiPart.cpuPerLaunch.toFixed(1)} ms against ${publicPart.cpuPerLaunch.toFixed(1)} ms — ${apiVsScreen.toFixed(2)}×, ${apiVsScreen <= 1 ? 'met ✓' : 'NOT met ✗'}.`,
+      Number.isNaN(apiVsScreen)
+        ? ''
+        : `Launch API against the screen path (issue 11: no more server CPU per launch): ${apiPart.cpuPerLaunch.toFixed(1)} ms against ${publicPart.cpuPerLaunch.toFixed(1)} ms — ${apiVsScreen.toFixed(2)}×, ${apiVsScreen <= 1 ? 'met ✓' : 'NOT met ✗'}.`,
       '',
       `Machine load average after measuring: ${loadavg()
         .map((l) => l.toFixed(1))
