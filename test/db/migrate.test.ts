@@ -22,6 +22,25 @@ describe('migrations', () => {
     expect(rows.map((r) => r.version)).toEqual(listMigrations().map((m) => m.version));
   });
 
+  it('reads what is recorded once when nothing is pending: no transaction, no lock', async () => {
+    await migrate(t.db);
+    let transactions = 0;
+    const counting: Database = {
+      ...t.db,
+      transaction: (fn) => {
+        transactions++;
+        return t.db.transaction(fn);
+      },
+    };
+    expect(await migrate(counting)).toEqual([]);
+    expect(transactions).toBe(0);
+    // a pending one still runs in its own transaction, under the lock
+    const extra = { version: 99998, name: '99998_extra.sql', checksum: 'x', sql: 'SELECT 1' };
+    expect(await migrate(counting, [...listMigrations(), extra])).toEqual(['99998_extra.sql']);
+    expect(transactions).toBe(1);
+    await t.db.query('DELETE FROM schema_migrations WHERE version = 99998');
+  });
+
   it('refuses a migration whose file changed after it was applied', async () => {
     const [m] = listMigrations();
     await expect(migrate(t.db, [{ ...m!, checksum: 'changed' }])).rejects.toThrow(/was changed/);
