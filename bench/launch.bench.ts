@@ -575,25 +575,28 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
       server: bare,
     });
 
+    /** The product's side of the public scenario (and of the launch API's, which starts launches its own way). */
+    const productPublic = (start: Flow['startLaunch'], jars: Jar[]): Side => ({
+      flow: {
+        issuer,
+        clientId: client.client_id,
+        idTokenAlg: 'RS256',
+        jwks,
+        scope: 'openid fhirUser profile launch patient/*.read',
+        offline: false,
+        startLaunch: start,
+      },
+      jars,
+      server: product,
+      pg: meter,
+    });
+
     const publicPart = !SCENARIOS.has('public')
       ? skipped
       : await scenario(
           `public client, ${CONCURRENCY} browsers`,
           'Public client (PKCE S256), pre-authorized, RS256 id_token; scope `openid fhirUser profile launch patient/*.read` (bare: `openid`). A browser with a provider session gets its per-launch grant at /fhir/auth (no interaction page).',
-          {
-            flow: {
-              issuer,
-              clientId: client.client_id,
-              idTokenAlg: 'RS256',
-              jwks,
-              scope: 'openid fhirUser profile launch patient/*.read',
-              offline: false,
-              startLaunch: startLaunch('1234'),
-            },
-            jars: publicJars,
-            server: product,
-            pg: meter,
-          },
+          productPublic(startLaunch('1234'), publicJars),
           barePublic(),
           seconds,
         );
@@ -644,20 +647,7 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
       : await scenario(
           `launch API, ${CONCURRENCY} browsers`,
           "The public scenario's launch, asked for by an EHR system: one Backend Services token (ES384 assertion) reused; per launch `POST /ehr-api/launches` (the EHR user, `patient: { id }`), then the browser — with no EHR session of ours; after its first launch it holds a provider session of that user — authorizes and redeems the code. Bare: as in the public scenario.",
-          {
-            flow: {
-              issuer,
-              clientId: client.client_id,
-              idTokenAlg: 'RS256',
-              jwks,
-              scope: 'openid fhirUser profile launch patient/*.read',
-              offline: false,
-              startLaunch: apiLaunch,
-            },
-            jars: apiJars,
-            server: product,
-            pg: meter,
-          },
+          productPublic(apiLaunch, apiJars),
           barePublic(),
           seconds,
         );
