@@ -9,8 +9,8 @@
 import { createServer } from 'node:http';
 import { ConfigError, describeConfig, loadConfig } from './config.ts';
 import { describeDatabase, openDatabase } from './db/open-database.ts';
-import { expressBorn } from './http/express-born.ts';
 import { loggableError } from './http/errors.ts';
+import { expressBorn } from './http/express-born.ts';
 import { createLogger } from './http/logger.ts';
 
 async function main(): Promise<void> {
