@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The production image of the SMART on FHIR launch server (README "Production").
-# - build stage: every dependency, the type-checked compile to dist/
+# - build stage: every dependency, the type check and the bundle in dist/ (scripts/build.mjs)
 # - runtime stage: Node.js 22 LTS (oidc-provider's supported runtime) on Debian slim, production
 #   dependencies only, compiled code, views and static files — owned by root, run as `node`
 #   (uid 1000), so the process cannot change its own code

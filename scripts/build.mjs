@@ -1,15 +1,23 @@
 #!/usr/bin/env node
 /*
- * Compiles src/ into dist/ (what `npm start`, the image and CI run with plain node).
- * - `node scripts/build.mjs`: full build: type-checked tsc, a clean dist/, SQL migrations copied
- *   next to the compiled migrator (dist/db/migrations/), a stamp naming the sources' newest mtime
- * - `--run <file>` (npm start, npm run import): then runs the compiled entry in this same process
+ * Bundles src/ into dist/ (what `npm start`, the image and CI run with plain node).
+ * - `node scripts/build.mjs`: full build: the type check (tsc --noEmit), then esbuild bundles the
+ *   entries (main, import-cli) and our dependencies into a few ES modules directly in dist/,
+ *   copies the SQL migrations to dist/db/migrations/, and writes a stamp
+ * - one bundle instead of ≈ 900 modules: a start loaded and compiled every file of oidc-provider,
+ *   zod, jose and the rest one by one (≈ 0.5 s of a start on Node 20, which has no compile cache);
+ *   the bundle loads in about half that (BENCHMARKS.md, "start")
+ * - kept out of the bundle: PGlite (it finds its WebAssembly next to its own file), pg's optional
+ *   native binding, sanitize-html (loaded on first use); they are read from node_modules, which
+ *   a production install still has
+ * - every emitted file sits directly in dist/, like src/paths.ts in src/: that module finds the
+ *   views, public files and migrations from its own URL
+ * - `--run <file>` (npm start, npm run import): then runs the built entry in this same process
  * - `--if-stale` (npm start, npm run import): does nothing when dist/ is at least as new as every
- *   file under src/ and the build settings; otherwise emits without the type check (tsc
- *   --noCheck, ≈2 s instead of ≈20 s: `npm run typecheck` and CI are where types are checked)
- * - no TypeScript compiler (a production install, `npm prune --omit=dev`) and a dist/ present:
- *   runs what is there and says so; no compiler and no dist/: an error that says what to run
- * Views and public files are not copied: dist/http/app.js finds ../../views like src/http/app.ts.
+ *   file under src/ and the build settings; otherwise bundles without the type check (≈ 1 s
+ *   instead of ≈ 20 s: `npm run typecheck` and CI are where types are checked)
+ * - no esbuild (a production install, `npm prune --omit=dev`) and a dist/ present: runs what is
+ *   there and says so; no esbuild and no dist/: an error that says what to run
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -21,7 +29,15 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SRC = join(ROOT, 'src');
 const DIST = join(ROOT, 'dist');
 const STAMP = join(DIST, '.build-stamp');
-const SETTINGS = ['tsconfig.json', 'tsconfig.build.json', 'scripts/build.mjs'].map((f) => join(ROOT, f));
+const SETTINGS = ['package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts/build.mjs'].map((f) =>
+  join(ROOT, f),
+);
+const ENTRIES = { main: 'src/main.ts', 'import-cli': 'src/fhir/import-cli.ts' };
+// Read from node_modules at run time, not bundled (see the header).
+const EXTERNAL = ['@electric-sql/pglite', 'pg-native', 'sanitize-html'];
+// CommonJS dependencies inside an ES module bundle still call require() (for Node's built-ins).
+const REQUIRE_BANNER =
+  "import { createRequire as __bundleCreateRequire } from 'node:module'; const require = __bundleCreateRequire(import.meta.url);";
 
 /** Newest modification time under a directory (or of a file), in ms. */
 function newestMtime(path) {
@@ -38,9 +54,10 @@ function isStale() {
   return [SRC, ...SETTINGS].some((p) => existsSync(p) && newestMtime(p) > built);
 }
 
-function tscPath() {
+/** A dev dependency's resolved path, or undefined in a production install. */
+function devDependency(specifier) {
   try {
-    return createRequire(join(ROOT, 'package.json')).resolve('typescript/bin/tsc');
+    return createRequire(join(ROOT, 'package.json')).resolve(specifier);
   } catch {
     return undefined;
   }
@@ -51,29 +68,60 @@ const runIndex = process.argv.indexOf('--run');
 const entry = runIndex > 0 ? process.argv[runIndex + 1] : undefined;
 
 /** Builds dist/ unless --if-stale finds it fresh; false when there is nothing runnable. */
-function build() {
+async function build() {
   if (ifStale && !isStale()) return true;
-  const tsc = tscPath();
-  if (!tsc) {
+  const esbuildPath = devDependency('esbuild');
+  if (!esbuildPath) {
     if (existsSync(join(DIST, 'main.js'))) {
       process.stderr.write(
-        'build: TypeScript is not installed (production install); running the dist/ that is there\n',
+        'build: esbuild is not installed (production install); running the dist/ that is there\n',
       );
       return true;
     }
     process.stderr.write(
-      'build: dist/ is missing and TypeScript is not installed: run `npm install` (with dev dependencies) first\n',
+      'build: dist/ is missing and esbuild is not installed: run `npm install` (with dev dependencies) first\n',
     );
     return false;
   }
   const started = Date.now();
+  if (!ifStale) {
+    const tsc = devDependency('typescript/bin/tsc');
+    const checked = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json')], {
+      cwd: ROOT,
+      stdio: 'inherit',
+    });
+    if (checked.status !== 0) {
+      process.stderr.write('build: type check failed\n');
+      return false;
+    }
+  }
   rmSync(DIST, { recursive: true, force: true });
-  const args = [tsc, '-p', join(ROOT, 'tsconfig.build.json'), ...(ifStale ? ['--noCheck'] : [])];
-  const result = spawnSync(process.execPath, args, { cwd: ROOT, stdio: 'inherit' });
-  if (result.status !== 0) {
-    // Leave no half-built dist/ behind that a later --if-stale would take for a good one.
+  const esbuild = await import(pathToFileURL(esbuildPath).href);
+  try {
+    await esbuild.build({
+      absWorkingDir: ROOT,
+      entryPoints: ENTRIES,
+      outdir: DIST,
+      entryNames: '[name]',
+      chunkNames: '[name]-[hash]',
+      bundle: true,
+      splitting: true, // main loads the server lazily, after the database starts opening
+      format: 'esm',
+      platform: 'node',
+      target: 'node20.19',
+      packages: 'bundle',
+      external: EXTERNAL,
+      banner: { js: REQUIRE_BANNER },
+      keepNames: true, // error classes are told apart by name (oidc-provider's among them)
+      sourcemap: 'linked', // for NODE_OPTIONS=--enable-source-maps; not read otherwise
+      legalComments: 'linked',
+      logLevel: 'warning',
+    });
+  } catch {
+    // esbuild printed the errors. Leave no half-built dist/ behind that a later --if-stale
+    // would take for a good one.
     rmSync(DIST, { recursive: true, force: true });
-    process.stderr.write('build: tsc failed\n');
+    process.stderr.write('build: esbuild failed\n');
     return false;
   }
   mkdirSync(join(DIST, 'db'), { recursive: true });
@@ -85,7 +133,7 @@ function build() {
   return true;
 }
 
-if (!build()) process.exit(1);
+if (!(await build())) process.exit(1);
 // `--run dist/main.js` (npm start): the compiled entry runs in this same process — one Node
 // start instead of two on every `npm start`.
 // The entry sees the command line it would have had as `node <entry> …`.

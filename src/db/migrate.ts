@@ -10,10 +10,9 @@
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { MIGRATIONS_DIR } from '../paths.ts';
 import type { Database } from './database.ts';
 
-const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 // Arbitrary constant shared by every instance: "smart-ocean-launch migrations".
 const MIGRATION_LOCK_KEY = 7_140_260_311;
 

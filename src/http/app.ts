@@ -6,19 +6,16 @@
  * - it names no capability's paths: each declares its own rules (Capability.paths, .rateLimits)
  */
 
-import { fileURLToPath } from 'node:url';
 import express, { type Express } from 'express';
 import type { AppContext, Capability, PathRule } from '../context.ts';
 import { rotationSummary } from '../keys/key-ring.ts';
+import { PUBLIC_DIR, VIEWS_DIR } from '../paths.ts';
 import { errorHandler, HttpError, notFoundHandler } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { requestLogger } from './logger.ts';
 import { limitedRoutes } from './rate-limit.ts';
 import { requestContext } from './request-context.ts';
 import { securityHeaders } from './security-headers.ts';
-
-const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url));
-const PUBLIC_DIR = fileURLToPath(new URL('../../public/', import.meta.url));
 
 export function createApp(ctx: AppContext, capabilities: Capability[]): Express {
   const app = express();
