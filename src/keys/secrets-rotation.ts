@@ -41,13 +41,17 @@ export async function openKeyRing(
   // A ring whose root is not known yet can still seal and open; it seeds the root.
   const bootstrap = new KeyRing(keys.current, keys.current, keys.previous);
   bootstrap.sealUnderCurrent(false); // the seed must be readable by instances that lack the new key
-  await db.query(
-    `INSERT INTO secrets_root (id, root_sealed) VALUES ('root', $1) ON CONFLICT (id) DO NOTHING`,
-    [bootstrap.encrypt(keys.previous ?? keys.current, 'secrets-root')],
-  );
-  const { rows } = await db.query<{ root_sealed: string }>(
-    `SELECT root_sealed FROM secrets_root WHERE id = 'root'`,
-  );
+  const readRoot = () =>
+    db.query<{ root_sealed: string }>(`SELECT root_sealed FROM secrets_root WHERE id = 'root'`);
+  // Read first: the seed is written once in a database's life, not at every start.
+  let { rows } = await readRoot();
+  if (rows.length === 0) {
+    await db.query(
+      `INSERT INTO secrets_root (id, root_sealed) VALUES ('root', $1) ON CONFLICT (id) DO NOTHING`,
+      [bootstrap.encrypt(keys.previous ?? keys.current, 'secrets-root')],
+    );
+    ({ rows } = await readRoot()); // another instance's seed, if it won the race
+  }
   let root: Buffer;
   try {
     root = bootstrap.decrypt(rows[0]!.root_sealed, 'secrets-root');
@@ -138,9 +142,7 @@ export class SecretsRotation {
     const everyoneReads = await this.register();
     if (!this.ring.previousKeyId) {
       // No rotation: everything stored opens with SECRETS_KEY (the start-up check saw to it).
-      this.ring.status.state = 'idle';
-      this.ring.status.remaining = {};
-      this.ring.status.checkedAt = new Date().toISOString();
+      this.#idle();
       return;
     }
     if (!everyoneReads) {
@@ -160,8 +162,13 @@ export class SecretsRotation {
     }
   }
 
+  /**
+   * The timer. The start registered this instance a moment ago (register()), so the first tick
+   * runs now only when a rotation may have work; otherwise the status is idle until the next
+   * heartbeat. (It used to call stop(), whose goodbye deleted that fresh heartbeat.)
+   */
   start(): void {
-    this.stop();
+    if (this.#timer) clearInterval(this.#timer);
     const run = () => {
       if (this.#running) return;
       this.#running = this.tick()
@@ -170,9 +177,16 @@ export class SecretsRotation {
           this.#running = undefined;
         });
     };
-    run();
+    if (this.ring.previousKeyId) run();
+    else this.#idle();
     this.#timer = setInterval(run, this.options.intervalSeconds * 1000);
     this.#timer.unref();
+  }
+
+  #idle(): void {
+    this.ring.status.state = 'idle';
+    this.ring.status.remaining = {};
+    this.ring.status.checkedAt = new Date().toISOString();
   }
 
   /** Stops the timer, waits for a pass under way, and removes this instance's heartbeat. */

@@ -5,6 +5,7 @@
  *   secret and an EHR session all outlive the rotation AND the dropping of the old key
  * - every registered sealed column ends up under the new key; several re-sealers at once lose nothing
  * - a new key seals nothing while a live instance cannot open it
+ * - starting the timer keeps the heartbeat the start made (stop() is the goodbye)
  * - a value sealed under neither key stops the start with a message naming it
  */
 import { randomBytes } from 'node:crypto';
@@ -237,6 +238,28 @@ describe(`SECRETS_KEY rotation mechanics (${usingPostgres ? 'PostgreSQL' : 'PGli
     expect(ring.sealingKeyId).toBe(secretsKeyId(k2));
     expect(ring.status.remaining['secrets_root.root_sealed']).toBe(0);
     await rotation.stop();
+  });
+
+  it('keeps the heartbeat its start made, and says idle at once when no rotation is under way', async () => {
+    const ring = await openKeyRing(t.db, { current: k2 }, columns);
+    const rotation = new SecretsRotation(t.db, ring, { intervalSeconds: 60, columns });
+    await rotation.register();
+    rotation.start();
+    expect(ring.status.state).toBe('idle');
+    // Whatever the start queued has run once a later query on the same database has answered.
+    await new Promise((r) => setTimeout(r, 200));
+    await t.db.query('SELECT 1');
+    const { rows } = await t.db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM secrets_key_readers WHERE instance_id = $1',
+      [rotation.instanceId],
+    );
+    expect(rows[0]!.n).toBe(1);
+    await rotation.stop();
+    const after = await t.db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM secrets_key_readers WHERE instance_id = $1',
+      [rotation.instanceId],
+    );
+    expect(after.rows[0]!.n).toBe(0); // stop() still says goodbye
   });
 
   it('loses nothing when several instances re-seal the same rows at once', async () => {
