@@ -8,8 +8,9 @@
  * - `_count` (default 100, max 1000) per page, `_since`, `_type`; `next` links carry a keyset
  *   cursor (group, seq) bounded by the highest seq at the first page, so paging neither skips
  *   nor repeats a resource while the chart changes
- * - at most two indexed queries a page, the stored text sent as stored, in one write: memory
- *   stays bounded by one page however large the chart
+ * - one index range scan per group a page reaches (and the highest seq, on the first page:
+ *   compartment-listing.ts), the stored text sent as stored, in one write: memory stays bounded
+ *   by one page however large the chart
  * - only types the token may read; a Patient the token may not see is a 404
  */
 import type { AppContext } from '../context.ts';
