@@ -16,8 +16,11 @@
  * - baseline: oidc-provider alone in its own process, in-memory adapter, the matching static
  *   clients (public / confidential ES256 with refresh tokens), an interaction that finishes at
  *   once (login and consent in one step), one grant per authorization — the same hops minus /launch
+ * - durable floor: the same bare provider with its models in PostgreSQL (./oidc-pg-adapter.ts, its
+ *   own database, its backends' CPU measured too): the least a provider that survives restarts and
+ *   runs on several instances pays; the product is reported against it and against bare
  * - load generator: this process, beside the servers; both servers run through the whole bench
- *   and each phase alternates bare → product, so drift in machine load hits both alike
+ *   and each phase alternates bare → floor → product, so drift in machine load hits all three alike
  * Reports per scenario: launches/s, p50/p99, server CPU per launch (the Node process), PostgreSQL
  * CPU per launch (./pg-cpu.ts) and one clinician alone (concurrency 1), with ratios to bare.
  */
@@ -46,6 +49,9 @@ const BARE_SECRET = 'bench-confidential-secret';
 if (process.env.LAUNCH_BENCH_ROLE === 'bare') {
   const { default: Provider } = await import('oidc-provider');
   const port = Number(process.env.PORT);
+  // The durable floor: the same provider with its models in PostgreSQL (./oidc-pg-adapter.ts).
+  const floorDb = process.env.LAUNCH_BENCH_FLOOR_DB;
+  const adapter = floorDb ? (await import('./oidc-pg-adapter.ts')).pgAdapter(floorDb) : undefined;
   const issuer = `http://127.0.0.1:${port}/fhir`;
   // Both algorithms the product signs with, so each client gets its own alg as in the product.
   const keys = await Promise.all(
@@ -57,6 +63,7 @@ if (process.env.LAUNCH_BENCH_ROLE === 'bare') {
     })),
   );
   const provider = new Provider(issuer, {
+    ...(adapter ? { adapter: await adapter } : {}),
     jwks: { keys } as never,
     clients: [
       {
@@ -349,75 +356,95 @@ interface Side {
   pg?: PgCpuMeter;
 }
 
-/** One scenario: warm-up, N browsers, then one clinician alone — bare then product each time. */
+/**
+ * One scenario: warm-up, N browsers, then one clinician alone — bare, durable floor, then product
+ * each time, so drift in machine load hits all three alike.
+ */
 async function scenario(
   title: string,
   what: string,
   ours: Side,
   bare: Side,
+  floor: Side,
   seconds: number,
 ): Promise<{ text: string; cpuPerLaunch: number }> {
   const run = (s: Side, jars: Jar[], secs: number) => drive(s.flow, jars, secs, s.server, s.pg);
-  await run(bare, bare.jars, 2);
-  await run(ours, ours.jars, 2);
+  for (const side of [bare, floor, ours]) await run(side, side.jars, 2);
   const base = await run(bare, bare.jars, seconds);
+  const durable = await run(floor, floor.jars, seconds);
   const mine = await run(ours, ours.jars, seconds);
   const alone = Math.max(3, Math.round(seconds / 2));
   const base1 = await run(bare, bare.jars.slice(0, 1), alone);
+  const durable1 = await run(floor, floor.jars.slice(0, 1), alone);
   const mine1 = await run(ours, ours.jars.slice(0, 1), alone);
 
   const rate = (m: Measured) => m.launches / m.seconds;
   const perLaunch = (cpu: number, m: Measured) => (cpu * 1000) / Math.max(1, m.launches);
   const f = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '—');
   const ratio = (a: number, b: number) => (Number.isFinite(a / b) && b > 0 ? `${(a / b).toFixed(2)}×` : '');
-  const row = (label: string, a: number, b: number) => [label, f(a), f(b), ratio(a, b)];
+  /** product, durable floor, bare, product ÷ floor, product ÷ bare */
+  const row = (label: string, a: number, d: number, b: number) => [label, f(a), f(d), f(b), ratio(a, d), ratio(a, b)];
   const cpuMine = perLaunch(mine.serverCpu, mine);
+  const cpuFloor = perLaunch(durable.serverCpu, durable);
   const cpuBase = perLaunch(base.serverCpu, base);
   const pgMine = perLaunch(mine.pgCpu, mine);
+  const pgFloor = perLaunch(durable.pgCpu, durable);
   const aloneP50 = pct(mine1.launchMs, 50);
+  const aloneFloor = pct(durable1.launchMs, 50);
   const n = ours.jars.length;
   const rows = [
-    row(`complete launches/s (${n} browsers)`, rate(mine), rate(base)),
-    row('launch p50 (ms)', pct(mine.launchMs, 50), pct(base.launchMs, 50)),
-    row('launch p99 (ms)', pct(mine.launchMs, 99), pct(base.launchMs, 99)),
-    row('token request p50 (ms)', pct(mine.tokenMs, 50), pct(base.tokenMs, 50)),
-    row('**server CPU per launch** (ms, Node process)', cpuMine, cpuBase),
-    ['**PostgreSQL CPU per launch** (ms, backends of the bench database)', f(pgMine), '— (memory)', ''],
-    row('server + PostgreSQL CPU per launch (ms)', cpuMine + pgMine, cpuBase),
-    row('**one clinician alone**: launch p50 (ms)', aloneP50, pct(base1.launchMs, 50)),
-    row('one clinician alone: launch p99 (ms)', pct(mine1.launchMs, 99), pct(base1.launchMs, 99)),
+    row(`complete launches/s (${n} browsers)`, rate(mine), rate(durable), rate(base)),
+    row('launch p50 (ms)', pct(mine.launchMs, 50), pct(durable.launchMs, 50), pct(base.launchMs, 50)),
+    row('launch p99 (ms)', pct(mine.launchMs, 99), pct(durable.launchMs, 99), pct(base.launchMs, 99)),
+    row('token request p50 (ms)', pct(mine.tokenMs, 50), pct(durable.tokenMs, 50), pct(base.tokenMs, 50)),
+    row('**server CPU per launch** (ms, Node process)', cpuMine, cpuFloor, cpuBase),
+    [...row('**PostgreSQL CPU per launch** (ms, backends of the bench database)', pgMine, pgFloor, Number.NaN).slice(0, 3), '— (memory)', ratio(pgMine, pgFloor), ''],
+    row('server + PostgreSQL CPU per launch (ms)', cpuMine + pgMine, cpuFloor + pgFloor, cpuBase),
+    row('**one clinician alone**: launch p50 (ms)', aloneP50, aloneFloor, pct(base1.launchMs, 50)),
+    row('one clinician alone: launch p99 (ms)', pct(mine1.launchMs, 99), pct(durable1.launchMs, 99), pct(base1.launchMs, 99)),
     row(
       'one clinician alone: server CPU per launch (ms)',
       perLaunch(mine1.serverCpu, mine1),
+      perLaunch(durable1.serverCpu, durable1),
       perLaunch(base1.serverCpu, base1),
     ),
     [
-      'one clinician alone: PostgreSQL CPU per launch (ms)',
-      f(perLaunch(mine1.pgCpu, mine1)),
+      ...row(
+        'one clinician alone: PostgreSQL CPU per launch (ms)',
+        perLaunch(mine1.pgCpu, mine1),
+        perLaunch(durable1.pgCpu, durable1),
+        Number.NaN,
+      ).slice(0, 3),
       '— (memory)',
+      ratio(perLaunch(mine1.pgCpu, mine1), perLaunch(durable1.pgCpu, durable1)),
       '',
     ],
     [
       'launches measured / errors',
-      `${mine.launches + mine1.launches} / ${mine.errors + mine1.errors}`,
-      `${base.launches + base1.launches} / ${base.errors + base1.errors}`,
+      ...[
+        [mine, mine1],
+        [durable, durable1],
+        [base, base1],
+      ].map(([a, b]) => `${a!.launches + b!.launches} / ${a!.errors + b!.errors}`),
+      '',
       '',
     ],
   ];
   const met = (ok: boolean) => (ok ? 'met ✓' : 'NOT met ✗');
-  const errors = [mine, mine1, base, base1].flatMap((m, i) =>
-    m.firstError ? [`first ${i % 2 === 0 ? 'product' : 'baseline'} error: ${m.firstError}`] : [],
+  const named = { product: [mine, mine1], 'durable floor': [durable, durable1], baseline: [base, base1] };
+  const errors = Object.entries(named).flatMap(([name, ms]) =>
+    ms.flatMap((m) => (m.firstError ? [`first ${name} error: ${m.firstError}`] : [])),
   );
   const text = [
     `### ${title}`,
     '',
     what,
     '',
-    '| measure | product (PostgreSQL) | bare oidc-provider (memory) | ratio |',
-    '| --- | ---: | ---: | ---: |',
+    '| measure | product (PostgreSQL) | durable floor: bare oidc-provider, PostgreSQL adapter | bare oidc-provider (memory) | product ÷ floor | product ÷ bare |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map((r) => `| ${r.join(' | ')} |`),
     '',
-    `Targets: server CPU per launch ≤ 2× bare — ${(cpuMine / cpuBase).toFixed(2)}×, ${met(cpuMine <= 2 * cpuBase)}; one clinician alone ≤ 15 ms (p50) — ${f(aloneP50)} ms, ${met(aloneP50 <= 15)}.`,
+    `Targets: server CPU per launch ≤ 2× bare — ${(cpuMine / cpuBase).toFixed(2)}×, ${met(cpuMine <= 2 * cpuBase)} (÷ durable floor: ${(cpuMine / cpuFloor).toFixed(2)}×, ${met(cpuMine <= 2 * cpuFloor)}); one clinician alone ≤ 15 ms (p50) — ${f(aloneP50)} ms, ${met(aloneP50 <= 15)} (durable floor ${f(aloneFloor)} ms).`,
     ...(errors.length ? ['', ...errors] : []),
   ].join('\n');
   return { text, cpuPerLaunch: cpuMine };
@@ -426,6 +453,7 @@ async function scenario(
 export default async function launchBench(args: BenchArgs): Promise<string> {
   const seconds = Math.min(args.duration, 20);
   const database = await benchDatabase(args.databaseUrl, 'bench_launch');
+  const floorDatabase = await benchDatabase(args.databaseUrl, 'bench_launch_floor');
   const dbName = database.name;
   const dbUrl = new URL(database.url);
 
@@ -452,6 +480,7 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
   };
   const children: ChildProcess[] = [];
   let meter: PgCpuMeter | undefined;
+  let floorMeter: PgCpuMeter | undefined;
   try {
     const product = await startChild(productEntry(), env, `${publicUrl}/readyz`, PROFILE);
     children.push(product);
@@ -463,6 +492,14 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
       PROFILE,
     );
     children.push(bare);
+    const floorPort = await freePort();
+    const floor = await startChild(
+      ['bench/launch.bench.ts'],
+      { LAUNCH_BENCH_ROLE: 'bare', PORT: String(floorPort), LAUNCH_BENCH_FLOOR_DB: floorDatabase.url },
+      `http://127.0.0.1:${floorPort}/fhir/.well-known/openid-configuration`,
+      PROFILE,
+    );
+    children.push(floor);
 
     // Data, written with the product's own stores through a context of its config and keys.
     const { loadConfig } = await import('../src/config.ts');
@@ -521,6 +558,7 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
     const confidentialJars = await clinicians(CLINICIANS);
     await db.close();
     meter = await pgCpuMeter(args.databaseUrl, dbName);
+    floorMeter = await pgCpuMeter(args.databaseUrl, floorDatabase.name);
 
     const issuer = `${publicUrl}/fhir`;
     const jwks = createLocalJWKSet((await (await fetch(`${issuer}/jwks`)).json()) as { keys: JWK[] });
@@ -557,23 +595,35 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
         throw new Error(`launch API ${res.status} ${body.error_description ?? ''}`);
       return { launch: body.launch };
     };
-    const bareIssuer = `http://127.0.0.1:${barePort}/fhir`;
-    const bareJwks = createLocalJWKSet((await (await fetch(`${bareIssuer}/jwks`)).json()) as { keys: JWK[] });
     const noLaunch = async () => ({});
-    /** The bare provider's side of the public scenario (and of the launch API's). */
-    const barePublic = (): Side => ({
-      flow: {
-        issuer: bareIssuer,
-        clientId: 'bench',
-        idTokenAlg: 'RS256',
-        jwks: bareJwks,
-        scope: 'openid',
-        offline: false,
-        startLaunch: noLaunch,
-      },
-      jars: Array.from({ length: CONCURRENCY }, () => new Jar()),
-      server: bare,
-    });
+    /** A bare provider (memory, or the durable floor on PostgreSQL) as the bench's other side. */
+    const bareOf = async (server: ChildProcess, port: number, pg?: PgCpuMeter) => {
+      const bareIssuer = `http://127.0.0.1:${port}/fhir`;
+      const bareJwks = createLocalJWKSet((await (await fetch(`${bareIssuer}/jwks`)).json()) as { keys: JWK[] });
+      const side = (flow: Omit<Flow, 'issuer' | 'jwks' | 'startLaunch'>, browsers: number): Side => ({
+        flow: { ...flow, issuer: bareIssuer, jwks: bareJwks, startLaunch: noLaunch },
+        jars: Array.from({ length: browsers }, () => new Jar()),
+        server,
+        ...(pg ? { pg } : {}),
+      });
+      return {
+        /** The public scenario's (and the launch API's) side. */
+        public: () => side({ clientId: 'bench', idTokenAlg: 'RS256', scope: 'openid', offline: false }, CONCURRENCY),
+        confidential: () =>
+          side(
+            {
+              clientId: 'bench-confidential',
+              clientSecret: BARE_SECRET,
+              idTokenAlg: 'ES256',
+              scope: 'openid offline_access',
+              offline: true,
+            },
+            CLINICIANS,
+          ),
+      };
+    };
+    const memory = await bareOf(bare, barePort);
+    const durable = await bareOf(floor, floorPort, floorMeter);
 
     /** The product's side of the public scenario (and of the launch API's, which starts launches its own way). */
     const productPublic = (start: Flow['startLaunch'], jars: Jar[]): Side => ({
@@ -597,7 +647,8 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
           `public client, ${CONCURRENCY} browsers`,
           'Public client (PKCE S256), pre-authorized, RS256 id_token; scope `openid fhirUser profile launch patient/*.read` (bare: `openid`). A browser with a provider session gets its per-launch grant at /fhir/auth (no interaction page).',
           productPublic(startLaunch('1234'), publicJars),
-          barePublic(),
+          memory.public(),
+          durable.public(),
           seconds,
         );
     const confidentialPart = !SCENARIOS.has('confidential')
@@ -620,20 +671,8 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
             server: product,
             pg: meter,
           },
-          {
-            flow: {
-              issuer: bareIssuer,
-              clientId: 'bench-confidential',
-              clientSecret: BARE_SECRET,
-              idTokenAlg: 'ES256',
-              jwks: bareJwks,
-              scope: 'openid offline_access',
-              offline: true,
-              startLaunch: noLaunch,
-            },
-            jars: Array.from({ length: CLINICIANS }, () => new Jar()),
-            server: bare,
-          },
+          memory.confidential(),
+          durable.confidential(),
           seconds,
         );
 
@@ -648,7 +687,8 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
           `launch API, ${CONCURRENCY} browsers`,
           "The public scenario's launch, asked for by an EHR system: one Backend Services token (ES384 assertion) reused; per launch `POST /ehr-api/launches` (the EHR user, `patient: { id }`), then the browser — with no EHR session of ours; after its first launch it holds a provider session of that user — authorizes and redeems the code. Bare: as in the public scenario.",
           productPublic(apiLaunch, apiJars),
-          barePublic(),
+          memory.public(),
+          durable.public(),
           seconds,
         );
     const apiVsScreen = apiPart.cpuPerLaunch / publicPart.cpuPerLaunch;
@@ -656,7 +696,7 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
     return [
       `## launch — complete SMART EHR launches (${seconds}s per phase, load generator on the same machine)`,
       '',
-      'Product: dist/main.js (the compiled server, as npm start runs it) on PostgreSQL (its own database). Baseline: bare oidc-provider, in-memory adapter, static clients, opaque access tokens; same hops minus /launch. Each phase runs bare then product; "one clinician alone" is one browser launching back to back (concurrency 1). PostgreSQL CPU: utime+stime of the backends serving the bench database (pg_stat_activity), sampled every 250 ms.',
+      'Product: dist/main.js (the compiled server, as npm start runs it) on PostgreSQL (its own database). Baseline: bare oidc-provider, in-memory adapter, static clients, opaque access tokens; same hops minus /launch. Durable floor: the same bare provider with every model in PostgreSQL (bench/oidc-pg-adapter.ts: one statement per save or lookup, its own database) — what any provider that survives a restart and serves several instances pays at least. Each phase runs bare, floor, then product; "one clinician alone" is one browser launching back to back (concurrency 1). PostgreSQL CPU: utime+stime of the backends serving the bench database (pg_stat_activity), sampled every 250 ms.',
       '',
       publicPart.text,
       '',
@@ -676,7 +716,9 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
     ].join('\n');
   } finally {
     await meter?.close();
+    await floorMeter?.close();
     for (const c of children) await stopChild(c);
     await database.drop();
+    await floorDatabase.drop();
   }
 }
