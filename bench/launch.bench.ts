@@ -383,7 +383,14 @@ async function scenario(
   const f = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '—');
   const ratio = (a: number, b: number) => (Number.isFinite(a / b) && b > 0 ? `${(a / b).toFixed(2)}×` : '');
   /** product, durable floor, bare, product ÷ floor, product ÷ bare */
-  const row = (label: string, a: number, d: number, b: number) => [label, f(a), f(d), f(b), ratio(a, d), ratio(a, b)];
+  const row = (label: string, a: number, d: number, b: number) => [
+    label,
+    f(a),
+    f(d),
+    f(b),
+    ratio(a, d),
+    ratio(a, b),
+  ];
   const cpuMine = perLaunch(mine.serverCpu, mine);
   const cpuFloor = perLaunch(durable.serverCpu, durable);
   const cpuBase = perLaunch(base.serverCpu, base);
@@ -398,10 +405,25 @@ async function scenario(
     row('launch p99 (ms)', pct(mine.launchMs, 99), pct(durable.launchMs, 99), pct(base.launchMs, 99)),
     row('token request p50 (ms)', pct(mine.tokenMs, 50), pct(durable.tokenMs, 50), pct(base.tokenMs, 50)),
     row('**server CPU per launch** (ms, Node process)', cpuMine, cpuFloor, cpuBase),
-    [...row('**PostgreSQL CPU per launch** (ms, backends of the bench database)', pgMine, pgFloor, Number.NaN).slice(0, 3), '— (memory)', ratio(pgMine, pgFloor), ''],
+    [
+      ...row(
+        '**PostgreSQL CPU per launch** (ms, backends of the bench database)',
+        pgMine,
+        pgFloor,
+        Number.NaN,
+      ).slice(0, 3),
+      '— (memory)',
+      ratio(pgMine, pgFloor),
+      '',
+    ],
     row('server + PostgreSQL CPU per launch (ms)', cpuMine + pgMine, cpuFloor + pgFloor, cpuBase),
     row('**one clinician alone**: launch p50 (ms)', aloneP50, aloneFloor, pct(base1.launchMs, 50)),
-    row('one clinician alone: launch p99 (ms)', pct(mine1.launchMs, 99), pct(durable1.launchMs, 99), pct(base1.launchMs, 99)),
+    row(
+      'one clinician alone: launch p99 (ms)',
+      pct(mine1.launchMs, 99),
+      pct(durable1.launchMs, 99),
+      pct(base1.launchMs, 99),
+    ),
     row(
       'one clinician alone: server CPU per launch (ms)',
       perLaunch(mine1.serverCpu, mine1),
@@ -599,7 +621,9 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
     /** A bare provider (memory, or the durable floor on PostgreSQL) as the bench's other side. */
     const bareOf = async (server: ChildProcess, port: number, pg?: PgCpuMeter) => {
       const bareIssuer = `http://127.0.0.1:${port}/fhir`;
-      const bareJwks = createLocalJWKSet((await (await fetch(`${bareIssuer}/jwks`)).json()) as { keys: JWK[] });
+      const bareJwks = createLocalJWKSet(
+        (await (await fetch(`${bareIssuer}/jwks`)).json()) as { keys: JWK[] },
+      );
       const side = (flow: Omit<Flow, 'issuer' | 'jwks' | 'startLaunch'>, browsers: number): Side => ({
         flow: { ...flow, issuer: bareIssuer, jwks: bareJwks, startLaunch: noLaunch },
         jars: Array.from({ length: browsers }, () => new Jar()),
@@ -608,7 +632,8 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
       });
       return {
         /** The public scenario's (and the launch API's) side. */
-        public: () => side({ clientId: 'bench', idTokenAlg: 'RS256', scope: 'openid', offline: false }, CONCURRENCY),
+        public: () =>
+          side({ clientId: 'bench', idTokenAlg: 'RS256', scope: 'openid', offline: false }, CONCURRENCY),
         confidential: () =>
           side(
             {

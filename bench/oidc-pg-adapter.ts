@@ -32,7 +32,9 @@ export async function pgAdapter(url: string): Promise<new (model: string) => Ada
   const pool = new pg.Pool({ connectionString: url, max: 20 });
   await pool.query(SCHEMA);
   const live = (r: { payload: AdapterPayload; consumed_at: Date | null } | undefined) =>
-    r ? { ...r.payload, ...(r.consumed_at ? { consumed: Math.floor(r.consumed_at.getTime() / 1000) } : {}) } : undefined;
+    r
+      ? { ...r.payload, ...(r.consumed_at ? { consumed: Math.floor(r.consumed_at.getTime() / 1000) } : {}) }
+      : undefined;
   const findWhere = async (model: string, column: 'id' | 'uid' | 'user_code', value: string) =>
     live(
       (
@@ -73,7 +75,10 @@ export async function pgAdapter(url: string): Promise<new (model: string) => Ada
       return findWhere(this.model, 'user_code', userCode);
     }
     async consume(id: string): Promise<void> {
-      await pool.query('UPDATE oidc_floor SET consumed_at = now() WHERE model = $1 AND id = $2', [this.model, id]);
+      await pool.query('UPDATE oidc_floor SET consumed_at = now() WHERE model = $1 AND id = $2', [
+        this.model,
+        id,
+      ]);
     }
     async destroy(id: string): Promise<void> {
       await pool.query('DELETE FROM oidc_floor WHERE model = $1 AND id = $2', [this.model, id]);
