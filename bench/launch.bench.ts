@@ -17,8 +17,9 @@
  *   clients (public / confidential ES256 with refresh tokens), an interaction that finishes at
  *   once (login and consent in one step), one grant per authorization — the same hops minus /launch
  * - durable floor: the same bare provider with its models in PostgreSQL (./oidc-pg-adapter.ts, its
- *   own database, its backends' CPU measured too): the least a provider that survives restarts and
- *   runs on several instances pays; the product is reported against it and against bare
+ *   own database, its backends' CPU measured too), and a consent page with its answer where the
+ *   flow requires consent (prompt=consent): the least a provider that survives restarts, runs on
+ *   several instances and asks what it must pays; the product is reported against it and bare
  * - load generator: this process, beside the servers; both servers run through the whole bench
  *   and each phase alternates bare → floor → product, so drift in machine load hits all three alike
  * Reports per scenario: launches/s, p50/p99, server CPU per launch (the Node process), PostgreSQL
@@ -97,9 +98,24 @@ if (process.env.LAUNCH_BENCH_ROLE === 'bare') {
   const callback = provider.callback();
   const server = createServer(async (req, res) => {
     if (req.url?.startsWith('/interaction/')) {
-      // login and consent (offline_access included) in one step that finishes at once
       try {
         const details = await provider.interactionDetails(req, res);
+        // The durable floor asks for consent where the flow requires it (prompt=consent, as
+        // offline_access makes it): a page with a form, then its answer — one more round trip,
+        // as any real server. The bare provider (memory) finishes login and consent at once.
+        const asks = floorDb !== undefined && String(details.params.prompt ?? '').includes('consent');
+        if (asks && req.method === 'GET') {
+          res.setHeader('content-type', 'text/html; charset=utf-8');
+          res.end(
+            `<form method="post" action="/interaction/${details.uid}/confirm"><input type="hidden" name="uid" value="${details.uid}"><button name="decision" value="allow">Allow</button></form>`,
+          );
+          return;
+        }
+        if (asks) {
+          let body = '';
+          for await (const chunk of req) body += chunk;
+          if (new URLSearchParams(body).get('decision') !== 'allow') throw new Error('not allowed');
+        }
         const clientId = String(details.params.client_id);
         const grant = new provider.Grant({ accountId: 'bench-user', clientId });
         grant.addOIDCScope(String(details.params.scope ?? 'openid'));
@@ -680,7 +696,7 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
       ? skipped
       : await scenario(
           `confidential client, ${CLINICIANS} clinicians`,
-          '`client_secret_basic`, ES256 id_token, scope `openid fhirUser profile launch patient/*.read offline_access` with `prompt=consent` (bare: `openid offline_access`); each clinician has their own EHR session; the product shows its consent page, the browser reads it and posts the form (CSRF token, decision=allow), the bare provider finishes login and consent in one step at once; every token response carries a refresh token.',
+          '`client_secret_basic`, ES256 id_token, scope `openid fhirUser profile launch patient/*.read offline_access` with `prompt=consent` (bare: `openid offline_access`); each clinician has their own EHR session; the product shows its consent page, the browser reads it and posts the form (CSRF token, decision=allow), the bare provider (memory) finishes login and consent in one step at once, the durable floor shows its own minimal consent page and takes the answer; every token response carries a refresh token.',
           {
             flow: {
               issuer,
@@ -721,7 +737,7 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
     return [
       `## launch — complete SMART EHR launches (${seconds}s per phase, load generator on the same machine)`,
       '',
-      'Product: dist/main.js (the compiled server, as npm start runs it) on PostgreSQL (its own database). Baseline: bare oidc-provider, in-memory adapter, static clients, opaque access tokens; same hops minus /launch. Durable floor: the same bare provider with every model in PostgreSQL (bench/oidc-pg-adapter.ts: one statement per save or lookup, its own database) — what any provider that survives a restart and serves several instances pays at least. Each phase runs bare, floor, then product; "one clinician alone" is one browser launching back to back (concurrency 1). PostgreSQL CPU: utime+stime of the backends serving the bench database (pg_stat_activity), sampled every 250 ms.',
+      'Product: dist/main.js (the compiled server, as npm start runs it) on PostgreSQL (its own database). Baseline: bare oidc-provider, in-memory adapter, static clients, opaque access tokens; same hops minus /launch. Durable floor: the same bare provider with every model in PostgreSQL (bench/oidc-pg-adapter.ts: one statement per save or lookup, its own database), which also shows a consent page and takes its answer where the flow requires consent (prompt=consent) — what any provider that survives a restart, serves several instances and asks for consent pays at least. Each phase runs bare, floor, then product; "one clinician alone" is one browser launching back to back (concurrency 1). PostgreSQL CPU: utime+stime of the backends serving the bench database (pg_stat_activity), sampled every 250 ms.',
       '',
       publicPart.text,
       '',
