@@ -4,7 +4,10 @@
  *   least: every model it saves (Session, Interaction, Grant, AuthorizationCode, AccessToken,
  *   RefreshToken) is one row written in its own statement, every lookup one statement
  * - one table keyed by (model, id), the payload as jsonb, indexes on grant and uid for
- *   revokeByGrantId / findByUid — the shape of the adapters in oidc-provider's own examples
+ *   revokeByGrantId / findByUid — the shape of the adapters in oidc-provider's own examples, and
+ *   on purpose the row shape of the product's oidc_models (src/db/migrations/010_oidc_state.sql),
+ *   so the comparison isolates what the product does beyond storing the provider's state; kept
+ *   apart from the product's code and migrations so the floor runs no product code at all
  * - no cache, no audit, no launch context: the product's extra statements are what the bench's
  *   "product ÷ durable floor" ratio shows
  */
