@@ -18,6 +18,7 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { settings } from '../src/config-settings.ts';
 import { benchDatabase } from './processes.ts';
 import type { BenchArgs } from './run.ts';
 
@@ -112,6 +113,8 @@ export default async function startBench(args: BenchArgs): Promise<string> {
     NODE_ENV: 'development',
     HOST: '127.0.0.1',
     DATA_DIR: join(dataDir, 'data'),
+    // said, not defaulted, so the embedded floor opens PGlite exactly as the server does
+    EMBEDDED_SHARED_BUFFERS: settings.EMBEDDED_SHARED_BUFFERS.default,
     KEYS_DIR: join(dataDir, 'keys'),
     LOG_LEVEL: 'warn',
   };

@@ -3,12 +3,14 @@
  * - a real PostgreSQL (WebAssembly) in this process: one connection, so transactions are
  *   serialised by PGlite's own mutex; plain queries wait for an open transaction to finish
  * - DATA_DIR on disk, or "memory://" for tests
- * - shared_buffers is small (EMBEDDED_SHARED_BUFFERS, 16MB unless set): PostgreSQL zeroes the
- *   whole buffer pool at every start, and in WebAssembly that memset was ≈ 0.15 s of 128MB
+ * - shared_buffers is small (EMBEDDED_SHARED_BUFFERS, its default in config-settings.ts):
+ *   PostgreSQL zeroes the whole buffer pool at every start, and in WebAssembly that memset was
+ *   ≈ 0.15 s of 128MB
  * - values the server cannot take (SQLSTATE class 22) surface as InvalidInputError, 400
  */
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
+import { settings } from '../config-settings.ts';
 import { asInputError, type Database, type Queryable, type QueryResult, type Row } from './database.ts';
 
 export async function createPgliteDatabase(
@@ -17,7 +19,11 @@ export async function createPgliteDatabase(
 ): Promise<Database> {
   if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
   const db = await PGlite.create(dataDir.startsWith('memory://') ? undefined : dataDir, {
-    startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${options.sharedBuffers ?? '16MB'}`],
+    startParams: [
+      ...PGlite.defaultStartParams,
+      '-c',
+      `shared_buffers=${options.sharedBuffers ?? settings.EMBEDDED_SHARED_BUFFERS.default}`,
+    ],
   });
   let closed = false;
 
