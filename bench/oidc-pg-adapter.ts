@@ -2,7 +2,8 @@
  * The launch bench's durable floor: oidc-provider's storage in PostgreSQL, as plainly as it can be.
  * - what any oidc-provider that survives a restart and runs on more than one instance must do at
  *   least: every model it saves (Session, Interaction, Grant, AuthorizationCode, AccessToken,
- *   RefreshToken) is one row written in its own statement, every lookup one statement
+ *   RefreshToken) is one row written in its own statement, every lookup one statement — named
+ *   (prepared once per connection), as the product's are
  * - one table keyed by (model, id), the payload as jsonb, indexes on grant and uid for
  *   revokeByGrantId / findByUid — the shape of the adapters in oidc-provider's own examples, and
  *   on purpose the row shape of the product's oidc_models (src/db/migrations/010_oidc_state.sql),
@@ -34,6 +35,8 @@ const SCHEMA = `
 export async function pgAdapter(url: string): Promise<new (model: string) => Adapter> {
   const pool = new pg.Pool({ connectionString: url, max: 20 });
   await pool.query(SCHEMA);
+  // Named statements, parsed once per connection, as the product's own (`prepare: true`).
+  const run = (name: string, text: string, values: unknown[]) => pool.query({ name, text, values });
   const live = (r: { payload: AdapterPayload; consumed_at: Date | null } | undefined) =>
     r
       ? { ...r.payload, ...(r.consumed_at ? { consumed: Math.floor(r.consumed_at.getTime() / 1000) } : {}) }
@@ -41,7 +44,8 @@ export async function pgAdapter(url: string): Promise<new (model: string) => Ada
   const findWhere = async (model: string, column: 'id' | 'uid' | 'user_code', value: string) =>
     live(
       (
-        await pool.query(
+        await run(
+          `floor_find_${column}`,
           `SELECT payload, consumed_at FROM oidc_floor
             WHERE model = $1 AND ${column} = $2 AND (expires_at IS NULL OR expires_at > now())`,
           [model, value],
@@ -53,7 +57,8 @@ export async function pgAdapter(url: string): Promise<new (model: string) => Ada
     constructor(private readonly model: string) {}
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-      await pool.query(
+      await run(
+        'floor_upsert',
         `INSERT INTO oidc_floor (model, id, payload, grant_id, uid, user_code, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7::int > 0 THEN now() + make_interval(secs => $7::int) END)
          ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, expires_at = EXCLUDED.expires_at`,
@@ -78,16 +83,16 @@ export async function pgAdapter(url: string): Promise<new (model: string) => Ada
       return findWhere(this.model, 'user_code', userCode);
     }
     async consume(id: string): Promise<void> {
-      await pool.query('UPDATE oidc_floor SET consumed_at = now() WHERE model = $1 AND id = $2', [
+      await run('floor_consume', 'UPDATE oidc_floor SET consumed_at = now() WHERE model = $1 AND id = $2', [
         this.model,
         id,
       ]);
     }
     async destroy(id: string): Promise<void> {
-      await pool.query('DELETE FROM oidc_floor WHERE model = $1 AND id = $2', [this.model, id]);
+      await run('floor_destroy', 'DELETE FROM oidc_floor WHERE model = $1 AND id = $2', [this.model, id]);
     }
     async revokeByGrantId(grantId: string): Promise<void> {
-      await pool.query('DELETE FROM oidc_floor WHERE grant_id = $1', [grantId]);
+      await run('floor_revoke', 'DELETE FROM oidc_floor WHERE grant_id = $1', [grantId]);
     }
   };
 }
