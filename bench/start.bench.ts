@@ -132,17 +132,20 @@ export default async function startBench(args: BenchArgs): Promise<string> {
     '-e',
     "require('http').createServer((q,s)=>s.end('{\"status\":\"ready\"}')).listen(process.env.PORT,'127.0.0.1')",
   ];
+  // npm start's own command, read from package.json, run with this node and without npm
+  const startScript: string = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.start;
+  const [runner, ...npmStart] = startScript.split(/\s+/);
+  if (runner !== 'node') throw new Error(`npm start is not a node command: ${startScript}`);
   const rows: [string, Start[]][] = [
     ['bare node HTTP server (baseline)', []],
     [
       'embedded floor: node, PGlite opening the same data folder, `SELECT 1`, /readyz (bench/pglite-floor.mjs)',
       [],
     ],
-    ['`npm start` without npm: `node scripts/build.mjs --if-stale --run dist/main.js`, same database', []],
+    [`\`npm start\` without npm: \`${startScript}\`, same database`, []],
     ['npm start, existing embedded database', []],
     ['node dist/main.js, NODE_ENV=production, existing PostgreSQL database', []],
   ];
-  const npmStart = ['scripts/build.mjs', '--if-stale', '--run', 'dist/main.js'];
   try {
     // First starts (migrations, signing keys, demo data): unmeasured, they make the "existing" databases.
     const firstEmbedded = await timeToReady('npm', ['start', '--silent'], embedded);
