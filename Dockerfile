@@ -6,6 +6,9 @@
 #   (uid 1000), so the process cannot change its own code
 # - no keys, no data, no .env: SECRETS_KEY, ADMIN_TOKEN, DATABASE_URL come from the environment
 # - HEALTHCHECK asks /readyz with Node's fetch (the slim image has no curl)
+# - NODE_OPTIONS sets the heap budget npm start also uses (README "Memory"): without it V8 sizes
+#   the heap from the host's memory and lets garbage pile up to ≈ 4 times what is live; keep it
+#   when adding options of your own
 # - node is PID 1 and handles SIGTERM itself: stops accepting, drains in-flight requests
 #   (10 s at most), closes the database (src/main.ts)
 # Lint without a Docker daemon: npm run lint (scripts/lint-deploy.mjs).
@@ -28,6 +31,7 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
+    NODE_OPTIONS=--max-old-space-size=1024 \
     HOST=0.0.0.0 \
     PORT=3000 \
     DATA_DIR=/var/lib/smart-ocean-launch/data \

@@ -15,7 +15,7 @@ import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { patientBundle } from '../test/fhir/synthea.ts';
-import { benchDatabase } from './processes.ts';
+import { benchDatabase, npmStartCommand } from './processes.ts';
 import type { BenchArgs } from './run.ts';
 
 const CHILD = fileURLToPath(new URL('./fhir-servers.ts', import.meta.url));
@@ -36,6 +36,9 @@ function start(mode: 'product' | 'bare', env: Record<string, string>): Promise<C
         '--import',
         'tsx',
         '--expose-gc',
+        // both servers with the node options npm start and the image give the product (its heap
+        // budget: how soon V8 collects the garbage a page leaves, README "Memory")
+        ...npmStartCommand().nodeOptions,
         // BENCH_PROFILE=dir writes a V8 CPU profile of the product server there.
         ...(process.env.BENCH_PROFILE && mode === 'product'
           ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]
@@ -219,7 +222,7 @@ export default async function fhirBench(args: BenchArgs): Promise<string> {
     return [
       '## FHIR API (`bench/fhir.bench.ts`)',
       '',
-      `One PostgreSQL (${args.databaseUrl.replace(/\/\/[^@]*@/, '//')}), product and bare server each in its own process, ${CONNECTIONS} connections, 127.0.0.1.`,
+      `One PostgreSQL (${args.databaseUrl.replace(/\/\/[^@]*@/, '//')}), product and bare server each in its own process with npm start's node options (\`${npmStartCommand().nodeOptions.join(' ')}\`), ${CONNECTIONS} connections, 127.0.0.1.`,
       '',
       '| measure | product | bare node:http + pg | audited floor (bare + group-committed audit row) | product ÷ bare | product ÷ audited floor (target) |',
       '| --- | --- | --- | --- | --- | --- |',

@@ -32,14 +32,29 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** The product's entry as production runs it: dist/main.js, built first when dist/ is stale. */
+/**
+ * `npm start`'s command from package.json, split: node's own options (the heap budget) and the
+ * script with its arguments — read, not copied, so a bench runs the product as it is started.
+ */
+export function npmStartCommand(): { nodeOptions: string[]; script: string[]; text: string } {
+  const text: string = JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')).scripts.start;
+  const [runner, ...rest] = text.split(/\s+/);
+  if (runner !== 'node') throw new Error(`npm start is not a node command: ${text}`);
+  const firstArg = rest.findIndex((a) => !a.startsWith('-'));
+  return { nodeOptions: rest.slice(0, firstArg), script: rest.slice(firstArg), text };
+}
+
+/**
+ * The product as production runs it: dist/main.js (built first when dist/ is stale) with the
+ * node options `npm start` and the image give it (the heap budget).
+ */
 export function productEntry(): string[] {
   const built = spawnSync(process.execPath, ['scripts/build.mjs', '--if-stale'], {
     cwd: ROOT,
     stdio: 'inherit',
   });
   if (built.status !== 0) throw new Error('bench: the build failed');
-  return ['dist/main.js'];
+  return [...npmStartCommand().nodeOptions, 'dist/main.js'];
 }
 
 export function startChild(
@@ -50,7 +65,7 @@ export function startChild(
 ): Promise<ChildProcess> {
   const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   // Compiled JavaScript runs with plain node; TypeScript (the bench's own children) with tsx.
-  const loader = args[0]?.endsWith('.js') ? [] : ['--import', 'tsx'];
+  const loader = args.some((a) => a.endsWith('.ts')) ? ['--import', 'tsx'] : [];
   const child = spawn(process.execPath, [...profile, ...loader, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },

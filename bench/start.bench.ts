@@ -19,7 +19,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { settings } from '../src/config-settings.ts';
-import { benchDatabase } from './processes.ts';
+import { benchDatabase, npmStartCommand } from './processes.ts';
 import type { BenchArgs } from './run.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -133,9 +133,8 @@ export default async function startBench(args: BenchArgs): Promise<string> {
     "require('http').createServer((q,s)=>s.end('{\"status\":\"ready\"}')).listen(process.env.PORT,'127.0.0.1')",
   ];
   // npm start's own command, read from package.json, run with this node and without npm
-  const startScript: string = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.start;
-  const [runner, ...npmStart] = startScript.split(/\s+/);
-  if (runner !== 'node') throw new Error(`npm start is not a node command: ${startScript}`);
+  const { nodeOptions, script, text: startScript } = npmStartCommand();
+  const npmStart = [...nodeOptions, ...script];
   const rows: [string, Start[]][] = [
     ['bare node HTTP server (baseline)', []],
     [
@@ -144,18 +143,18 @@ export default async function startBench(args: BenchArgs): Promise<string> {
     ],
     [`\`npm start\` without npm: \`${startScript}\`, same database`, []],
     ['npm start, existing embedded database', []],
-    ['node dist/main.js, NODE_ENV=production, existing PostgreSQL database', []],
+    [`node ${[...nodeOptions, 'dist/main.js'].join(' ')}, NODE_ENV=production, existing PostgreSQL database`, []],
   ];
   try {
     // First starts (migrations, signing keys, demo data): unmeasured, they make the "existing" databases.
     const firstEmbedded = await timeToReady('npm', ['start', '--silent'], embedded);
-    const firstProduction = await timeToReady(process.execPath, ['dist/main.js'], production);
+    const firstProduction = await timeToReady(process.execPath, [...nodeOptions, 'dist/main.js'], production);
     for (let i = 0; i < RUNS; i++) {
       rows[0]![1].push(await timeToReady(process.execPath, bare, {}));
       rows[1]![1].push(await timeToReady(process.execPath, ['bench/pglite-floor.mjs'], embedded));
       rows[2]![1].push(await timeToReady(process.execPath, npmStart, embedded));
       rows[3]![1].push(await timeToReady('npm', ['start', '--silent'], embedded));
-      rows[4]![1].push(await timeToReady(process.execPath, ['dist/main.js'], production));
+      rows[4]![1].push(await timeToReady(process.execPath, [...nodeOptions, 'dist/main.js'], production));
     }
     const base = median(rows[0]![1].map((x) => x.wallMs));
     const wallOf = (i: number) => median(rows[i]![1].map((x) => x.wallMs));

@@ -5,7 +5,8 @@
  *   validator: syntax, instruction arguments, flags), then this project's rules on the parsed
  *   instructions (dockerfile-ast): several stages; a runtime on Node.js 22 slim; production
  *   dependencies only; a non-root USER; a HEALTHCHECK on /readyz; CMD running dist/ with plain
- *   node in exec form (node is PID 1 and gets SIGTERM); no key, data or .env copied in
+ *   node in exec form (node is PID 1 and gets SIGTERM); no key, data or .env copied in; ENV
+ *   NODE_OPTIONS carrying npm start's node options (the heap budget)
  * - .dockerignore keeps keys, data, .env and node_modules out of the build context
  * - docker-compose.yml: dclint (the Compose JSON schema plus its best-practice rules, no
  *   warning allowed), then ours: PostgreSQL, two app replicas built from one image, Caddy
@@ -70,6 +71,20 @@ const problem = (file, message) => problems.push(`${file}: ${message}`);
       'Dockerfile',
       `CMD must be ["node", "dist/main.js"] (exec form: node is PID 1 and receives SIGTERM), not ${cmd}`,
     );
+  // the image runs with the node options npm start gives the server (the heap budget): one
+  // budget, so the benches (which read npm start's) measure what the image runs
+  const startOptions = JSON.parse(read('package.json'))
+    .scripts.start.split(/\s+/)
+    .slice(1)
+    .filter((a, i, all) => a.startsWith('-') && all.slice(0, i).every((b) => b.startsWith('-')));
+  const nodeOptions = kw('ENV')
+    .flatMap((i) => i.getProperties())
+    .find((p) => p.getName() === 'NODE_OPTIONS')
+    ?.getValue()
+    ?.split(/\s+/);
+  for (const option of startOptions)
+    if (!nodeOptions?.includes(option))
+      problem('Dockerfile', `ENV NODE_OPTIONS must carry npm start's node option ${option} (package.json)`);
   for (const i of [...kw('COPY'), ...kw('ADD')]) {
     const a = i.getArgumentsContent() ?? '';
     if (/(^|\s)(\.\/)?(keys|data|\.env)\b/.test(a))
