@@ -143,7 +143,10 @@ export default async function startBench(args: BenchArgs): Promise<string> {
     ],
     [`\`npm start\` without npm: \`${startScript}\`, same database`, []],
     ['npm start, existing embedded database', []],
-    [`node ${[...nodeOptions, 'dist/main.js'].join(' ')}, NODE_ENV=production, existing PostgreSQL database`, []],
+    [
+      `node ${[...nodeOptions, 'dist/main.js'].join(' ')}, NODE_ENV=production, existing PostgreSQL database`,
+      [],
+    ],
   ];
   try {
     // First starts (migrations, signing keys, demo data): unmeasured, they make the "existing" databases.
