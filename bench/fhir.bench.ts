@@ -14,8 +14,9 @@ import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { npmStartCommand } from '../scripts/start-command.mjs';
 import { patientBundle } from '../test/fhir/synthea.ts';
-import { benchDatabase, npmStartCommand } from './processes.ts';
+import { benchDatabase } from './processes.ts';
 import type { BenchArgs } from './run.ts';
 
 const CHILD = fileURLToPath(new URL('./fhir-servers.ts', import.meta.url));

@@ -11,6 +11,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { npmStartCommand } from '../scripts/start-command.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -30,18 +31,6 @@ export async function freePort(): Promise<number> {
   const { port } = srv.address() as AddressInfo;
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
-}
-
-/**
- * `npm start`'s command from package.json, split: node's own options (the heap budget) and the
- * script with its arguments — read, not copied, so a bench runs the product as it is started.
- */
-export function npmStartCommand(): { nodeOptions: string[]; script: string[]; text: string } {
-  const text: string = JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')).scripts.start;
-  const [runner, ...rest] = text.split(/\s+/);
-  if (runner !== 'node') throw new Error(`npm start is not a node command: ${text}`);
-  const firstArg = rest.findIndex((a) => !a.startsWith('-'));
-  return { nodeOptions: rest.slice(0, firstArg), script: rest.slice(firstArg), text };
 }
 
 /**

@@ -18,8 +18,9 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { npmStartCommand } from '../scripts/start-command.mjs';
 import { settings } from '../src/config-settings.ts';
-import { benchDatabase, npmStartCommand } from './processes.ts';
+import { benchDatabase } from './processes.ts';
 import type { BenchArgs } from './run.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { DockerfileParser } from 'dockerfile-ast';
 import { validate } from 'dockerfile-utils';
 import { parse as parseYaml } from 'yaml';
+import { npmStartCommand } from './start-command.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const read = (f) => readFileSync(join(ROOT, f), 'utf8');
@@ -73,10 +74,7 @@ const problem = (file, message) => problems.push(`${file}: ${message}`);
     );
   // the image runs with the node options npm start gives the server (the heap budget): one
   // budget, so the benches (which read npm start's) measure what the image runs
-  const startOptions = JSON.parse(read('package.json'))
-    .scripts.start.split(/\s+/)
-    .slice(1)
-    .filter((a, i, all) => a.startsWith('-') && all.slice(0, i).every((b) => b.startsWith('-')));
+  const startOptions = npmStartCommand().nodeOptions;
   const nodeOptions = kw('ENV')
     .flatMap((i) => i.getProperties())
     .find((p) => p.getName() === 'NODE_OPTIONS')
