@@ -214,39 +214,46 @@ const SELECT_CONTEXT = `SELECT lc.user_id, lc.patient_id, lc.client_id, lc.reque
        lc.used_at, lc.grant_id, lc.ehr_session_id
   FROM launch_contexts lc`;
 
+/** A live, unused launch for a client: the user it was made for, and the EHR system that asked for it. */
+export interface UsableLaunch {
+  userId: string;
+  /** The EHR system that asked for it (POST /ehr-api/launches); null for a launch from our chart. */
+  requestedBy: string | null;
+}
+
 /**
- * Whether a launch id names a live, unused context for this client (checked at the authorization
- * endpoint, before anyone has signed in). It is consumed later, by consumeLaunchContext.
+ * The launch a launch id names while it is live and unused for this client (checked at the
+ * authorization endpoint, before anyone has signed in); undefined for anything else. It is
+ * consumed later, by consumeLaunchContext.
  */
-export async function isLaunchUsable(q: Queryable, launchId: string, clientId: string): Promise<boolean> {
-  if (!LAUNCH_ID_PATTERN.test(launchId)) return false;
-  const { rows } = await q.query(
-    `SELECT 1 FROM launch_contexts
+export async function usableLaunch(
+  q: Queryable,
+  launchId: unknown,
+  clientId: string,
+): Promise<UsableLaunch | undefined> {
+  if (typeof launchId !== 'string' || !LAUNCH_ID_PATTERN.test(launchId)) return undefined;
+  const { rows } = await q.query<{ user_id: string; requested_by: string | null }>(
+    `SELECT user_id, requested_by FROM launch_contexts
       WHERE id_hash = $1 AND client_id = $2 AND used_at IS NULL AND expires_at > now()`,
     [hashLaunchId(launchId), clientId],
     { prepare: true },
   );
-  return rows.length > 0;
+  return rows[0] ? { userId: rows[0].user_id, requestedBy: rows[0].requested_by } : undefined;
 }
 
 /**
  * The user an EHR system's launch signs in, while it is live and unused for this client (the
- * authorization asks before anyone has signed in); undefined for any other launch id.
+ * authorization asks before anyone has signed in); undefined for any other launch. `known`: the
+ * launch as this request already read it.
  */
 export async function apiLaunchUser(
   q: Queryable,
   launchId: unknown,
   clientId: string,
+  known?: UsableLaunch,
 ): Promise<{ userId: string; requestedBy: string } | undefined> {
-  if (typeof launchId !== 'string' || !LAUNCH_ID_PATTERN.test(launchId)) return undefined;
-  const { rows } = await q.query<{ user_id: string; requested_by: string }>(
-    `SELECT user_id, requested_by FROM launch_contexts
-      WHERE id_hash = $1 AND client_id = $2 AND requested_by IS NOT NULL
-        AND used_at IS NULL AND expires_at > now()`,
-    [hashLaunchId(launchId), clientId],
-    { prepare: true },
-  );
-  return rows[0] ? { userId: rows[0].user_id, requestedBy: rows[0].requested_by } : undefined;
+  const launch = known ?? (await usableLaunch(q, launchId, clientId));
+  return launch?.requestedBy ? { userId: launch.userId, requestedBy: launch.requestedBy } : undefined;
 }
 
 export interface ConsumeLaunch {

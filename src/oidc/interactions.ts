@@ -13,6 +13,7 @@
  */
 import express, { type Request, type RequestHandler, type Response, Router } from 'express';
 import type Provider from 'oidc-provider';
+import type { InteractionResults } from 'oidc-provider';
 import type { AppContext } from '../context.ts';
 import { HttpError } from '../http/errors.ts';
 import { apiLaunchUser } from '../launch/launch-contexts.ts';
@@ -21,6 +22,9 @@ import { csrfProtection, csrfToken } from '../web/session.ts';
 import { consentNeeded, makeLaunchGrant, recordSignInByLaunch } from './launch-grant.ts';
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+/** An interaction's remaining lifetime, as oidc-provider saves it (at least a second). */
+const secondsLeft = (details: Details) => Math.max(1, (details.exp ?? 0) - Math.floor(Date.now() / 1000));
 
 interface ClientInfo {
   clientId: string;
@@ -48,8 +52,16 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
     }
   }
 
-  const finish = (req: Request, res: Response, result: Record<string, unknown>) =>
-    getProvider().interactionFinished(req, res, result, { mergeWithLastSubmission: false });
+  /**
+   * What oidc-provider's interactionFinished does (the result saved on the interaction, 303 to its
+   * resumption), on the interaction this request has loaded — interactionFinished would load it and
+   * its session again: two more statements per hop, for rows read a moment ago in this request.
+   */
+  const finish = async (res: Response, details: Details, result: InteractionResults) => {
+    details.result = result;
+    await details.save(secondsLeft(details));
+    res.status(303).location(details.returnTo).set('Content-Length', '0').end();
+  };
 
   /**
    * The EHR user and the client of an interaction; undefined once the answer has been sent
@@ -66,7 +78,7 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
       | ClientInfo
       | undefined;
     if (!client) {
-      await finish(req, res, {
+      await finish(res, details, {
         error: 'invalid_client',
         error_description: 'the client is no longer registered',
       });
@@ -134,7 +146,7 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
       if (!parties) return;
       const { userId, client, byLaunch } = parties;
       if ((req.body as Record<string, unknown>)?.decision !== 'allow') {
-        await finish(req, res, {
+        await finish(res, details, {
           error: 'access_denied',
           error_description: 'the user did not allow access',
         });
@@ -160,8 +172,7 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
     // or oidc-provider would ask to log it out first.
     if (details.session?.accountId && details.session.accountId !== userId) {
       if (details.session.cookie) await provider.Session.adapter.destroy(details.session.cookie);
-      details.session = undefined;
-      await details.save(Math.max(1, (details.exp ?? 0) - Math.floor(Date.now() / 1000)));
+      details.session = undefined; // saved with the result, by finish
     }
 
     // A grant already made for this very authorization (single sign-on, then a prompt) is kept.
@@ -182,7 +193,7 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
         ip: req.ip ?? null,
       });
       if ('error' in result) {
-        await finish(req, res, { error: result.error, error_description: result.error_description });
+        await finish(res, details, { error: result.error, error_description: result.error_description });
         return;
       }
       grantId = result.grant.jti;
@@ -201,7 +212,7 @@ export function interactionRoutes(ctx: AppContext, getProvider: () => Provider):
       !byLaunch && typeof req.session?.authTime === 'number'
         ? req.session.authTime
         : Math.floor(Date.now() / 1000);
-    await finish(req, res, { login: { accountId: userId, ts: authTime }, consent: { grantId } });
+    await finish(res, details, { login: { accountId: userId, ts: authTime }, consent: { grantId } });
   }
 
   router.get('/interaction/:uid', show);

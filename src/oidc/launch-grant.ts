@@ -16,7 +16,12 @@ import type { Request } from 'express';
 import type Provider from 'oidc-provider';
 import { errors, type Grant, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AppContext } from '../context.ts';
-import { apiLaunchUser, consumeLaunchContext, type LaunchContext } from '../launch/launch-contexts.ts';
+import {
+  apiLaunchUser,
+  consumeLaunchContext,
+  type LaunchContext,
+  type UsableLaunch,
+} from '../launch/launch-contexts.ts';
 import { grantScopes, isOidcScope, splitScope } from '../smart/scopes.ts';
 import { loadAccount } from './accounts.ts';
 
@@ -107,6 +112,15 @@ export function consentNeeded(
   );
 }
 
+/**
+ * The launch as the authorization request's `launch` check read it (provider.ts extraParams), so
+ * ssoGrant, later in the same request, does not read the row again. Per request, never across.
+ */
+const launchOfRequest = new WeakMap<KoaContextWithOIDC, UsableLaunch>();
+export const rememberLaunch = (kctx: KoaContextWithOIDC, launch: UsableLaunch): void => {
+  launchOfRequest.set(kctx, launch);
+};
+
 /** The per-launch grant made without an interaction, when single sign-on needs no page at all. */
 export async function ssoGrant(ctx: AppContext, kctx: KoaContextWithOIDC): Promise<Grant | undefined> {
   if (kctx.oidc.route !== 'authorization') return undefined;
@@ -118,7 +132,9 @@ export async function ssoGrant(ctx: AppContext, kctx: KoaContextWithOIDC): Promi
   if (!client || !kctx.oidc.session?.accountId) return undefined;
   const sessionUser = req.session?.userId;
   // No EHR session: the user an EHR system's launch signs in (none for any other launch).
-  const launched = sessionUser ? undefined : await apiLaunchUser(ctx.db, params.launch, client.clientId);
+  const launched = sessionUser
+    ? undefined
+    : await apiLaunchUser(ctx.db, params.launch, client.clientId, launchOfRequest.get(kctx));
   const userId = sessionUser ?? launched?.userId;
   if (
     !userId ||

@@ -16,7 +16,7 @@ import Provider, {
 } from 'oidc-provider';
 import { CLIENT_SECRET_PURPOSE } from '../clients/clients.ts';
 import type { AppContext } from '../context.ts';
-import { isLaunchUsable } from '../launch/launch-contexts.ts';
+import { usableLaunch } from '../launch/launch-contexts.ts';
 import {
   CLIENT_ASSERTION_ALGS,
   CLIENT_ASSERTION_MAX_LIFETIME,
@@ -27,7 +27,7 @@ import {
 import { OIDC_SCOPES, splitScope } from '../smart/scopes.ts';
 import { CLAIMS_BY_SCOPE, loadAccount } from './accounts.ts';
 import { type MachineClients, postgresAdapter } from './adapter.ts';
-import { ssoGrant } from './launch-grant.ts';
+import { rememberLaunch, ssoGrant } from './launch-grant.ts';
 import { pinPublicOrigin } from './public-origin.ts';
 import { contextForGrant, installTokenHooks } from './token-hooks.ts';
 
@@ -69,13 +69,15 @@ export function buildProvider(ctx: AppContext, machineClients?: MachineClients):
         }
         void kctx;
       },
-      async launch(_kctx, value, client) {
+      async launch(kctx, value, client) {
         if (value === undefined) return;
-        if (typeof value !== 'string' || !(await isLaunchUsable(ctx.db, value, client.clientId))) {
+        const launch = await usableLaunch(ctx.db, value, client.clientId);
+        if (!launch) {
           throw new errors.InvalidRequest(
             'launch is unknown, expired, already used or issued for another client',
           );
         }
+        rememberLaunch(kctx, launch);
       },
     },
     // allowed_scope: what client_credentials may grant; refuse_other_scopes: asking for more is

@@ -61,3 +61,30 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     },
   };
 }
+
+/** One statement a database was asked to run: its SQL and parameters. */
+export interface Statement {
+  sql: string;
+  params: readonly unknown[];
+}
+
+/**
+ * The same database, recording every statement sent through it: what a test counts to show how
+ * many round trips a request makes (the statements, not their timing).
+ */
+export function countingStatements(db: Database): { db: Database; statements: Statement[] } {
+  const statements: Statement[] = [];
+  const counting = new Proxy(db, {
+    get(target, prop, receiver) {
+      if (prop === 'query') {
+        return (sql: string, params?: readonly unknown[], options?: object) => {
+          statements.push({ sql, params: params ?? [] });
+          return target.query(sql, params, options);
+        };
+      }
+      const v = Reflect.get(target, prop, receiver);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  }) as Database;
+  return { db: counting, statements };
+}

@@ -5,9 +5,9 @@ import {
   consumeLaunchContext,
   createLaunchContext,
   findLaunchContextByGrant,
-  isLaunchUsable,
   launchContextMembers,
   purgeLaunchContexts,
+  usableLaunch,
 } from '../../src/launch/launch-contexts.ts';
 import { grantLivesSql } from '../../src/oidc/adapter.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
@@ -113,8 +113,8 @@ describe('launch contexts', () => {
 
   it('is consumed once, only by its client and its user, binding grant and EHR session', async () => {
     const { launchId } = await launch('pat-2');
-    expect(await isLaunchUsable(t.db, launchId, clientId)).toBe(true);
-    expect(await isLaunchUsable(t.db, launchId, 'another-client')).toBe(false);
+    expect(await usableLaunch(t.db, launchId, clientId)).toEqual({ userId: user.id, requestedBy: null });
+    expect(await usableLaunch(t.db, launchId, 'another-client')).toBeUndefined();
     const c = { launchId, clientId, grantId: 'grant-1', ehrSessionId: 'sid-1' };
     expect(await consumeLaunchContext(s.ctx, { ...c, userId: other.id })).toBeUndefined();
     expect(
@@ -133,7 +133,7 @@ describe('launch contexts', () => {
     });
     expect(lc!.usedAt).not.toBeNull();
     expect(await consumeLaunchContext(s.ctx, { ...c, userId: user.id, grantId: 'grant-2' })).toBeUndefined();
-    expect(await isLaunchUsable(t.db, launchId, clientId)).toBe(false);
+    expect(await usableLaunch(t.db, launchId, clientId)).toBeUndefined();
     expect((await findLaunchContextByGrant(s.ctx, 'grant-1'))?.patientId).toBe('pat-2');
   });
 
@@ -160,7 +160,7 @@ describe('launch contexts', () => {
       `UPDATE launch_contexts SET expires_at = now() - interval '1 second' WHERE id_hash = $1`,
       [hash],
     );
-    expect(await isLaunchUsable(t.db, launchId, clientId)).toBe(false);
+    expect(await usableLaunch(t.db, launchId, clientId)).toBeUndefined();
     expect(
       await consumeLaunchContext(s.ctx, {
         launchId,
@@ -176,7 +176,7 @@ describe('launch contexts', () => {
   });
 
   it('ignores ids that cannot be ours without querying for them', async () => {
-    expect(await isLaunchUsable(t.db, "x' OR 1=1 --", clientId)).toBe(false);
+    expect(await usableLaunch(t.db, "x' OR 1=1 --", clientId)).toBeUndefined();
     expect(
       await consumeLaunchContext(s.ctx, {
         launchId: '',
