@@ -5,7 +5,8 @@
  *   updated, the patient and chart entries sent with the launch upserted, the launch context
  *   written with its launch.created audit event. Any refusal leaves nothing behind
  * - the usual launch (a known user whose fields changed nothing, a stored patient, no chart
- *   entries) has nothing to write but the launch context: one statement, no transaction
+ *   entries) has nothing to write but the launch context: one statement (which checks the
+ *   patient too), no transaction
  * - the account is keyed by the identity ('ehr-system:' + client_id, user.id), never by name or
  *   e-mail: one EHR system's user id is always the same account, Practitioner and id_token `sub`;
  *   another EHR system's same id is another account. Fields left out keep their stored values
@@ -72,16 +73,14 @@ export async function createApiLaunch(
     }
   };
   // The usual launch — a known user, unchanged, for a stored patient — writes one row (with its
-  // audit event) in one statement: no transaction to open. Anything to store takes the other road.
+  // audit event) in one statement that checks the patient too: no transaction to open. Anything
+  // to store takes the other road.
   const known =
     !request.patient?.resource && request.resources.length === 0
       ? await unchangedAccount(ctx.db, system, request.user)
       : undefined;
   const created = known
-    ? await (async () => {
-        if (request.patient) await storeChart(ctx.db, request.patient, []);
-        return launchFor(ctx.db, known.id);
-      })()
+    ? await launchFor(ctx.db, known.id)
     : await inIdentityTransaction(ctx.db, async (tx, retry) => {
         const user = await accountOf(tx, system, request.user, retry);
         if (request.patient) await storeChart(tx, request.patient, request.resources);
@@ -178,17 +177,7 @@ async function storeChart(
   patient: NonNullable<LaunchRequest['patient']>,
   resources: Resource[],
 ): Promise<void> {
-  if (!patient.resource) {
-    if (!(await readResource(tx, 'Patient', patient.id))) {
-      throw new HttpError(
-        404,
-        'not_found',
-        `patient.id: no patient ${patient.id} is stored here`,
-        {},
-        'not-found',
-      );
-    }
-  }
+  if (!patient.resource && !(await readResource(tx, 'Patient', patient.id))) throw noSuchPatient(patient.id);
   const all: Resource[] = [...(patient.resource ? [patient.resource] : []), ...resources];
   if (all.length === 0) return;
   const { rows } = await tx.query<{ key: string }>(
@@ -211,9 +200,14 @@ async function storeChart(
   await putResources(tx, all);
 }
 
+const noSuchPatient = (id: string) =>
+  new HttpError(404, 'not_found', `patient.id: no patient ${id} is stored here`, {}, 'not-found');
+
 /** A launch the stored configuration refuses, worded for the EHR's integrator. */
 function refusal(err: LaunchRefusedError, r: LaunchRequest): HttpError {
   switch (err.reason) {
+    case 'patient':
+      return noSuchPatient(r.patient?.id ?? '');
     case 'site':
       return new ValidationError([{ path: 'site', message: `no Ocean site ${r.site} is registered here` }]);
     case 'action':

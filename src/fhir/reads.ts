@@ -97,6 +97,13 @@ export async function readResource<T extends ResourceType>(
   return { ...rest, resource: JSON.parse(body) as Extract<Resource, { resourceType: T }> };
 }
 
+/**
+ * SQL for "Patient $n is stored and not deleted" (what readResource finds), for a statement of
+ * another room that must check it in the same round trip (a launch): the FHIR store's SQL stays here.
+ */
+export const storedPatientSql = (param: string): string =>
+  `EXISTS (SELECT 1 FROM fhir_resources WHERE resource_type = 'Patient' AND id = ${param} AND NOT deleted)`;
+
 /** One version from the history (deletions included, flagged), with the compartment it was filed under. */
 export async function readVersion(
   q: Queryable,

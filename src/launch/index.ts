@@ -47,11 +47,11 @@ function launchRequest(fields: Record<string, unknown>): LaunchRequest {
   };
 }
 
+const NO_SUCH_PATIENT = 'There is no patient with that chart number, so Ocean cannot be opened for them.';
+
 async function patientOf(ctx: AppContext, patientId: string): Promise<Patient> {
   const stored = isValidId(patientId) ? await readResource(ctx.db, 'Patient', patientId) : undefined;
-  if (!stored) {
-    throw notFound('There is no patient with that chart number, so Ocean cannot be opened for them.');
-  }
+  if (!stored) throw notFound(NO_SUCH_PATIENT);
   return stored.resource;
 }
 
@@ -142,11 +142,11 @@ export function launchRoute(ctx: AppContext): RequestHandler {
       res.status(204).end();
       return;
     }
-    const patient = await patientOf(ctx, l.patientId);
     if (!isOwnNavigation(req, publicOrigin)) {
-      await renderConfirmation(ctx, req, res, l, patient);
+      await renderConfirmation(ctx, req, res, l, await patientOf(ctx, l.patientId));
       return;
     }
+    // The launch's own statement checks the patient (an unknown one is refused, nothing written).
     await launchAndRedirect(ctx, req, res, user.id, l, 302);
   };
 }
@@ -160,7 +160,6 @@ export function confirmedLaunchRoute(ctx: AppContext): RequestHandler {
       return;
     }
     const l = launchRequest((req.body ?? {}) as Record<string, unknown>);
-    await patientOf(ctx, l.patientId);
     await launchAndRedirect(ctx, req, res, user.id, l, 303);
   };
 }
@@ -168,6 +167,8 @@ export function confirmedLaunchRoute(ctx: AppContext): RequestHandler {
 /** What a person is told when the site, its action or its client's launch URL is missing. */
 function refusalPage(err: LaunchRefusedError, siteNum: string, action: string): HttpError {
   switch (err.reason) {
+    case 'patient':
+      return notFound(NO_SUCH_PATIENT);
     case 'site':
       return notFound(`Ocean site ${siteNum} is not configured here. Ask your administrator to add it.`);
     case 'action':

@@ -18,6 +18,7 @@ import { auditedChange } from '../audit/audit.ts';
 import { launchUrlSql } from '../clients/clients.ts';
 import type { AppContext } from '../context.ts';
 import type { Queryable } from '../db/database.ts';
+import { readResource, storedPatientSql } from '../fhir/reads.ts';
 import { NotFoundError, parseInput } from '../http/errors.ts';
 import { decryptSek, getSite, siteOfferingSql } from '../sites/sites.ts';
 import { fhirUserUrl } from '../smart/fhir-user.ts';
@@ -112,7 +113,7 @@ export const createLaunchInput = z.strictObject({
 export type CreateLaunchInput = z.input<typeof createLaunchInput>;
 
 /** Why a launch context could not be made; the /launch route words each one for people. */
-export type LaunchRefusal = 'user' | 'site' | 'action' | 'launch_url';
+export type LaunchRefusal = 'user' | 'patient' | 'site' | 'action' | 'launch_url';
 
 export class LaunchRefusedError extends NotFoundError {
   constructor(
@@ -132,10 +133,10 @@ export interface LaunchRequester {
 
 /**
  * Records a launch for a signed-in user; the returned launchId is the only copy of the id.
- * One statement checks the user, the site, its action and its client's launch URL, writes the
- * context and its launch.created audit event; the reasons for a refusal are looked up only then
- * (LaunchRefusedError: an unknown or inactive user, an unknown site, an action the site does not
- * offer, a client with no launch URL).
+ * One statement checks the user, the patient (stored, not deleted), the site, its action and its
+ * client's launch URL, writes the context and its launch.created audit event; the reasons for a
+ * refusal are looked up only then (LaunchRefusedError: an unknown or inactive user, an unknown
+ * patient, an unknown site, an action the site does not offer, a client with no launch URL).
  */
 export async function createLaunchContext(
   ctx: AppContext,
@@ -179,6 +180,7 @@ export async function createLaunchContext(
               $8
          FROM site
         WHERE ${activeUserSql('$2')} AND ${launchUrlSql('site.client_id')} IS NOT NULL
+          AND ($3::text IS NULL OR ${storedPatientSql('$3::text')})
        RETURNING expires_at, client_id),
      ${audited}
      SELECT created.expires_at, created.client_id, ${launchUrlSql('created.client_id')} AS launch_url
@@ -187,18 +189,23 @@ export async function createLaunchContext(
     { prepare: true },
   );
   const row = rows[0];
-  if (!row) throw await explainRefusal(q, v.userId, v.siteNum, v.action);
+  if (!row) throw await explainRefusal(q, v);
   return { launchId, expiresAt: iso(row.expires_at), clientId: row.client_id, launchUrl: row.launch_url };
 }
 
 /** Why the launch was refused, asked on the caller's connection (inside its transaction). */
 async function explainRefusal(
   q: Queryable,
-  userId: string,
-  siteNum: string,
-  action: string,
+  {
+    userId,
+    patientId,
+    siteNum,
+    action,
+  }: { userId: string; patientId: string | null; siteNum: string; action: string },
 ): Promise<LaunchRefusedError> {
   if (!(await isActiveUser(q, userId))) return new LaunchRefusedError('user', 'no such active user');
+  if (patientId !== null && !(await readResource(q, 'Patient', patientId)))
+    return new LaunchRefusedError('patient', 'no such patient');
   const site = await getSite({ db: q }, siteNum).catch((err: unknown) => {
     if (err instanceof NotFoundError) return undefined;
     throw err;

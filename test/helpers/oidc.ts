@@ -4,13 +4,22 @@
  *   for users, whose store belongs to the EHR capability)
  * - signIn makes an EHR session row and the signed `ehr.sid` cookie express-session expects:
  *   the same thing POST /login produces, without a test-only route in src/
+ * - createTestLaunch stores the launch's patient first when it is not stored (a launch names a
+ *   stored patient), then records the launch as /launch does
  * - issueTokens runs the REAL flow over HTTP: launch context → /fhir/auth → /interaction →
  *   /fhir/auth/:uid → redirect_uri?code → POST /fhir/token, and returns the token response
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import type { Patient } from '@medplum/fhirtypes';
 import { type ClientRecord, type CreateClientInput, createClient } from '../../src/clients/clients.ts';
 import type { AppContext } from '../../src/context.ts';
-import { createLaunchContext } from '../../src/launch/launch-contexts.ts';
+import { readResource } from '../../src/fhir/reads.ts';
+import { putResource } from '../../src/fhir/writes.ts';
+import {
+  type CreateLaunchInput,
+  createLaunchContext,
+  type LaunchRequester,
+} from '../../src/launch/launch-contexts.ts';
 import { addSite } from '../../src/sites/sites.ts';
 import type { TestServer } from './server.ts';
 
@@ -254,6 +263,23 @@ export async function tokenRequest(
   return { status: res.status, headers: res.headers, body: parsed };
 }
 
+/** A launch context as /launch records it, for a patient stored first when the test has not. */
+export async function createTestLaunch(
+  ctx: AppContext,
+  input: CreateLaunchInput,
+  requester: LaunchRequester = {},
+): ReturnType<typeof createLaunchContext> {
+  const patientId = input.patientId;
+  if (
+    patientId &&
+    /^[A-Za-z0-9.-]{1,64}$/.test(patientId) &&
+    !(await readResource(ctx.db, 'Patient', patientId))
+  ) {
+    await putResource(ctx.db, { resourceType: 'Patient', id: patientId } satisfies Patient);
+  }
+  return createLaunchContext(ctx, input, requester);
+}
+
 export interface IssueTokensOptions {
   patientId?: string;
   scope?: string;
@@ -304,7 +330,7 @@ export async function authorizeLaunch(
   let jar = options.jar;
   if (!jar) jar = new CookieJar((await signIn(ctx, user.id)).cookie);
   const patientId = options.patientId ?? 'example-patient';
-  const { launchId } = await createLaunchContext(ctx, {
+  const { launchId } = await createTestLaunch(ctx, {
     userId: user.id,
     patientId,
     siteNum,

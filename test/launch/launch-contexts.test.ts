@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deleteResource, putResource } from '../../src/fhir/writes.ts';
 import { NotFoundError, ValidationError } from '../../src/http/errors.ts';
 import {
   consumeLaunchContext,
@@ -30,6 +31,9 @@ describe('launch contexts', () => {
     other = await createTestUser(s.ctx);
     clientId = (await createTestClient(s.ctx)).clientId;
     siteNum = (await createTestSite(s.ctx, clientId, { sek })).siteNum;
+    // a launch names a stored patient
+    for (const id of ['pat-1', 'pat-2', 'pat-3', 'pat-4', 'pat-race', 'pat-audit', 'p'])
+      await putResource(t.db, { resourceType: 'Patient', id });
   });
   afterAll(async () => {
     await s?.stop();
@@ -58,7 +62,7 @@ describe('launch contexts', () => {
     expect(new Date(expiresAt).getTime() - created).toBeLessThanOrEqual(300_000 + 1000);
   });
 
-  it('refuses unknown users, sites and actions, and bad patient ids, writing nothing', async () => {
+  it('refuses unknown users, patients, sites and actions, and bad patient ids, writing nothing', async () => {
     const count = async () =>
       (await t.db.query('SELECT 1 FROM launch_contexts')).rows.length +
       (await t.db.query("SELECT 1 FROM audit_events WHERE action = 'launch.created'")).rows.length;
@@ -75,6 +79,15 @@ describe('launch contexts', () => {
     await expect(
       createLaunchContext(s.ctx, { userId: user.id, patientId: 'p/../x', siteNum, action: 'viewMap' }),
     ).rejects.toBeInstanceOf(ValidationError);
+    // a patient that is not stored, or no longer (deleted), is refused by the same statement
+    await expect(
+      createLaunchContext(s.ctx, { userId: user.id, patientId: 'nobody-here', siteNum, action: 'viewMap' }),
+    ).rejects.toMatchObject({ name: 'LaunchRefusedError', reason: 'patient' });
+    await putResource(t.db, { resourceType: 'Patient', id: 'pat-gone' });
+    await deleteResource(t.db, 'Patient', 'pat-gone');
+    await expect(
+      createLaunchContext(s.ctx, { userId: user.id, patientId: 'pat-gone', siteNum, action: 'viewMap' }),
+    ).rejects.toMatchObject({ name: 'LaunchRefusedError', reason: 'patient' });
     // a site whose client has no launch URL cannot send anyone to Ocean: no context either
     const bare = await createTestClient(s.ctx, { launch_url: null });
     const bareSite = (await createTestSite(s.ctx, bare.clientId)).siteNum;

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLaunchContext } from '../../src/launch/launch-contexts.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import {
   authorize,
   CookieJar,
   createTestClient,
+  createTestLaunch,
   createTestSite,
   createTestUser,
   issueTokens,
@@ -40,8 +40,7 @@ describe('authorization endpoint and interaction', () => {
   });
 
   const newLaunch = async (patientId = 'pat-a', who: TestUser = user, site = siteNum) =>
-    (await createLaunchContext(s.ctx, { userId: who.id, patientId, siteNum: site, action: 'viewMap' }))
-      .launchId;
+    (await createTestLaunch(s.ctx, { userId: who.id, patientId, siteNum: site, action: 'viewMap' })).launchId;
 
   const params = (launch: string, extra: Record<string, string | undefined> = {}) => {
     const p = pkce();

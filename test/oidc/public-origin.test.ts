@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLaunchContext } from '../../src/launch/launch-contexts.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import {
   CookieJar,
   createTestClient,
+  createTestLaunch,
   createTestSite,
   createTestUser,
   pkce,
@@ -134,7 +134,7 @@ describe.each([
     const { siteNum } = await createTestSite(s.ctx, client.clientId);
     const user = await createTestUser(s.ctx);
     const jar = new CookieJar((await signIn(s.ctx, user.id)).cookie);
-    const { launchId } = await createLaunchContext(s.ctx, {
+    const { launchId } = await createTestLaunch(s.ctx, {
       userId: user.id,
       patientId: 'pat-host',
       siteNum,

@@ -7,11 +7,11 @@
 import * as oidcClient from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { putResource } from '../../src/fhir/repository.ts';
-import { createLaunchContext } from '../../src/launch/launch-contexts.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import {
   CookieJar,
   createTestClient,
+  createTestLaunch,
   createTestSite,
   createTestUser,
   followRedirects,
@@ -126,7 +126,7 @@ describe('a strict OpenID Connect relying party (openid-client v6)', () => {
   it('a code issued by one instance is redeemed at another sharing the database (and survives a restart)', async () => {
     const client = await createTestClient(s.ctx);
     const { siteNum } = await createTestSite(s.ctx, client.clientId);
-    const { launchId } = await createLaunchContext(s.ctx, {
+    const { launchId } = await createTestLaunch(s.ctx, {
       userId: user.id,
       patientId: 'golden-patient',
       siteNum,

@@ -8,7 +8,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLaunchContext } from '../../src/launch/launch-contexts.ts';
 import {
   countingStatements,
   createTestDatabase,
@@ -19,6 +18,7 @@ import {
   authorize,
   CookieJar,
   createTestClient,
+  createTestLaunch,
   createTestSite,
   createTestUser,
   pkce,
@@ -71,7 +71,7 @@ describe('round trips per hop', () => {
     const jar = new CookieJar((await signIn(s.ctx, user.id)).cookie);
     /** Up to the consent page, then Allow: the answer's response and the code it leads to. */
     const consentAndAllow = async (counted: boolean) => {
-      const { launchId } = await createLaunchContext(s.ctx, {
+      const { launchId } = await createTestLaunch(s.ctx, {
         userId: user.id,
         patientId: 'pat-rt',
         siteNum,
@@ -119,7 +119,7 @@ describe('round trips per hop', () => {
     const jar = new CookieJar(); // a browser with no EHR session of ours
     const apiLaunch = async () =>
       (
-        await createLaunchContext(s.ctx, {
+        await createTestLaunch(s.ctx, {
           userId: user.id,
           patientId: 'pat-rt-api',
           siteNum,

@@ -14,6 +14,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import {
   authorizeLaunch,
   createTestClient,
+  createTestLaunch,
   createTestSite,
   createTestUser,
   type IssuedTokens,
@@ -242,11 +243,10 @@ describe('token, refresh, introspection and revocation', () => {
 
       const redeemWith = async (c: TestClient, makeAssertion: (id: string) => Promise<string>) => {
         const { signIn, CookieJar, authorize, pkce } = await import('../helpers/oidc.ts');
-        const { createLaunchContext } = await import('../../src/launch/launch-contexts.ts');
         const site = (await createTestSite(s.ctx, c.clientId)).siteNum;
         const user = await createTestUser(s.ctx);
         const jar = new CookieJar((await signIn(s.ctx, user.id)).cookie);
-        const { launchId } = await createLaunchContext(s.ctx, {
+        const { launchId } = await createTestLaunch(s.ctx, {
           userId: user.id,
           patientId: 'p-pkj',
           siteNum: site,
