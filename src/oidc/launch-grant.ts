@@ -6,9 +6,12 @@
  *   neither refuses the request nor asks again for what was dropped
  * - ssoGrant: when the browser already has a provider session for the signed-in EHR user and the
  *   client is pre-authorized, the grant is made during the authorization request itself (no
- *   interaction round trip); anything unusual (an explicit prompt, another user, consent needed)
- *   goes through the interaction instead. With no EHR session, an EHR system's launch names the
- *   user instead (its browser's second launch has a provider session for that user)
+ *   interaction round trip); anything unusual (a prompt the client sent, another user, consent
+ *   needed) goes through the interaction instead. With no EHR session, an EHR system's launch
+ *   names the user instead (its browser's second launch has a provider session for that user).
+ *   The prompt=consent that offline_access brings (./authorize-request.ts adds it; the client sent
+ *   none) asks for nothing more than consentNeeded does: a grant made here settles it
+ *   (settledBySso, read by the consent prompt's check in ./provider.ts)
  * - consentNeeded: a pre-authorized client skips the consent page, except for offline_access
  *   outside a launch — a standing grant the user did not start from a chart is shown and agreed to
  */
@@ -24,6 +27,7 @@ import {
 } from '../launch/launch-contexts.ts';
 import { grantScopes, isOidcScope, splitScope } from '../smart/scopes.ts';
 import { loadAccount } from './accounts.ts';
+import { promptAddedHere } from './authorize-request.ts';
 
 export interface LaunchGrantInput {
   userId: string;
@@ -121,6 +125,21 @@ export const rememberLaunch = (kctx: KoaContextWithOIDC, launch: UsableLaunch): 
   launchOfRequest.set(kctx, launch);
 };
 
+/** The authorization requests whose grant ssoGrant made: consent is settled for them. */
+const grantedBySso = new WeakSet<KoaContextWithOIDC>();
+export const settledBySso = (kctx: KoaContextWithOIDC): boolean => grantedBySso.has(kctx);
+
+/**
+ * Whether the request's parameters ask for an interaction: a prompt the client sent (not the
+ * prompt=consent added for offline_access), a max_age or an id_token_hint to check.
+ */
+function asksForInteraction(kctx: KoaContextWithOIDC): boolean {
+  const params = kctx.oidc.params ?? {};
+  const sentPrompt =
+    params.prompt !== undefined && !(params.prompt === 'consent' && promptAddedHere(kctx.req));
+  return sentPrompt || params.max_age !== undefined || params.id_token_hint !== undefined;
+}
+
 /** The per-launch grant made without an interaction, when single sign-on needs no page at all. */
 export async function ssoGrant(ctx: AppContext, kctx: KoaContextWithOIDC): Promise<Grant | undefined> {
   if (kctx.oidc.route !== 'authorization') return undefined;
@@ -129,23 +148,15 @@ export async function ssoGrant(ctx: AppContext, kctx: KoaContextWithOIDC): Promi
     | (typeof kctx.oidc.client & { pre_authorized?: boolean; allowed_scope?: string })
     | undefined;
   const params = kctx.oidc.params ?? {};
-  if (!client || !kctx.oidc.session?.accountId) return undefined;
+  if (!client || !kctx.oidc.session?.accountId || consentNeeded(client, params) || asksForInteraction(kctx))
+    return undefined;
   const sessionUser = req.session?.userId;
   // No EHR session: the user an EHR system's launch signs in (none for any other launch).
   const launched = sessionUser
     ? undefined
     : await apiLaunchUser(ctx.db, params.launch, client.clientId, launchOfRequest.get(kctx));
   const userId = sessionUser ?? launched?.userId;
-  if (
-    !userId ||
-    consentNeeded(client, params) ||
-    kctx.oidc.session?.accountId !== userId ||
-    params.prompt !== undefined ||
-    params.max_age !== undefined ||
-    params.id_token_hint !== undefined
-  ) {
-    return undefined;
-  }
+  if (!userId || kctx.oidc.session?.accountId !== userId) return undefined;
   const result = await makeLaunchGrant(ctx, kctx.oidc.provider, {
     userId,
     clientId: client.clientId,
@@ -173,6 +184,7 @@ export async function ssoGrant(ctx: AppContext, kctx: KoaContextWithOIDC): Promi
       ip: kctx.ip ?? null,
     });
   }
+  grantedBySso.add(kctx);
   return result.grant;
 }
 

@@ -27,7 +27,7 @@ import {
 import { OIDC_SCOPES, splitScope } from '../smart/scopes.ts';
 import { CLAIMS_BY_SCOPE, loadAccount } from './accounts.ts';
 import { type MachineClients, postgresAdapter } from './adapter.ts';
-import { rememberLaunch, ssoGrant } from './launch-grant.ts';
+import { rememberLaunch, settledBySso, ssoGrant } from './launch-grant.ts';
 import { pinPublicOrigin } from './public-origin.ts';
 import { contextForGrant, installTokenHooks } from './token-hooks.ts';
 
@@ -264,10 +264,22 @@ export function buildProvider(ctx: AppContext, machineClients?: MachineClients):
 /**
  * oidc-provider's default prompts, plus: a provider session whose account is gone (user deactivated
  * or deleted) needs the login prompt again. Without it the session looks signed in, no grant is
- * loaded, and the consent checks fail with a server error.
+ * loaded, and the consent checks fail with a server error. And the consent prompt's own check
+ * (`prompt=consent` asks for an interaction) is settled by a grant made by single sign-on.
  */
 function interactionPolicyWithInactiveAccounts() {
   const policy = interactionPolicy.base();
+  // ssoGrant (./launch-grant.ts) makes a grant with prompt=consent only for the prompt the client
+  // did not send (the one offline_access brings) and when our consent rules ask for no page.
+  const consent = policy.get('consent')!;
+  const asked = consent.checks.get('consent_prompt')!;
+  consent.checks.remove('consent_prompt');
+  consent.checks.add(
+    new interactionPolicy.Check(asked.reason, asked.description, asked.error ?? 'consent_required', (kctx) =>
+      settledBySso(kctx) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : asked.check(kctx),
+    ),
+    0,
+  );
   policy
     .get('login')!
     .checks.add(

@@ -338,6 +338,40 @@ describe('authorization endpoint and interaction', () => {
     expect(none.body.refresh_token).toBeUndefined();
   });
 
+  it('single sign-on with offline_access: no interaction for the prompt the client did not send, one for a prompt it sent', async () => {
+    const browser = new CookieJar((await signIn(s.ctx, user.id)).cookie);
+    const scope = 'openid fhirUser launch offline_access patient/*.read';
+    const first = params(await newLaunch('pat-off-1'), { scope });
+    expect((await authorize(s.url, first.params, browser)).code).toBeTruthy();
+    // the browser has a provider session now: the next launch gets its code at /fhir/auth itself
+    const second = params(await newLaunch('pat-off-2'), { scope });
+    const r2 = await authorize(s.url, second.params, browser);
+    expect(r2.code).toBeTruthy();
+    expect(r2.hops).toHaveLength(1);
+    const tok = await redeem(r2.code!, second.verifier);
+    expect(tok.body.patient).toBe('pat-off-2');
+    expect(tok.body.refresh_token).toBeTruthy();
+    expect(String(tok.body.scope).split(' ')).toContain('offline_access');
+    // prompt=consent sent by the client is the client's question: the interaction answers it
+    const asked = params(await newLaunch('pat-off-3'), { scope, prompt: 'consent' });
+    const r3 = await authorize(s.url, asked.params, browser);
+    expect(r3.code).toBeTruthy();
+    expect(r3.hops.some((h) => h.includes('/interaction/'))).toBe(true);
+    expect((await redeem(r3.code!, asked.verifier)).body.refresh_token).toBeTruthy();
+    // a client that is not pre-authorized is shown the page, single sign-on or not
+    const shy = await createTestClient(s.ctx, { pre_authorized: false });
+    const shySite = (await createTestSite(s.ctx, shy.clientId)).siteNum;
+    const shyLaunch = params(await newLaunch('pat-off-4', user, shySite), {
+      scope,
+      client_id: shy.clientId,
+      redirect_uri: shy.client.redirect_uris[0],
+    });
+    const r4 = await authorize(s.url, shyLaunch.params, browser);
+    expect(r4.code).toBeUndefined();
+    expect(r4.stoppedAt?.status).toBe(200);
+    expect(r4.stoppedAt?.body).toContain('Allow access?');
+  });
+
   it('asks for consent when the client is not pre-authorized: Allow gives a code, Deny access_denied', async () => {
     const shy = await createTestClient(s.ctx, { pre_authorized: false });
     const site = (await createTestSite(s.ctx, shy.clientId)).siteNum;
