@@ -2,9 +2,12 @@
  * Complete SMART EHR launches on PostgreSQL, beside a bare oidc-provider, in two scenarios:
  * - public: a public client (PKCE), pre-authorized, RS256 id_token, LAUNCH_BENCH_CONCURRENCY
  *   browsers (default 24) — a browser with a provider session gets its grant at /fhir/auth
- * - confidential: `client_secret_basic`, ES256 id_token, scope with `offline_access` (so
- *   `prompt=consent`, a consent page, a refresh token), 8 clinicians each with their own EHR
- *   session; the browser reads the consent page and posts its form with the CSRF token
+ * - confidential: `client_secret_basic`, ES256 id_token, scope with `offline_access` (a refresh
+ *   token), pre-authorized as Ocean is registered, 8 clinicians each with their own EHR session;
+ *   like a SMART client it sends no `prompt` (the bare providers get `prompt=consent`: plain
+ *   oidc-provider keeps offline_access only with it)
+ * - consent page: the confidential scenario with a client that is NOT pre-authorized — the
+ *   browser reads the consent page and posts its form with the CSRF token
  * - launch API: the public client's launch asked for by an EHR system's back end (CONTRACT §3.5):
  *   one Backend Services token reused, POST /ehr-api/launches per launch (user and patient),
  *   then a browser with NO EHR session of ours authorizes; its server CPU per launch is set
@@ -17,8 +20,8 @@
  *   clients (public / confidential ES256 with refresh tokens), an interaction that finishes at
  *   once (login and consent in one step), one grant per authorization — the same hops minus /launch
  * - durable floor: the same bare provider with its models in PostgreSQL (./oidc-pg-adapter.ts, its
- *   own database, its backends' CPU measured too), and a consent page with its answer where the
- *   flow requires consent (prompt=consent): the least a provider that survives restarts, runs on
+ *   own database, its backends' CPU measured too), and a consent page with its answer for the
+ *   client that is not pre-authorized: the least a provider that survives restarts, runs on
  *   several instances and asks what it must pays; the product is reported against it and bare
  * - load generator: this process, beside the servers; both servers run through the whole bench
  *   and each phase alternates bare → floor → product, so drift in machine load hits all three alike
@@ -31,19 +34,24 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { loadavg } from 'node:os';
 import { createLocalJWKSet, exportJWK, generateKeyPair, type JWK, jwtVerify } from 'jose';
+import type { ClientMetadata } from 'oidc-provider';
 import { type PgCpuMeter, pgCpuMeter } from './pg-cpu.ts';
 import { benchDatabase, cpuSeconds, freePort, productEntry, startChild, stopChild } from './processes.ts';
 import type { BenchArgs } from './run.ts';
 
 const PROFILE = process.env.LAUNCH_BENCH_PROFILE;
-/** LAUNCH_BENCH_SCENARIOS=confidential (comma-separated: public, confidential, api) runs only those. */
-const SCENARIOS = new Set((process.env.LAUNCH_BENCH_SCENARIOS ?? 'public,confidential,api').split(','));
+/** LAUNCH_BENCH_SCENARIOS=confidential (comma-separated: public, confidential, consent, api) runs only those. */
+const SCENARIOS = new Set(
+  (process.env.LAUNCH_BENCH_SCENARIOS ?? 'public,confidential,consent,api').split(','),
+);
 const skipped = { text: '', cpuPerLaunch: Number.NaN };
 const REDIRECT_URI = 'https://ocean.bench.invalid/cb';
 const CONCURRENCY = Number(process.env.LAUNCH_BENCH_CONCURRENCY ?? 24);
 /** The issue's confidential scenario: 8 clinicians, each with their own EHR session. */
 const CLINICIANS = 8;
 const BARE_SECRET = 'bench-confidential-secret';
+/** The bare providers' client that is not pre-authorized: the durable floor shows it a consent page. */
+const BARE_ASKING_CLIENT = 'bench-confidential-consent';
 
 // ---------------------------------------------------------------------------------------------
 // Child role: the bare oidc-provider baseline (started by the parent with LAUNCH_BENCH_ROLE=bare).
@@ -75,15 +83,17 @@ if (process.env.LAUNCH_BENCH_ROLE === 'bare') {
         grant_types: ['authorization_code'],
         response_types: ['code'],
       },
-      {
-        client_id: 'bench-confidential',
-        client_secret: BARE_SECRET,
-        token_endpoint_auth_method: 'client_secret_basic',
-        id_token_signed_response_alg: 'ES256',
-        redirect_uris: [REDIRECT_URI],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-      },
+      ...['bench-confidential', BARE_ASKING_CLIENT].map(
+        (client_id): ClientMetadata => ({
+          client_id,
+          client_secret: BARE_SECRET,
+          token_endpoint_auth_method: 'client_secret_basic',
+          id_token_signed_response_alg: 'ES256',
+          redirect_uris: [REDIRECT_URI],
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+        }),
+      ),
     ],
     scopes: ['openid', 'offline_access'],
     enabledJWA: { idTokenSigningAlgValues: ['RS256', 'ES256'] },
@@ -101,10 +111,10 @@ if (process.env.LAUNCH_BENCH_ROLE === 'bare') {
     if (req.url?.startsWith('/interaction/')) {
       try {
         const details = await provider.interactionDetails(req, res);
-        // The durable floor asks for consent where the flow requires it (prompt=consent, as
-        // offline_access makes it): a page with a form, then its answer — one more round trip,
-        // as any real server. The bare provider (memory) finishes login and consent at once.
-        const asks = floorDb !== undefined && String(details.params.prompt ?? '').includes('consent');
+        // The durable floor asks the client that is not pre-authorized for consent: a page with a
+        // form, then its answer — one more round trip, as any real server. Otherwise, and always
+        // on the bare provider (memory), the interaction finishes login and consent at once.
+        const asks = floorDb !== undefined && details.params.client_id === BARE_ASKING_CLIENT;
         if (asks && req.method === 'GET') {
           res.setHeader('content-type', 'text/html; charset=utf-8');
           res.end(
@@ -183,8 +193,10 @@ interface Flow {
   startLaunch(jar: Jar): Promise<{ launch?: string }>;
   jwks: ReturnType<typeof createLocalJWKSet>;
   scope: string;
-  /** offline_access: prompt=consent, and the token response must carry a refresh token. */
+  /** offline_access: the token response must carry a refresh token. */
   offline: boolean;
+  /** The prompt the relying party sends (SMART clients send none; plain oidc-provider needs consent). */
+  prompt?: 'consent';
 }
 
 const unescapeHtml = (s: string) =>
@@ -260,7 +272,7 @@ async function oneLaunch(flow: Flow, jar: Jar, tokenTimes: number[]): Promise<vo
     aud: flow.issuer,
     code_challenge: createHash('sha256').update(verifier).digest('base64url'),
     code_challenge_method: 'S256',
-    ...(flow.offline ? { prompt: 'consent' } : {}),
+    ...(flow.prompt ? { prompt: flow.prompt } : {}),
     ...(launch ? { launch } : {}),
   }).toString();
   const back = await follow(auth, jar, new URL(flow.issuer).origin);
@@ -544,19 +556,22 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
       token_endpoint_auth_method: 'none',
     });
     await addSite(ctx, client.client_id, { siteNum: '1234', sharedEncryptionKey: 'bench SEK' });
-    // Not pre-authorized: the clinician is shown the consent page and allows (the issue's scenario).
-    const confidential = await createClient(ctx, {
-      name: 'Ocean (bench, confidential)',
-      redirect_uris: [REDIRECT_URI],
-      launch_url: 'https://ocean.bench.invalid/sso/smart/auth',
-      token_endpoint_auth_method: 'client_secret_basic',
-      id_token_signed_response_alg: 'ES256',
-      pre_authorized: false,
-    });
-    await addSite(ctx, confidential.client.client_id, {
-      siteNum: '5678',
-      sharedEncryptionKey: 'bench SEK 2',
-    });
+    // Pre-authorized, as Ocean is registered (the default); the consent scenario's twin is not,
+    // and the clinician is shown the consent page and allows.
+    const confidentialClient = async (preAuthorized: boolean, siteNum: string) => {
+      const made = await createClient(ctx, {
+        name: `Ocean (bench, confidential${preAuthorized ? '' : ', asks consent'})`,
+        redirect_uris: [REDIRECT_URI],
+        launch_url: 'https://ocean.bench.invalid/sso/smart/auth',
+        token_endpoint_auth_method: 'client_secret_basic',
+        id_token_signed_response_alg: 'ES256',
+        pre_authorized: preAuthorized,
+      });
+      await addSite(ctx, made.client.client_id, { siteNum, sharedEncryptionKey: `bench SEK ${siteNum}` });
+      return made;
+    };
+    const confidential = await confidentialClient(true, '5678');
+    const asking = await confidentialClient(false, '5679');
     await putResource(db, { resourceType: 'Patient', id: 'bench-patient', name: [{ family: 'Bench' }] });
     const clinicians = async (count: number) => {
       const jars: Jar[] = [];
@@ -581,6 +596,7 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
     ).system;
     const publicJars = await clinicians(CONCURRENCY);
     const confidentialJars = await clinicians(CLINICIANS);
+    const askingJars = await clinicians(CLINICIANS);
     await db.close();
     meter = await pgCpuMeter(args.databaseUrl, dbName);
     floorMeter = await pgCpuMeter(args.databaseUrl, floorDatabase.name);
@@ -637,14 +653,16 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
         /** The public scenario's (and the launch API's) side. */
         public: () =>
           side({ clientId: 'bench', idTokenAlg: 'RS256', scope: 'openid', offline: false }, CONCURRENCY),
-        confidential: () =>
+        /** The confidential scenario's side; `asking`: the client that is not pre-authorized. */
+        confidential: (asking = false) =>
           side(
             {
-              clientId: 'bench-confidential',
+              clientId: asking ? BARE_ASKING_CLIENT : 'bench-confidential',
               clientSecret: BARE_SECRET,
               idTokenAlg: 'ES256',
               scope: 'openid offline_access',
               offline: true,
+              prompt: 'consent',
             },
             CLINICIANS,
           ),
@@ -679,28 +697,40 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
           durable.public(),
           seconds,
         );
+    /** The product's side of a confidential scenario: no prompt sent, as a SMART client. */
+    const productConfidential = (made: typeof confidential, site: string, jars: Jar[]): Side => ({
+      flow: {
+        issuer,
+        clientId: made.client.client_id,
+        clientSecret: made.client_secret!,
+        idTokenAlg: 'ES256',
+        jwks,
+        scope: 'openid fhirUser profile launch patient/*.read offline_access',
+        offline: true,
+        startLaunch: startLaunch(site),
+      },
+      jars,
+      server: product,
+      pg: meter,
+    });
     const confidentialPart = !SCENARIOS.has('confidential')
       ? skipped
       : await scenario(
           `confidential client, ${CLINICIANS} clinicians`,
-          '`client_secret_basic`, ES256 id_token, scope `openid fhirUser profile launch patient/*.read offline_access` with `prompt=consent` (bare: `openid offline_access`); each clinician has their own EHR session; the product shows its consent page, the browser reads it and posts the form (CSRF token, decision=allow), the bare provider (memory) finishes login and consent in one step at once, the durable floor shows its own minimal consent page and takes the answer; every token response carries a refresh token.',
-          {
-            flow: {
-              issuer,
-              clientId: confidential.client.client_id,
-              clientSecret: confidential.client_secret!,
-              idTokenAlg: 'ES256',
-              jwks,
-              scope: 'openid fhirUser profile launch patient/*.read offline_access',
-              offline: true,
-              startLaunch: startLaunch('5678'),
-            },
-            jars: confidentialJars,
-            server: product,
-            pg: meter,
-          },
+          "`client_secret_basic`, ES256 id_token, pre-authorized (as Ocean is registered), scope `openid fhirUser profile launch patient/*.read offline_access` and, like a SMART client, no `prompt` (bare: `openid offline_access` with `prompt=consent`, which plain oidc-provider needs to keep offline_access, so its interaction runs and finishes at once); each clinician has their own EHR session; the product, after a browser's first launch, gives the code at /fhir/auth; every token response carries a refresh token.",
+          productConfidential(confidential, '5678', confidentialJars),
           memory.confidential(),
           durable.confidential(),
+          seconds,
+        );
+    const consentPart = !SCENARIOS.has('consent')
+      ? skipped
+      : await scenario(
+          `confidential client that is not pre-authorized (consent page), ${CLINICIANS} clinicians`,
+          'The confidential scenario with a client that is not pre-authorized: the product shows its consent page on every launch, the browser reads it and posts the form (CSRF token, decision=allow); the durable floor shows its own minimal consent page and takes the answer; the bare provider (memory) finishes login and consent in one step at once.',
+          productConfidential(asking, '5679', askingJars),
+          memory.confidential(true),
+          durable.confidential(true),
           seconds,
         );
 
@@ -724,11 +754,13 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
     return [
       `## launch — complete SMART EHR launches (${seconds}s per phase, load generator on the same machine)`,
       '',
-      'Product: dist/main.js (the compiled server, as npm start runs it) on PostgreSQL (its own database). Baseline: bare oidc-provider, in-memory adapter, static clients, opaque access tokens; same hops minus /launch. Durable floor: the same bare provider with every model in PostgreSQL (bench/oidc-pg-adapter.ts: one statement per save or lookup, its own database), which also shows a consent page and takes its answer where the flow requires consent (prompt=consent) — what any provider that survives a restart, serves several instances and asks for consent pays at least. Each phase runs bare, floor, then product; "one clinician alone" is one browser launching back to back (concurrency 1). PostgreSQL CPU: utime+stime of the backends serving the bench database (pg_stat_activity), sampled every 250 ms.',
+      'Product: dist/main.js (the compiled server, as npm start runs it) on PostgreSQL (its own database). Baseline: bare oidc-provider, in-memory adapter, static clients, opaque access tokens; same hops minus /launch. Durable floor: the same bare provider with every model in PostgreSQL (bench/oidc-pg-adapter.ts: one statement per save or lookup, its own database), which also shows a consent page and takes its answer for the client that is not pre-authorized — what any provider that survives a restart, serves several instances and asks for consent pays at least. Each phase runs bare, floor, then product; "one clinician alone" is one browser launching back to back (concurrency 1). PostgreSQL CPU: utime+stime of the backends serving the bench database (pg_stat_activity), sampled every 250 ms.',
       '',
       publicPart.text,
       '',
       confidentialPart.text,
+      '',
+      consentPart.text,
       '',
       apiPart.text,
       '',
