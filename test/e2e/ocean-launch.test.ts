@@ -3,8 +3,9 @@
  * downloaded browser): a clinician signs in, searches a patient, opens the chart and presses an
  * Ocean button; a small stand-in for Ocean (a local HTTP server driving openid-client, a real
  * OIDC relying party) completes the SMART EHR launch — discovery, authorize, token, strict
- * id_token check against the JWKS — and reads the patient. Screenshots of every screen are
- * written to test-artifacts/e2e/.
+ * id_token check against the JWKS — and reads the patient. Ocean registered as a confidential
+ * client with offline_access launches twice: the second launch goes /launch → /fhir/auth → Ocean
+ * with no interaction in between. Screenshots of every screen are written to test-artifacts/e2e/.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import { addSite } from '../../src/sites/sites.ts';
 import { findByUsername } from '../../src/users/users.ts';
 import { CHROMIUM, haveChromium, launchChromium } from '../helpers/browser.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { OceanStandIn } from '../helpers/ocean-stand-in.ts';
+import { OCEAN_SCOPE, OceanStandIn } from '../helpers/ocean-stand-in.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 const ARTIFACTS = join(process.cwd(), 'test-artifacts', 'e2e');
@@ -148,6 +149,67 @@ describe.skipIf(!haveChromium)(`Ocean launch in a real browser (${CHROMIUM})`, (
     expect(launchRequests.some((u) => new URL(u).pathname.startsWith('/fhir/auth'))).toBe(true);
     expect(launchRequests.filter((u) => new URL(u).pathname === '/login')).toEqual([]);
     await context.close();
+  });
+
+  it('launches Ocean as a confidential client with offline_access twice: the second straight from /fhir/auth', async () => {
+    // Ocean as most sites register it: confidential, ES256 id_tokens, a refresh token.
+    const confidential = new OceanStandIn(`${OCEAN_SCOPE} offline_access`);
+    await confidential.listen();
+    try {
+      const { client, client_secret } = await createClient(s.ctx, {
+        name: 'Ocean stand-in (confidential)',
+        redirect_uris: [confidential.redirectUri],
+        launch_url: confidential.launchUrl,
+        token_endpoint_auth_method: 'client_secret_post',
+        id_token_signed_response_alg: 'ES256',
+      });
+      confidential.clientId = client.client_id;
+      confidential.clientSecret = client_secret!;
+      const site = '5151';
+      await addSite(s.ctx, client.client_id, {
+        siteNum: site,
+        sharedEncryptionKey: SEK,
+        actions: [{ action: 'viewMap', label: 'Health Map' }],
+      });
+      const context = await browser.newContext();
+      const seen: string[] = [];
+      context.on('request', (r) => seen.push(r.url()));
+      const page = await context.newPage();
+      await page.goto(`${s.url}/login`);
+      await page.fill('#username', DEMO_USERS[2]!.username);
+      await page.fill('#password', DEMO_USERS[2]!.password);
+      await Promise.all([page.waitForURL(`${s.url}/patients`), page.click('button[type=submit]')]);
+      await Promise.all([page.waitForURL(/\/patients\/[^/?]+$/), page.click('.patient-link')]);
+      const button = page.locator(`a.button-ocean[data-site="${site}"][data-action="viewMap"]`);
+      const ours = (from: number) =>
+        seen
+          .slice(from)
+          .filter((u) => u.startsWith(s.url))
+          .map((u) => new URL(u).pathname);
+      const launchOnce = async () => {
+        const from = seen.length;
+        const [tab] = await Promise.all([context.waitForEvent('page'), button.click()]);
+        await tab.waitForURL(`${confidential.redirectUri}?**`);
+        expect(await text(tab.locator('#result'))).toContain('Launched for');
+        await tab.close();
+        return ours(from);
+      };
+      const first = await launchOnce();
+      expect(first.some((p) => p.startsWith('/interaction/'))).toBe(true);
+      const second = await launchOnce();
+      expect(second).toEqual(['/launch', '/fhir/auth']);
+      expect(confidential.errors).toEqual([]);
+      expect(confidential.results).toHaveLength(2);
+      for (const r of confidential.results) {
+        expect(r.idTokenAlg).toBe('ES256');
+        expect(r.tokenResponse.refresh_token).toBeTruthy();
+        expect(String(r.tokenResponse.scope).split(' ')).toContain('offline_access');
+        expect(r.tokenResponse.oceanSharedEncryptionKey).toBe(Buffer.from(SEK, 'utf8').toString('base64'));
+      }
+      await context.close();
+    } finally {
+      await confidential.close();
+    }
   });
 
   it('asks a browser that is not signed in to sign in once, then to confirm the launch it did not click', async () => {
