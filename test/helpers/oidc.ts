@@ -14,6 +14,7 @@ import type { Patient } from '@medplum/fhirtypes';
 import { type ClientRecord, type CreateClientInput, createClient } from '../../src/clients/clients.ts';
 import type { AppContext } from '../../src/context.ts';
 import { readResource } from '../../src/fhir/reads.ts';
+import { isValidId } from '../../src/fhir/resource-types.ts';
 import { putResource } from '../../src/fhir/writes.ts';
 import {
   type CreateLaunchInput,
@@ -270,11 +271,7 @@ export async function createTestLaunch(
   requester: LaunchRequester = {},
 ): ReturnType<typeof createLaunchContext> {
   const patientId = input.patientId;
-  if (
-    patientId &&
-    /^[A-Za-z0-9.-]{1,64}$/.test(patientId) &&
-    !(await readResource(ctx.db, 'Patient', patientId))
-  ) {
+  if (patientId && isValidId(patientId) && !(await readResource(ctx.db, 'Patient', patientId))) {
     await putResource(ctx.db, { resourceType: 'Patient', id: patientId } satisfies Patient);
   }
   return createLaunchContext(ctx, input, requester);
