@@ -9,15 +9,24 @@
  *   cursor (group, seq) bounded by the highest seq at the first page, so paging neither skips
  *   nor repeats a resource while the chart changes
  * - one index range scan per group a page reaches (and the highest seq, on the first page:
- *   compartment-listing.ts), the stored text sent as stored, in one write: memory stays bounded
- *   by one page however large the chart
+ *   compartment-listing.ts), the stored text sent as stored, in writes of about 64 KiB
+ *   (sendBundle): memory stays bounded by one page however large the chart
  * - only types the token may read; a Patient the token may not see is a 404
  */
 import type { AppContext } from '../context.ts';
 import { badRequest } from '../http/errors.ts';
 import { canSee, typeAllowed } from './access.ts';
 import { listCompartmentRaw } from './compartment-listing.ts';
-import { checkId, cursorParam, FHIR_JSON, notFoundAs, pageLinks, parseCount, single } from './fhir-http.ts';
+import {
+  checkId,
+  cursorParam,
+  matchEntry,
+  notFoundAs,
+  pageLinks,
+  parseCount,
+  sendBundle,
+  single,
+} from './fhir-http.ts';
 import type { Interaction } from './pipeline.ts';
 import { sees } from './read.ts';
 import { readRaw } from './reads.ts';
@@ -82,22 +91,17 @@ export function everythingInteraction(ctx: AppContext): Interaction {
         patientId: id,
         detail: { page: cursor ? 'next' : 'first' },
         send(_req, res) {
-          // The page is in memory already (one query's rows): it leaves in one write, not one
-          // per entry — a thousand small writes were a thousand buffers and callbacks of garbage.
           const entries: string[] = [];
-          const entry = (type: string, rid: string, body: string) =>
-            entries.push(
-              `{"fullUrl":${JSON.stringify(`${base}/${type}/${rid}`)},"resource":${body},"search":{"mode":"match"}}`,
-            );
-          if (includePatient) entry('Patient', id, patient.body);
+          if (includePatient) entries.push(matchEntry(base, 'Patient', id, patient.body));
           for (const e of page.entries) {
             // the body is parsed only when a query-restricted scope needs it
             if (!canSee(p, 'r', e.type, e.id, id, () => JSON.parse(e.body))) continue;
-            entry(e.type, e.id, e.body);
+            entries.push(matchEntry(base, e.type, e.id, e.body));
           }
-          res.status(200).setHeader('Content-Type', FHIR_JSON);
-          res.end(
-            `{"resourceType":"Bundle","type":"searchset","link":${JSON.stringify(links)},"entry":[${entries.join(',')}]}`,
+          sendBundle(
+            res,
+            `"resourceType":"Bundle","type":"searchset","link":${JSON.stringify(links)}`,
+            entries,
           );
         },
       };

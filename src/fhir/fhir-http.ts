@@ -5,6 +5,9 @@
  * - resource responses carry ETag W/"{versionId}" and Last-Modified; If-None-Match /
  *   If-Modified-Since answer 304 (https://hl7.org/fhir/R4/http.html#read)
  * - one 400 (badRequest) and one 404 (notFoundAs) for every FHIR handler
+ * - a Bundle leaves in writes of about 64 KiB (sendBundle): one write of a whole 1000-entry page
+ *   cost the server 5x the CPU of the same bytes in 64 KiB writes (BENCHMARKS.md, "$everything
+ *   send"), and an entry per write is a thousand buffers and callbacks
  */
 import type { Request, RequestHandler, Response } from 'express';
 import { badRequest, HttpError, notFound } from '../http/errors.ts';
@@ -113,6 +116,33 @@ export function sendStored(
   res.status(200).setHeader('Content-Type', FHIR_JSON);
   res.end(req.method === 'HEAD' ? undefined : stored.body);
 }
+
+/** About how many characters of a Bundle go in one write (sendBundle). */
+const BUNDLE_WRITE = 64 * 1024;
+
+/**
+ * Sends a Bundle: `{`, its members before `entry` (`members`, JSON text such as
+ * `"resourceType":"Bundle","type":"searchset"`), then `entry` from the entries' JSON texts, in
+ * writes of about BUNDLE_WRITE characters (chunked transfer coding).
+ */
+export function sendBundle(res: Response, members: string, entries: Iterable<string>): void {
+  res.status(200).setHeader('Content-Type', FHIR_JSON);
+  let text = `{${members},"entry":[`;
+  let first = true;
+  for (const entry of entries) {
+    text += first ? entry : `,${entry}`;
+    first = false;
+    if (text.length >= BUNDLE_WRITE) {
+      res.write(text);
+      text = '';
+    }
+  }
+  res.end(`${text}]}`);
+}
+
+/** One searchset entry (a match) from a resource's stored text. */
+export const matchEntry = (base: string, type: string, id: string, body: string): string =>
+  `{"fullUrl":${JSON.stringify(`${base}/${type}/${id}`)},"resource":${body},"search":{"mode":"match"}}`;
 
 /** `_count`: default, bounds, and a 400 for anything that is not a non-negative integer. */
 export function parseCount(value: unknown, fallback: number, max: number): number {

@@ -10,7 +10,7 @@
  */
 import type { AppContext } from '../context.ts';
 import type { Cursor } from './cursor.ts';
-import { checkId, cursorParam, FHIR_JSON, notFoundAs, pageLinks, parseCount } from './fhir-http.ts';
+import { checkId, cursorParam, notFoundAs, pageLinks, parseCount, sendBundle } from './fhir-http.ts';
 import type { Interaction } from './pipeline.ts';
 import { sees } from './read.ts';
 import { listVersions, type RawResource, readRaw } from './reads.ts';
@@ -70,9 +70,10 @@ export function historyInteraction(ctx: AppContext): Interaction {
       return {
         patientId: current.compartment,
         send(_req, res) {
-          res.status(200).setHeader('Content-Type', FHIR_JSON);
-          res.end(
-            `{"resourceType":"Bundle","type":"history","total":${total},"link":${JSON.stringify(links)},"entry":[${page.map((v) => entry(base, type, id, v)).join(',')}]}`,
+          sendBundle(
+            res,
+            `"resourceType":"Bundle","type":"history","total":${total},"link":${JSON.stringify(links)}`,
+            page.map((v) => entry(base, type, id, v)),
           );
         },
       };

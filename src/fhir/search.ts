@@ -13,7 +13,7 @@ import type { AppContext } from '../context.ts';
 import { badRequest } from '../http/errors.ts';
 import { canSee, searchScope } from './access.ts';
 import type { Cursor } from './cursor.ts';
-import { cursorParam, FHIR_JSON, pageLinks, parseCount } from './fhir-http.ts';
+import { cursorParam, matchEntry, pageLinks, parseCount, sendBundle } from './fhir-http.ts';
 import type { Interaction } from './pipeline.ts';
 import { isCompartmentType, isValidId, patientIdOfReference } from './resource-types.ts';
 import { INDEXED_TYPES, likePrefix, normalizeText } from './search-index.ts';
@@ -220,13 +220,10 @@ export function searchInteraction(ctx: AppContext): Interaction {
         patientId: patients.length === 1 ? patients[0] : p.patient,
         detail: { results: visible.length },
         send(_req, res) {
-          const entries = visible.map(
-            (row) =>
-              `{"fullUrl":${JSON.stringify(`${base}/${type}/${row.id}`)},"resource":${row.body},"search":{"mode":"match"}}`,
-          );
-          res.status(200).setHeader('Content-Type', FHIR_JSON);
-          res.end(
-            `{"resourceType":"Bundle","type":"searchset",${total}"link":${JSON.stringify(links)},"entry":[${entries.join(',')}]}`,
+          sendBundle(
+            res,
+            `"resourceType":"Bundle","type":"searchset",${total}"link":${JSON.stringify(links)}`,
+            visible.map((row) => matchEntry(base, type, row.id, row.body)),
           );
         },
       };
