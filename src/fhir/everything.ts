@@ -12,6 +12,7 @@
  *   compartment-listing.ts), the stored text sent as stored, in writes of about 64 KiB
  *   (sendBundle): memory stays bounded by one page however large the chart
  * - only types the token may read; a Patient the token may not see is a 404
+ * - the Patient's read also asks whether the token still counts (one round trip less per page)
  */
 import type { AppContext } from '../context.ts';
 import { badRequest } from '../http/errors.ts';
@@ -27,15 +28,17 @@ import {
   sendBundle,
   single,
 } from './fhir-http.ts';
+import type { LiveTokenSql } from './live-token.ts';
 import type { Interaction } from './pipeline.ts';
 import { sees } from './read.ts';
-import { readRaw } from './reads.ts';
+import { readRawAsUser } from './reads.ts';
 import { isCompartmentType, SUPPORTED_TYPES } from './resource-types.ts';
 
 const COMPARTMENT_TYPES = SUPPORTED_TYPES.filter((t) => t !== 'Patient' && isCompartmentType(t));
 const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
 
-export function everythingInteraction(ctx: AppContext): Interaction {
+/** `liveTokenSql`: the Patient's read asks whether the token still counts, as the read does (./read.ts). */
+export function everythingInteraction(ctx: AppContext, liveTokenSql: LiveTokenSql): Interaction {
   const base = ctx.config.fhirBaseUrl;
   return {
     action: 'fhir.everything',
@@ -61,9 +64,9 @@ export function everythingInteraction(ctx: AppContext): Interaction {
       }
       const { text: cursorText, cursor } = cursorParam(req);
 
-      const patient = await readRaw(ctx.db, 'Patient', id);
+      const { raw: patient, live } = await readRawAsUser(ctx.db, 'Patient', id, p, liveTokenSql);
       if (!patient || patient.deleted || !sees(p, 'Patient', id, patient))
-        return { refusal: notFoundAs('Patient', id) };
+        return { live, refusal: notFoundAs('Patient', id) };
 
       // the types this token may read, narrowed by _type
       const readable = COMPARTMENT_TYPES.filter(
@@ -88,6 +91,7 @@ export function everythingInteraction(ctx: AppContext): Interaction {
       const links = pageLinks(base, `/Patient/${id}/$everything`, params, cursorText, page.next);
 
       return {
+        live,
         patientId: id,
         detail: { page: cursor ? 'next' : 'first' },
         send(_req, res) {

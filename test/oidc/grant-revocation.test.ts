@@ -85,6 +85,8 @@ async function expectLive(x: IssuedTokens, client: TestClient = x.client) {
     expect(read.status).toBe(200);
     const search = await fhir(s, `Observation?patient=${x.patientId}`, x.body.access_token!);
     expect(search.status).toBe(200);
+    const everything = await fhir(s, `Patient/${x.patientId}/$everything`, x.body.access_token!);
+    expect(everything.status).toBe(200);
     expect((await introspect(s, x.body.access_token!, client)).body.active).toBe(true);
   }
 }
@@ -92,7 +94,11 @@ async function expectLive(x: IssuedTokens, client: TestClient = x.client) {
 /** On both instances: the FHIR API refuses the access token, introspection says inactive, refresh fails. */
 async function expectEnded(x: IssuedTokens, client: TestClient = x.client) {
   for (const s of [a, b]) {
-    for (const path of [`Patient/${x.patientId}`, `Observation?patient=${x.patientId}`]) {
+    for (const path of [
+      `Patient/${x.patientId}`,
+      `Observation?patient=${x.patientId}`,
+      `Patient/${x.patientId}/$everything`,
+    ]) {
       const res = await fhir(s, path, x.body.access_token!);
       expect(res.status, `${path} on ${s === a ? 'A' : 'B'}`).toBe(401);
       expect(res.headers.get('www-authenticate')).toMatch(/^Bearer .*error="invalid_token"/);
@@ -377,6 +383,27 @@ describe('the check costs no round trip of its own', () => {
       expect((await fhir(c, `Patient/${x.patientId}`, x.body.access_token!)).status).toBe(401);
       await c.ctx.audit.flush();
       expect(queries.filter((q) => /fhir_resources|oidc_models/.test(q.sql))).toHaveLength(1);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('an $everything page asks it in the Patient’s read: no statement names oidc_models alone', async () => {
+    const counting = countingStatements(t.db);
+    const queries = counting.statements;
+    const c = await startTestServer(counting.db, { PUBLIC_URL: a.url });
+    try {
+      const x = await launch();
+      const path = `Patient/${x.patientId}/$everything`;
+      queries.length = 0;
+      const res = await fhir(c, path, x.body.access_token!);
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { entry: unknown[] }).entry).toHaveLength(2);
+      const liveness = queries.map((q) => q.sql).filter((q) => q.includes('oidc_models'));
+      expect(liveness).toHaveLength(1);
+      expect(liveness[0]).toContain('fhir_resources');
+      await revokeAt(a, x.body.access_token!, x.client);
+      expect((await fhir(c, path, x.body.access_token!)).status).toBe(401);
     } finally {
       await c.stop();
     }
