@@ -81,8 +81,6 @@ export interface User {
 export interface UserRow {
   id: string;
   username: string;
-  /** NULL: no local password (an account of the identity provider); password sign-in refuses it. */
-  password_hash: string | null;
   practitioner_id: string;
   given_name: string;
   family_name: string;
@@ -94,8 +92,9 @@ export interface UserRow {
   password_changed_at: Date | string;
 }
 
+/** A user's columns — never the password hash, which only verifyPassword reads. */
 export const COLUMNS =
-  'id, username, password_hash, practitioner_id, given_name, family_name, email, roles, active, created_at, updated_at, password_changed_at';
+  'id, username, practitioner_id, given_name, family_name, email, roles, active, created_at, updated_at, password_changed_at';
 
 export function toUser(row: UserRow): User {
   return {
@@ -201,9 +200,11 @@ export async function verifyPassword(
     await verifyAgainstDummy(candidate.slice(0, PASSWORD_MAX_LENGTH));
     return undefined;
   }
-  const r = await ctx.db.query<UserRow>(`SELECT ${COLUMNS} FROM users WHERE lower(username) = lower($1)`, [
-    username.trim(),
-  ]);
+  // NULL password_hash: no local password (an account of the identity provider)
+  const r = await ctx.db.query<UserRow & { password_hash: string | null }>(
+    `SELECT ${COLUMNS}, password_hash FROM users WHERE lower(username) = lower($1)`,
+    [username.trim()],
+  );
   const row = r.rows[0];
   if (!row) {
     await verifyAgainstDummy(candidate);

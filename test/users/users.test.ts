@@ -8,6 +8,7 @@ import {
   ConflictError,
   findByUsername,
   getUser,
+  listUsers,
   NotFoundError,
   resetPassword,
   setActive,
@@ -15,7 +16,7 @@ import {
   ValidationError,
   verifyPassword,
 } from '../../src/users/users.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { countingStatements, createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 const base = { password: 'a long enough password', given_name: 'Grace', family_name: 'Hopper' };
 
@@ -163,5 +164,20 @@ describe('EHR users repository', () => {
     await expect(setActive(ctx, 'missing', false)).rejects.toBeInstanceOf(NotFoundError);
     expect((await findByUsername(ctx, 'ROLES'))?.id).toBe(u.id);
     expect(await findByUsername(ctx, 'nobody')).toBeUndefined();
+  });
+
+  it('the password hash leaves the database only to check a password', async () => {
+    const u = await createUser(ctx, { ...base, username: 'hashstays' });
+    const counting = countingStatements(t.db);
+    const c = { db: counting.db };
+    await getUser(c, u.id);
+    await findByUsername(c, 'hashstays');
+    await listUsers(c);
+    await setRoles(c, u.id, ['clinician']);
+    await setActive(c, u.id, true);
+    expect(counting.statements.length).toBeGreaterThanOrEqual(5);
+    for (const { sql } of counting.statements) expect(sql).not.toContain('password_hash');
+    expect(await verifyPassword(c, 'hashstays', base.password)).toMatchObject({ id: u.id });
+    expect(counting.statements.at(-1)!.sql).toContain('password_hash');
   });
 });
