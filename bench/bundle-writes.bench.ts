@@ -50,7 +50,11 @@ async function child(): Promise<void> {
   app.get('/write-per-entry', (_req, res) => {
     res.status(200).setHeader('Content-Type', 'application/fhir+json; charset=utf-8');
     res.write(`{${members},"entry":[`);
-    entries().forEach((e, i) => res.write(i ? `,${e}` : e));
+    let first = true;
+    for (const e of entries()) {
+      res.write(first ? e : `,${e}`);
+      first = false;
+    }
     res.end(']}');
   });
   const server = app.listen(0, '127.0.0.1', () => {
