@@ -6,6 +6,15 @@
  */
 import { isSupportedType } from './resource-types.ts';
 
+/** The interaction of a method on an instance (`/Type/id`). */
+const INSTANCE_INTERACTIONS: Record<string, string> = {
+  GET: 'read',
+  HEAD: 'read',
+  PUT: 'update',
+  PATCH: 'patch',
+  DELETE: 'delete',
+};
+
 /** FHIR interaction of a request, from its method and path; labels limited to known values. */
 export function fhirInteraction(
   method: string,
@@ -26,13 +35,7 @@ export function fhirInteraction(
   if (segments.length === 1) interaction = reading ? 'search-type' : method === 'POST' ? 'create' : 'other';
   else if (segments.length === 2 && id === '_search') interaction = 'search-type';
   else if (segments.length === 2) {
-    interaction =
-      (
-        { GET: 'read', HEAD: 'read', PUT: 'update', PATCH: 'patch', DELETE: 'delete' } as Record<
-          string,
-          string
-        >
-      )[method] ?? 'other';
+    interaction = INSTANCE_INTERACTIONS[method] ?? 'other';
   } else if (segments.length === 3 && third === '$everything') interaction = 'everything';
   else if (segments.length === 3 && third === '_history') interaction = 'history-instance';
   else if (segments.length === 4 && third === '_history' && fourth) interaction = 'vread';

@@ -63,6 +63,12 @@ export async function readRaw(q: Queryable, type: string, id: string): Promise<R
 }
 
 /**
+ * readRawAsUser's statement, built once per liveness condition: its text names its prepared
+ * statement (src/db/postgres.ts), and a text built anew for every read was hashed anew for every read.
+ */
+const readAsUserSql = new WeakMap<LiveTokenSql, string>();
+
+/**
  * readRaw plus whether the access token still counts (its grant not ended, its user active), in
  * one round trip: the FHIR read hot path checks revocation without a query of its own.
  */
@@ -73,10 +79,15 @@ export async function readRawAsUser(
   token: { tokenId: string; userId: string },
   liveTokenSql: LiveTokenSql,
 ): Promise<{ raw: RawResource | undefined; live: boolean }> {
+  let sql = readAsUserSql.get(liveTokenSql);
+  if (!sql) {
+    sql = `SELECT ${rawColumns('f')}, EXISTS (${liveTokenSql('$3', '$4')}) AS live
+             FROM (SELECT 1) AS one
+             LEFT JOIN fhir_resources f ON f.resource_type = $1 AND f.id = $2`;
+    readAsUserSql.set(liveTokenSql, sql);
+  }
   const r = await q.query<RawRow & { body: string | null; live: boolean | null }>(
-    `SELECT ${rawColumns('f')}, EXISTS (${liveTokenSql('$3', '$4')}) AS live
-       FROM (SELECT 1) AS one
-       LEFT JOIN fhir_resources f ON f.resource_type = $1 AND f.id = $2`,
+    sql,
     [type, id, token.tokenId, token.userId],
     { prepare: true },
   );
