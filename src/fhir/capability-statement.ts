@@ -9,7 +9,7 @@
  */
 import type { AppContext } from '../context.ts';
 import { smartConfiguration } from '../smart/configuration.ts';
-import { EVERYTHING_FIRST } from './compartment-listing.ts';
+import { EVERYTHING_FIRST, PAGE_BYTES } from './compartment-listing.ts';
 import { isCompartmentType, SUPPORTED_TYPES } from './resource-types.ts';
 import { INDEXED_TYPES } from './search-index.ts';
 
@@ -46,8 +46,9 @@ const EVERYTHING = {
   documentation:
     `A searchset of the Patient and its compartment. Order: the Patient (first page only), then ${EVERYTHING_FIRST.join(', ')} ` +
     '— each type in turn — then every other type; within a type, the order the resources were first stored in. ' +
-    'So the first page (no _count: 100 entries) holds what a referral is filled from, whatever order the chart was loaded in. ' +
-    '_count (max 1000), _since, _type; next links carry a keyset cursor: paging returns every resource exactly once ' +
+    'So the first page (no _count: up to 1000 entries) holds what a referral is filled from, whatever order the chart was loaded in. ' +
+    `A page holds at most ${PAGE_BYTES / 2 ** 20} MiB of resource text (at least one resource): a chart of large documents pages by size. ` +
+    '_count (default and max 1000), _since, _type; next links carry a keyset cursor: paging returns every resource exactly once ' +
     'while the chart changes (resources created after the first page wait for the next $everything).',
 };
 

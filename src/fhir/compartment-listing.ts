@@ -7,6 +7,9 @@
  *   never skips nor repeats a resource while the chart changes, whatever order it was loaded in
  * - one index range scan per group a page reaches, no sort; the stored text is returned
  *   unparsed, one page at a time
+ * - a page holds at most `count` resources and at most `maxBytes` of their text (summed in the
+ *   query; at least one resource, however large): the text of a resource past the budget never
+ *   leaves the database, so a page of large documents cannot fill the server's memory
  */
 import type { Resource } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/database.ts';
@@ -23,6 +26,8 @@ export const EVERYTHING_FIRST = [
   'DocumentReference',
   'Immunization',
 ] as const;
+/** How many bytes of resource text one page may hold (CompartmentPageOptions.maxBytes). */
+export const PAGE_BYTES = 4 * 2 ** 20;
 /** The group of every other type: after the first ones. */
 const REST = EVERYTHING_FIRST.length;
 const FIRST_LIST = EVERYTHING_FIRST.join(',');
@@ -34,6 +39,8 @@ export interface CompartmentPageOptions {
   /** Only resources last updated at or after this instant (`_since`). */
   since?: Date;
   count: number;
+  /** How many bytes of resource text the page may hold (default PAGE_BYTES; at least one resource). */
+  maxBytes?: number;
   /** From a previous page's `next`. */
   cursor?: Cursor;
 }
@@ -50,8 +57,28 @@ interface Row {
   id: string;
   seq: unknown;
   g: unknown;
-  body: string;
+  /** Bytes of text of the rows up to this one, in this query. */
+  running: unknown;
+  /** NULL past the page's byte budget: the row only tells that more remain. */
+  body: string | null;
 }
+
+/**
+ * The rows of one group's range scan (`where`, `ORDER BY seq`, `LIMIT`), each with the running
+ * total of their text's bytes; the text itself only of those within the budget (`budgetParam`),
+ * and of the first row when it opens the page (`firstParam`), however large.
+ */
+const pageSql = (group: number, where: string, limitParam: string, budgetParam: string, firstParam: string) =>
+  `SELECT resource_type, id, seq, ${group} AS g, running,
+          CASE WHEN running <= ${budgetParam} OR (running = size AND ${firstParam}) THEN resource::text END AS body
+     FROM (SELECT resource_type, id, seq, resource, size,
+                  sum(size) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS running
+             FROM (SELECT resource_type, id, seq, resource, octet_length(resource::text) AS size
+                     FROM fhir_resources
+                    WHERE ${where}
+                    ORDER BY seq
+                    LIMIT ${limitParam}) AS scanned) AS sized
+    ORDER BY seq`;
 
 /**
  * One page of a Patient's compartment, the Patient itself excluded, as stored text.
@@ -84,15 +111,22 @@ export async function listCompartmentRaw(
 
   const entries: RawPage['entries'] = [];
   let need = options.count;
+  // bytes of text the page may still take (the first resource of a page is taken however large)
+  let bytes = options.maxBytes ?? PAGE_BYTES;
   let next: Cursor | undefined;
-  /** Takes up to `need` rows; true when the page is full (and sets `next` if more remain). */
+  /**
+   * Takes up to `need` rows, those with their text (within the byte budget); true when the page
+   * is full (and sets `next`, since more remain).
+   */
   const take = (rows: Row[], from: { group: number; after: number }): boolean => {
-    const more = rows.length > need;
-    if (more) rows.length = need;
-    for (const row of rows) entries.push({ type: row.resource_type, id: row.id, body: row.body });
-    need -= rows.length;
-    if (!more) return false;
-    const last = rows.at(-1);
+    let taken = 0;
+    while (taken < rows.length && taken < need && rows[taken]!.body !== null) taken++;
+    for (const row of rows.slice(0, taken))
+      entries.push({ type: row.resource_type, id: row.id, body: row.body! });
+    need -= taken;
+    const last = taken > 0 ? rows[taken - 1]! : undefined;
+    if (last) bytes -= toInt(last.running);
+    if (rows.length === taken) return false;
     next = last ? { group: toInt(last.g), after: toInt(last.seq), upTo: upTo! } : { ...from, upTo: upTo! };
     return true;
   };
@@ -103,13 +137,9 @@ export async function listCompartmentRaw(
     const type = EVERYTHING_FIRST[group]!;
     if (!wanted(type)) continue;
     const from = { group, after: group === start.group ? start.after : 0 };
-    const params: unknown[] = [type, from.after, need + 1];
+    const params: unknown[] = [type, from.after, need + 1, bytes, entries.length === 0];
     const r = await q.query<Row>(
-      `SELECT resource_type, id, seq, ${group} AS g, resource::text AS body
-         FROM fhir_resources
-        WHERE ${common(params)} AND resource_type = $1 AND seq > $2
-        ORDER BY seq
-        LIMIT $3`,
+      pageSql(group, `${common(params)} AND resource_type = $1 AND seq > $2`, '$3', '$4', '$5'),
       params,
     );
     if (take(r.rows, from)) return { entries, next };
@@ -119,7 +149,7 @@ export async function listCompartmentRaw(
   const restStart = start.group === REST ? start : { group: REST, after: 0 };
   const restTypes = options.types?.filter((t) => t !== 'Patient' && !isFirst(t));
   if (restTypes && restTypes.length === 0) return { entries };
-  const params: unknown[] = [restStart.after, need + 1];
+  const params: unknown[] = [restStart.after, need + 1, bytes, entries.length === 0];
   let where = common(params);
   if (restTypes) {
     params.push(restTypes.join(','));
@@ -128,14 +158,7 @@ export async function listCompartmentRaw(
     params.push(`Patient,${FIRST_LIST}`);
     where += ` AND resource_type <> ALL(string_to_array($${params.length}, ','))`;
   }
-  const r = await q.query<Row>(
-    `SELECT resource_type, id, seq, ${REST} AS g, resource::text AS body
-       FROM fhir_resources
-      WHERE ${where} AND seq > $1
-      ORDER BY seq
-      LIMIT $2`,
-    params,
-  );
+  const r = await q.query<Row>(pageSql(REST, `${where} AND seq > $1`, '$2', '$3', '$4'), params);
   take(r.rows, restStart);
   return { entries, next };
 }

@@ -5,9 +5,10 @@
  *   of compartment-listing.ts — AllergyIntolerance, MedicationStatement, MedicationRequest,
  *   Condition, DocumentReference, Immunization, then the rest — so a client that reads only the
  *   first page gets what a referral is filled from, whatever order the chart was loaded in
- * - `_count` (default 100, max 1000) per page, `_since`, `_type`; `next` links carry a keyset
- *   cursor (group, seq) bounded by the highest seq at the first page, so paging neither skips
- *   nor repeats a resource while the chart changes
+ * - `_count` (default and max 1000) per page, and 4 MiB of resource text at most (PAGE_BYTES:
+ *   a chart of large documents pages by size), `_since`, `_type`; `next` links
+ *   carry a keyset cursor (group, seq) bounded by the highest seq at the first page, so paging
+ *   neither skips nor repeats a resource while the chart changes
  * - one index range scan per group a page reaches (and the highest seq, on the first page:
  *   compartment-listing.ts), the stored text sent as stored, in writes of about 64 KiB
  *   (sendBundle): memory stays bounded by one page however large the chart
@@ -17,7 +18,7 @@
 import type { AppContext } from '../context.ts';
 import { badRequest } from '../http/errors.ts';
 import { canSee, typeAllowed } from './access.ts';
-import { listCompartmentRaw } from './compartment-listing.ts';
+import { listCompartmentRaw, PAGE_BYTES } from './compartment-listing.ts';
 import {
   checkId,
   cursorParam,
@@ -46,7 +47,8 @@ export function everythingInteraction(ctx: AppContext, liveTokenSql: LiveTokenSq
     target: (req) => ({ type: 'Patient', entity: `Patient/${checkId(req.params.id as string)}/$everything` }),
     async perform(req, { principal: p }) {
       const id = req.params.id as string;
-      const count = Math.max(1, parseCount(req.query._count, 100, 1000));
+      // A client that reads one page (Ocean) gets as much of the chart as a page may hold.
+      const count = Math.max(1, parseCount(req.query._count, 1000, 1000));
       const sinceText = single(req, '_since');
       let since: Date | undefined;
       if (sinceText !== undefined) {
@@ -81,6 +83,7 @@ export function everythingInteraction(ctx: AppContext, liveTokenSql: LiveTokenSq
               types: readable.length === COMPARTMENT_TYPES.length ? undefined : readable,
               since,
               count: includePatient ? Math.max(count - 1, 1) : count,
+              maxBytes: includePatient ? PAGE_BYTES - Buffer.byteLength(patient.body) : PAGE_BYTES,
               cursor,
             });
 

@@ -59,8 +59,11 @@ async function get(path: string, bearer = token) {
   return { status: res.status, json };
 }
 
-/** The long tail first (300 observations and encounters), then what a referral needs, in shuffled type order. */
-async function loadChart(patientId: string) {
+/**
+ * The long tail first (300 observations and encounters), then what a referral needs — `perType`
+ * of each of its types — in shuffled type order.
+ */
+async function loadChart(patientId: string, perType = 3) {
   const db = server.ctx.db;
   await putResource(db, { resourceType: 'Patient', id: patientId, name: [{ family: 'Long' }] });
   const tail: Resource[] = [];
@@ -78,7 +81,7 @@ async function loadChart(patientId: string) {
     'AllergyIntolerance',
     'MedicationStatement',
   ])
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < perType; i++) {
       await putResource(db, inChart(type, `${patientId}-${type}-${i}`, patientId));
       wanted.push(`${type}/${patientId}-${type}-${i}`);
     }
@@ -112,24 +115,85 @@ afterAll(async () => {
 
 describe('$everything order', () => {
   it('puts allergies, medications, conditions, documents and immunizations on the unpaged first page, in that order', async () => {
-    const { wanted } = await loadChart('long');
+    // 40 of each: 240 resources a referral is filled from, after 300 of the tail
+    const { wanted, total } = await loadChart('long', 40);
     const r = await get('/fhir/Patient/long/$everything');
     expect(r.status).toBe(200);
     const entries = r.json.entry!.map((e) => `${e.resource.resourceType}/${e.resource.id}`);
-    expect(entries).toHaveLength(100);
+    // the whole chart on one page (default _count 1000): nothing is left to a next page
+    expect(entries).toHaveLength(total);
+    expect(r.json.link.some((l) => l.relation === 'next')).toBe(false);
     expect(entries[0]).toBe('Patient/long');
     const head = entries.slice(1, 1 + wanted.length);
     expect(new Set(head)).toEqual(new Set(wanted));
     // grouped by type in the documented order, load order within a type
     const types = head.map((e) => e.split('/')[0]!);
-    expect(types).toEqual(FIRST.flatMap((ty) => [ty, ty, ty]));
+    expect(types).toEqual(FIRST.flatMap((ty) => Array.from({ length: 40 }, () => ty)));
     expect(head.filter((e) => e.startsWith('Condition/'))).toEqual(
-      [0, 1, 2].map((i) => `Condition/long-Condition-${i}`),
+      Array.from({ length: 40 }, (_, i) => `Condition/long-Condition-${i}`),
     );
     // then the long tail in load order
     expect(entries[1 + wanted.length]).toBe('Observation/long-obs-0');
     expect(entries[2 + wanted.length]).toBe('Encounter/long-enc-0');
-    expect(r.json.link.some((l) => l.relation === 'next')).toBe(true);
+  });
+
+  it('a page holds at most 4 MiB of resource text: a chart of large documents pages by size', async () => {
+    const db = server.ctx.db;
+    await putResource(db, { resourceType: 'Patient', id: 'docs', name: [{ family: 'Docs' }] });
+    const big = 'x'.repeat(1.5 * 2 ** 20);
+    for (let i = 0; i < 3; i++)
+      await putResource(db, inChart('DocumentReference', `docs-doc-${i}`, 'docs', big));
+    for (let i = 0; i < 5; i++) await putResource(db, inChart('Condition', `docs-cond-${i}`, 'docs'));
+    await putResource(db, inChart('Observation', 'docs-obs', 'docs'));
+    const user = await createTestUser(server.ctx);
+    const bearer = (
+      await issueTokens(server, { user, patientId: 'docs', scope: 'openid launch patient/*.read' })
+    ).body.access_token!;
+    const pages: { ids: string[]; bytes: number }[] = [];
+    let url: string | undefined = '/fhir/Patient/docs/$everything';
+    while (url) {
+      const res = await fetch(`${server.url}${url}`, { headers: { authorization: `Bearer ${bearer}` } });
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      const bundle = JSON.parse(text) as {
+        entry: { resource: { id: string } }[];
+        link: { relation: string; url: string }[];
+      };
+      pages.push({ ids: bundle.entry.map((e) => e.resource.id), bytes: Buffer.byteLength(text) });
+      url = bundle.link.find((l) => l.relation === 'next')?.url.slice(server.url.length);
+    }
+    // the conditions, then two documents (3 MiB); the third would pass 4 MiB: it opens page 2
+    expect(pages.map((p) => p.ids)).toEqual([
+      [
+        'docs',
+        'docs-cond-0',
+        'docs-cond-1',
+        'docs-cond-2',
+        'docs-cond-3',
+        'docs-cond-4',
+        'docs-doc-0',
+        'docs-doc-1',
+      ],
+      ['docs-doc-2', 'docs-obs'],
+    ]);
+    for (const p of pages) expect(p.bytes).toBeLessThan(4 * 2 ** 20 + 64 * 1024);
+  });
+
+  it('a resource larger than the budget is a page of its own; paging by size returns each once', async () => {
+    const { listCompartment } = await import('../../src/fhir/repository.ts');
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      // a budget of one byte: every resource is larger, the first of each page is taken anyway
+      const page = await listCompartment(server.ctx.db, 'docs', { count: 10, maxBytes: 1, cursor });
+      expect(page.resources).toHaveLength(1);
+      seen.push(page.resources[0]!.id!);
+      cursor = page.nextCursor;
+      pages++;
+    } while (cursor);
+    expect(pages).toBe(9);
+    expect(new Set(seen).size).toBe(9);
   });
 
   it('documents the order in the CapabilityStatement', async () => {
@@ -143,11 +207,9 @@ describe('$everything order', () => {
   });
 
   it('keeps the order under _type', async () => {
-    const r = await get('/fhir/Patient/long/$everything?_type=Encounter,Condition&_count=5');
+    const r = await get('/fhir/Patient/long/$everything?_type=Encounter,Condition&_count=42');
     expect(r.json.entry!.map((e) => e.resource.id)).toEqual([
-      'long-Condition-0',
-      'long-Condition-1',
-      'long-Condition-2',
+      ...Array.from({ length: 40 }, (_, i) => `long-Condition-${i}`),
       'long-enc-0',
       'long-enc-1',
     ]);
