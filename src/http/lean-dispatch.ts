@@ -57,7 +57,9 @@ export function leanDispatcher(ctx: AppContext, app: Express, routes: HotRoute[]
     Object.assign(res, { req, locals: Object.create(null) });
     res.once('finish', () => {
       const status = res.statusCode;
-      logger[requestLogLevel(status)](
+      const level = requestLogLevel(status);
+      if (!logger.isLevelEnabled(level)) return;
+      logger[level](
         {
           req: { id, method: req.method, url: redactUrl(req.originalUrl) },
           res: { statusCode: status },

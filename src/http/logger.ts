@@ -1,7 +1,9 @@
 /*
  * Structured logs (pino) that never carry PHI, tokens or secrets.
- * - request lines keep the path and the query's parameter *names* only (values can be PHI:
- *   ?name=Smith, ?identifier=…|1234567890, or bearer-ish: ?launch=, ?code=)
+ * - request lines keep the route's words and the query's parameter *names* only: values can be
+ *   PHI (?name=Smith, ?identifier=…|1234567890), bearer-ish (?launch=, ?code=), and a path's
+ *   ids are identifiers — a Patient's id may be the EHR's chart number — so /fhir/Patient/{id}
+ *   is logged /fhir/Patient/…
  * - headers are not logged at all except a few harmless ones
  * - every line logged while serving a request carries its request id as `reqId`, through
  *   req.log or any other logger (AsyncLocalStorage, ./request-context.ts)
@@ -47,10 +49,30 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
   );
 }
 
-/** "/fhir/Patient?name=Smith&_count=5" → "/fhir/Patient?name=…&_count=…" */
+/**
+ * A segment after which the next is an id (the route tables' `:id`, `:docId`, `:clientId` …):
+ * a FHIR resource type or `_history`, a collection of the screens and the admin API, or the
+ * authorization endpoint (`/fhir/auth/{uid}`, where oidc-provider resumes an interaction).
+ */
+const BEFORE_ID =
+  /^(?:[A-Z][A-Za-z]{0,63}|_history|patients|documents|users|clients|sites|interaction|auth)$/;
+/** A word of a route (`metadata`, `$everything`, `.well-known`, `allowlist.txt`): anything else is masked. */
+const ROUTE_WORD = /^[.$_]?[A-Za-z][A-Za-z_-]{0,39}(?:\.[a-z]{1,5})?$/;
+
+/** "/fhir/Patient/p-123/$everything" → "/fhir/Patient/…/$everything" */
+function redactPath(path: string): string {
+  const segments = path.split('/');
+  for (let i = 1; i < segments.length; i++) {
+    const segment = segments[i]!;
+    if (segment !== '' && (BEFORE_ID.test(segments[i - 1]!) || !ROUTE_WORD.test(segment))) segments[i] = '…';
+  }
+  return segments.join('/');
+}
+
+/** "/fhir/Patient/p-1?name=Smith&_count=5" → "/fhir/Patient/…?name=…&_count=…" */
 export function redactUrl(url: string): string {
   const q = url.indexOf('?');
-  if (q < 0) return url;
+  if (q < 0) return redactPath(url);
   const names = url
     .slice(q + 1)
     .split('&')
@@ -61,7 +83,7 @@ export function redactUrl(url: string): string {
         .replace(/[^\w.:\-$[\]]/g, '_')
         .slice(0, 40)}=…`;
     });
-  return `${url.slice(0, q)}?${names.join('&')}`;
+  return `${redactPath(url.slice(0, q))}?${names.join('&')}`;
 }
 
 function safeDecode(s: string): string {

@@ -66,4 +66,23 @@ describe('HTTP shell', () => {
     );
     expect(redactUrl('/fhir/metadata')).toBe('/fhir/metadata');
   });
+
+  it('masks the ids of a path (a Patient id may be the EHR chart number), keeps its route words', () => {
+    const cases: [string, string][] = [
+      ['/fhir/Patient/MRN-0042/$everything?_count=5', '/fhir/Patient/…/$everything?_count=…'],
+      ['/fhir/Patient/tremblay', '/fhir/Patient/…'],
+      ['/fhir/Observation/o1/_history/3', '/fhir/Observation/…/_history/…'],
+      ['/patients/637e91e3-3b77/documents/doc1', '/patients/…/documents/…'],
+      ['/admin/api/clients/G_rRcl/sites/1234/delete', '/admin/api/clients/…/sites/…/delete'],
+      ['/admin/clients/abc/allowlist.txt', '/admin/clients/…/allowlist.txt'],
+      ['/interaction/XyZ/confirm', '/interaction/…/confirm'],
+      ['/fhir/auth/resumeUid', '/fhir/auth/…'],
+      ['/some/thing/with9digit/x', '/some/thing/…/x'],
+      ['/fhir/.well-known/smart-configuration', '/fhir/.well-known/smart-configuration'],
+      ['/static/app.css', '/static/app.css'],
+      ['/fhir/Patient', '/fhir/Patient'],
+      ['/', '/'],
+    ];
+    for (const [url, logged] of cases) expect(redactUrl(url), url).toBe(logged);
+  });
 });

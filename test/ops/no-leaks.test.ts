@@ -191,6 +191,8 @@ describe(`no leaks in logs or at rest (${usingPostgres ? 'PostgreSQL' : 'PGlite 
       phi[`family${i}`] = p.family;
       phi[`given${i}`] = p.given;
       phi[`hcn${i}`] = p.hcn;
+      // an id is an identifier: an EHR's may be its chart number
+      phi[`patientId${i}`] = p.id;
     }
 
     await server.stop();
