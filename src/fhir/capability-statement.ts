@@ -9,7 +9,8 @@
  */
 import type { AppContext } from '../context.ts';
 import { smartConfiguration } from '../smart/configuration.ts';
-import { EVERYTHING_FIRST, PAGE_BYTES } from './compartment-listing.ts';
+import { EVERYTHING_FIRST } from './compartment-listing.ts';
+import { PAGE_BYTES } from './page-budget.ts';
 import { isCompartmentType, SUPPORTED_TYPES } from './resource-types.ts';
 import { INDEXED_TYPES } from './search-index.ts';
 

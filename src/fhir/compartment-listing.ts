@@ -7,14 +7,14 @@
  *   never skips nor repeats a resource while the chart changes, whatever order it was loaded in
  * - one index range scan per group a page reaches, no sort; the stored text is returned
  *   unparsed, one page at a time
- * - a page holds at most `count` resources and at most `maxBytes` of their text (summed in the
- *   query; at least one resource, however large): the text of a resource past the budget never
- *   leaves the database, so a page of large documents cannot fill the server's memory
+ * - a page holds at most `count` resources and at most `maxBytes` of their text, at least one
+ *   (./page-budget.ts: the text past the budget never leaves the database)
  */
 import type { Resource } from '@medplum/fhirtypes';
 import type { Queryable } from '../db/database.ts';
 import { badRequest } from '../http/errors.ts';
 import { type Cursor, decodeCursor, encodeCursor } from './cursor.ts';
+import { type BudgetedRow, budgetedScan, PAGE_BYTES, takeWithinBudget } from './page-budget.ts';
 import { toInt } from './reads.ts';
 
 /** The types $everything serves first, in this order (the sections Ocean pre-fills a referral with). */
@@ -26,8 +26,6 @@ export const EVERYTHING_FIRST = [
   'DocumentReference',
   'Immunization',
 ] as const;
-/** How many bytes of resource text one page may hold (CompartmentPageOptions.maxBytes). */
-export const PAGE_BYTES = 4 * 2 ** 20;
 /** The group of every other type: after the first ones. */
 const REST = EVERYTHING_FIRST.length;
 const FIRST_LIST = EVERYTHING_FIRST.join(',');
@@ -52,33 +50,14 @@ export interface RawPage {
   next?: Cursor;
 }
 
-interface Row {
+interface Row extends BudgetedRow {
   resource_type: string;
   id: string;
   seq: unknown;
   g: unknown;
-  /** Bytes of text of the rows up to this one, in this query. */
-  running: unknown;
-  /** NULL past the page's byte budget: the row only tells that more remain. */
-  body: string | null;
 }
 
-/**
- * The rows of one group's range scan (`where`, `ORDER BY seq`, `LIMIT`), each with the running
- * total of their text's bytes; the text itself only of those within the budget (`budgetParam`),
- * and of the first row when it opens the page (`firstParam`), however large.
- */
-const pageSql = (group: number, where: string, limitParam: string, budgetParam: string, firstParam: string) =>
-  `SELECT resource_type, id, seq, ${group} AS g, running,
-          CASE WHEN running <= ${budgetParam} OR (running = size AND ${firstParam}) THEN resource::text END AS body
-     FROM (SELECT resource_type, id, seq, resource, size,
-                  sum(size) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS running
-             FROM (SELECT resource_type, id, seq, resource, octet_length(resource::text) AS size
-                     FROM fhir_resources
-                    WHERE ${where}
-                    ORDER BY seq
-                    LIMIT ${limitParam}) AS scanned) AS sized
-    ORDER BY seq`;
+const COLUMNS = (group: number) => `resource_type, id, seq, ${group} AS g`;
 
 /**
  * One page of a Patient's compartment, the Patient itself excluded, as stored text.
@@ -119,14 +98,12 @@ export async function listCompartmentRaw(
    * is full (and sets `next`, since more remain).
    */
   const take = (rows: Row[], from: { group: number; after: number }): boolean => {
-    let taken = 0;
-    while (taken < rows.length && taken < need && rows[taken]!.body !== null) taken++;
-    for (const row of rows.slice(0, taken))
-      entries.push({ type: row.resource_type, id: row.id, body: row.body! });
-    need -= taken;
-    const last = taken > 0 ? rows[taken - 1]! : undefined;
+    const { taken, more } = takeWithinBudget(rows, need);
+    for (const row of taken) entries.push({ type: row.resource_type, id: row.id, body: row.body });
+    need -= taken.length;
+    const last = taken.at(-1);
     if (last) bytes -= toInt(last.running);
-    if (rows.length === taken) return false;
+    if (!more) return false;
     next = last ? { group: toInt(last.g), after: toInt(last.seq), upTo: upTo! } : { ...from, upTo: upTo! };
     return true;
   };
@@ -139,7 +116,12 @@ export async function listCompartmentRaw(
     const from = { group, after: group === start.group ? start.after : 0 };
     const params: unknown[] = [type, from.after, need + 1, bytes, entries.length === 0];
     const r = await q.query<Row>(
-      pageSql(group, `${common(params)} AND resource_type = $1 AND seq > $2`, '$3', '$4', '$5'),
+      budgetedScan(
+        COLUMNS(group),
+        `FROM fhir_resources WHERE ${common(params)} AND resource_type = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+        '$4',
+        '$5',
+      ),
       params,
     );
     if (take(r.rows, from)) return { entries, next };
@@ -158,7 +140,15 @@ export async function listCompartmentRaw(
     params.push(`Patient,${FIRST_LIST}`);
     where += ` AND resource_type <> ALL(string_to_array($${params.length}, ','))`;
   }
-  const r = await q.query<Row>(pageSql(REST, `${where} AND seq > $1`, '$2', '$3', '$4'), params);
+  const r = await q.query<Row>(
+    budgetedScan(
+      COLUMNS(REST),
+      `FROM fhir_resources WHERE ${where} AND seq > $1 ORDER BY seq LIMIT $2`,
+      '$3',
+      '$4',
+    ),
+    params,
+  );
   take(r.rows, restStart);
   return { entries, next };
 }

@@ -18,7 +18,7 @@
 import type { AppContext } from '../context.ts';
 import { badRequest } from '../http/errors.ts';
 import { canSee, typeAllowed } from './access.ts';
-import { listCompartmentRaw, PAGE_BYTES } from './compartment-listing.ts';
+import { listCompartmentRaw } from './compartment-listing.ts';
 import {
   checkId,
   cursorParam,
@@ -30,6 +30,7 @@ import {
   single,
 } from './fhir-http.ts';
 import type { LiveTokenSql } from './live-token.ts';
+import { PAGE_BYTES } from './page-budget.ts';
 import type { Interaction } from './pipeline.ts';
 import { sees } from './read.ts';
 import { readRawAsUser } from './reads.ts';

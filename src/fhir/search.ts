@@ -7,6 +7,8 @@
  * - unknown parameters are ignored (and left out of the self link) unless `Prefer: handling=strict`
  * - SQL narrows to what the token may see (searchScope); canSee has the last word per resource
  * - `next` links carry an opaque `_cursor`; pages stay stable while the data changes
+ * - a page holds `_count` resources (default 50, max 1000) and at most PAGE_BYTES of their text
+ *   (./page-budget.ts)
  */
 import type { Request } from 'express';
 import type { AppContext } from '../context.ts';
@@ -14,6 +16,7 @@ import { badRequest } from '../http/errors.ts';
 import { canSee, searchScope } from './access.ts';
 import type { Cursor } from './cursor.ts';
 import { cursorParam, matchEntry, pageLinks, parseCount, sendBundle } from './fhir-http.ts';
+import { type BudgetedRow, budgetedScan, PAGE_BYTES, takeWithinBudget } from './page-budget.ts';
 import type { Interaction } from './pipeline.ts';
 import { isCompartmentType, isValidId, patientIdOfReference } from './resource-types.ts';
 import { INDEXED_TYPES, likePrefix, normalizeText } from './search-index.ts';
@@ -185,30 +188,31 @@ export function searchInteraction(ctx: AppContext): Interaction {
       const after = push(b, cursor?.after ?? 0);
       const upper = push(b, upTo);
       const limit = push(b, count + 1);
-      const rows =
+      const budget = push(b, PAGE_BYTES);
+      const scanned =
         count === 0
           ? []
           : (
-              await ctx.db.query<{
-                id: string;
-                seq: unknown;
-                compartment_patient: string | null;
-                body: string;
-              }>(
-                `SELECT r.id, r.seq, r.compartment_patient, r.resource::text AS body
-                   FROM fhir_resources r
+              await ctx.db.query<
+                BudgetedRow & { id: string; seq: unknown; compartment_patient: string | null }
+              >(
+                budgetedScan(
+                  'id, seq, compartment_patient',
+                  `FROM fhir_resources r
                   WHERE r.resource_type = $1 AND NOT r.deleted AND r.seq > ${after} AND r.seq <= ${upper}
                     ${b.where.map((w) => `AND ${w}`).join(' ')}
                   ORDER BY r.seq
                   LIMIT ${limit}`,
+                  budget,
+                  'true',
+                ),
                 b.params,
               )
             ).rows;
+      // at most `count` resources and PAGE_BYTES of their text (./page-budget.ts)
+      const { taken: rows, more } = takeWithinBudget(scanned, count);
       let next: Cursor | undefined;
-      if (rows.length > count) {
-        rows.length = count;
-        next = { after: Number(rows[rows.length - 1]!.seq), upTo };
-      }
+      if (more && rows.length > 0) next = { after: Number(rows[rows.length - 1]!.seq), upTo };
       const visible = rows.filter((row) =>
         canSee(p, 's', type, row.id, row.compartment_patient, () => JSON.parse(row.body)),
       );

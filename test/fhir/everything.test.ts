@@ -137,7 +137,7 @@ describe('$everything order', () => {
     expect(entries[2 + wanted.length]).toBe('Encounter/long-enc-0');
   });
 
-  it('a page holds at most 4 MiB of resource text: a chart of large documents pages by size', async () => {
+  it('a page holds at most 4 MiB of resource text: a chart of large documents pages by size (and a search)', async () => {
     const db = server.ctx.db;
     await putResource(db, { resourceType: 'Patient', id: 'docs', name: [{ family: 'Docs' }] });
     const big = 'x'.repeat(1.5 * 2 ** 20);
@@ -177,6 +177,17 @@ describe('$everything order', () => {
       ['docs-doc-2', 'docs-obs'],
     ]);
     for (const p of pages) expect(p.bytes).toBeLessThan(4 * 2 ** 20 + 64 * 1024);
+
+    // a search pages by size the same way
+    const searched: string[][] = [];
+    url = '/fhir/DocumentReference?patient=docs&_count=10';
+    while (url) {
+      const r = await get(url, bearer);
+      expect(r.status).toBe(200);
+      searched.push((r.json.entry ?? []).map((e) => e.resource.id));
+      url = r.json.link.find((l) => l.relation === 'next')?.url.slice(server.url.length);
+    }
+    expect(searched).toEqual([['docs-doc-0', 'docs-doc-1'], ['docs-doc-2']]);
   });
 
   it('a resource larger than the budget is a page of its own; paging by size returns each once', async () => {
