@@ -204,11 +204,12 @@ async function product() {
     PUBLIC_URL: url,
     HOST: '127.0.0.1',
     PORT: '0',
-    LOG_LEVEL: 'silent',
+    // the product logs as production does (one access line a request); BENCH_LOG_LEVEL to vary it
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
     DEMO_DATA: 'false',
     NODE_ENV: 'test',
   });
-  const built = await buildServer(config, { logger: createLogger('silent') });
+  const built = await buildServer(config, { logger: createLogger(config.logLevel) });
   born.bind(built.app);
   server.on('request', built.handler);
   const floorUrl = await floor(built.ctx);

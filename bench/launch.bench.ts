@@ -506,7 +506,9 @@ export default async function launchBench(args: BenchArgs): Promise<string> {
     DATABASE_POOL_MAX: '20',
     SECRETS_KEY: secretsKey,
     ADMIN_TOKEN: randomBytes(32).toString('hex'),
-    LOG_LEVEL: 'silent',
+    // the product logs as production does (its stdout read by the bench, as a log collector
+    // would); BENCH_LOG_LEVEL to vary it
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
     DEMO_DATA: 'false',
     // One client address drives every launch: the per-address limits would throttle the bench.
     RATE_LIMIT_TOKEN: '0',
