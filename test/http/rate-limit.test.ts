@@ -20,6 +20,16 @@ function appWith(db: TestDatabase['db'], limit: number) {
   return app;
 }
 
+/**
+ * Waits, when needed, until at least 10 s of the current 60-s window remain: the windows are
+ * fixed (aligned to the epoch), and a test whose requests straddle a window's end sees its count
+ * start over (a CI run failed so).
+ */
+async function awayFromWindowEnd() {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < 10_000) await new Promise((r) => setTimeout(r, left + 100));
+}
+
 describe('database-backed rate limits', () => {
   let t: TestDatabase;
   beforeAll(async () => {
@@ -32,6 +42,7 @@ describe('database-backed rate limits', () => {
 
   it('answers 429 with Retry-After and the endpoint vocabulary once the budget is spent', async () => {
     const app = appWith(t.db, 3);
+    await awayFromWindowEnd();
     for (let i = 0; i < 3; i++)
       await request(app).post('/api/token').set('X-Forwarded-For', '203.0.113.7').expect(200);
     const r = await request(app).post('/api/token').set('X-Forwarded-For', '203.0.113.7').expect(429);
@@ -45,6 +56,7 @@ describe('database-backed rate limits', () => {
     const a = appWith(t.db, 4);
     const b = appWith(await t.connectAnother(), 4);
     const ip = '198.51.100.20';
+    await awayFromWindowEnd();
     await request(a).post('/api/token').set('X-Forwarded-For', ip).expect(200);
     await request(b).post('/api/token').set('X-Forwarded-For', ip).expect(200);
     await request(a).post('/api/token').set('X-Forwarded-For', ip).expect(200);
