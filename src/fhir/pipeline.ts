@@ -1,6 +1,6 @@
 /*
  * The guard pipeline of every FHIR interaction: named steps, always all of them, in this order
- * (the route table spreads `guarded(interaction)`, so no handler can skip one):
+ * (the route table gives `guarded(interaction)` as the interaction's handler, so none can skip one):
  *   authenticate → typeAllowed → perform → liveToken → audit → answer
  * - authenticate: a valid access token of this server, else 401 (audited)
  * - typeAllowed: the token's scopes reach the type at all, else 403 (audited)
@@ -63,15 +63,11 @@ interface State {
   access?: Access;
   outcome?: Outcome;
 }
-const state = (res: Response): State => {
-  res.locals.fhir ??= {};
-  return res.locals.fhir as State;
-};
 
 /** The path's first two segments (`/Patient/x`), for refusals made before the target is known. */
 const pathEntity = (req: Request) => req.path.split('/').slice(0, 3).join('/');
 
-/** The pipeline for one interaction: what a route spreads as `...guarded(interaction)`. */
+/** The pipeline for one interaction: the one handler a route gives as `guarded(interaction)`. */
 export function fhirPipeline(ctx: AppContext, verifier: AccessTokenVerifier, liveTokenSql: LiveTokenSql) {
   const isLive = tokenLiveness(liveTokenSql);
   const record = (req: Request, principal: Principal | undefined, facts: AuditFacts): Promise<void> =>
@@ -87,9 +83,12 @@ export function fhirPipeline(ctx: AppContext, verifier: AccessTokenVerifier, liv
       detail: facts.detail ?? null,
     });
 
-  const authenticate: RequestHandler = async (req, res, next) => {
+  /** Every step reads and writes the request's own state; a step refuses by throwing. */
+  type Step = (req: Request, s: State) => Promise<void>;
+
+  const authenticate: Step = async (req, s) => {
     try {
-      state(res).principal = await verifier.authenticate(req);
+      s.principal = await verifier.authenticate(req);
     } catch (err) {
       await record(req, undefined, {
         action: 'fhir.denied',
@@ -99,13 +98,11 @@ export function fhirPipeline(ctx: AppContext, verifier: AccessTokenVerifier, liv
       });
       throw err;
     }
-    next();
   };
 
   const allowType =
-    (i: Interaction): RequestHandler =>
-    async (req, res, next) => {
-      const s = state(res);
+    (i: Interaction): Step =>
+    async (req, s) => {
       const principal = s.principal!;
       const { type, entity } = i.target(req);
       if (!typeAllowed(principal, type, i.interaction)) {
@@ -118,19 +115,15 @@ export function fhirPipeline(ctx: AppContext, verifier: AccessTokenVerifier, liv
         throw insufficientScope(`the granted scopes do not allow reading ${type}`);
       }
       s.access = { principal, type, entity };
-      next();
     };
 
   const perform =
-    (i: Interaction): RequestHandler =>
-    async (req, res, next) => {
-      const s = state(res);
+    (i: Interaction): Step =>
+    async (req, s) => {
       s.outcome = await i.perform(req, s.access!);
-      next();
     };
 
-  const liveToken: RequestHandler = async (req, res, next) => {
-    const s = state(res);
+  const liveToken: Step = async (req, s) => {
     const principal = s.principal!;
     const live = s.outcome!.live ?? (await isLive(ctx.db, principal));
     if (!live) {
@@ -143,13 +136,12 @@ export function fhirPipeline(ctx: AppContext, verifier: AccessTokenVerifier, liv
       });
       throw unauthorized('the access token is no longer valid: its grant has ended');
     }
-    next();
   };
 
   const audit =
-    (i: Interaction): RequestHandler =>
-    async (req, res, next) => {
-      const { access, outcome } = state(res);
+    (i: Interaction): Step =>
+    async (req, s) => {
+      const { access, outcome } = s;
       const refusal = outcome!.refusal;
       await record(req, access!.principal, {
         action: i.action,
@@ -158,21 +150,25 @@ export function fhirPipeline(ctx: AppContext, verifier: AccessTokenVerifier, liv
         outcome: refusal ? 'failure' : 'success',
         detail: refusal ? { ...outcome!.detail, status: refusal.status } : outcome!.detail,
       });
-      next();
     };
 
-  const answer: RequestHandler = (req, res, next: NextFunction) => {
-    const outcome = state(res).outcome!;
+  const answer = (req: Request, res: Response, next: NextFunction, s: State) => {
+    const outcome = s.outcome!;
     if (outcome.refusal) return next(outcome.refusal);
     outcome.send!(req, res);
   };
 
-  return (i: Interaction): RequestHandler[] => [
-    authenticate,
-    allowType(i),
-    perform(i),
-    liveToken,
-    audit(i),
-    answer,
-  ];
+  /*
+   * The steps run in one handler, awaited in turn: one hop of the router (or the lean
+   * dispatcher) instead of one per step, and no promise of a step's own beyond its awaits —
+   * on the read path each hop and promise was CPU of its own (BENCHMARKS.md, "the access line").
+   */
+  return (i: Interaction): RequestHandler => {
+    const steps = [authenticate, allowType(i), perform(i), liveToken, audit(i)];
+    return async (req, res, next) => {
+      const s: State = {};
+      for (const step of steps) await step(req, s);
+      answer(req, res, next, s);
+    };
+  };
 }

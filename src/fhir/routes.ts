@@ -76,13 +76,13 @@ export function fhirRoutes(
     '/Patient/:id/\\$everything',
     cors,
     negotiate,
-    ...guarded(everythingInteraction(ctx, liveTokenSql)),
+    guarded(everythingInteraction(ctx, liveTokenSql)),
   );
-  fhir.get('/:type', knownType, cors, negotiate, ...guarded(searchInteraction(ctx)));
-  const read = [cors, negotiate, ...guarded(readInteraction(ctx, liveTokenSql))];
+  fhir.get('/:type', knownType, cors, negotiate, guarded(searchInteraction(ctx)));
+  const read = [cors, negotiate, guarded(readInteraction(ctx, liveTokenSql))];
   fhir.get('/:type/:id', knownType, ...read);
-  fhir.get('/:type/:id/_history', knownType, cors, negotiate, ...guarded(historyInteraction(ctx)));
-  fhir.get('/:type/:id/_history/:vid', knownType, cors, negotiate, ...guarded(vreadInteraction(ctx)));
+  fhir.get('/:type/:id/_history', knownType, cors, negotiate, guarded(historyInteraction(ctx)));
+  fhir.get('/:type/:id/_history/:vid', knownType, cors, negotiate, guarded(vreadInteraction(ctx)));
   fhir.all(['/:type', '/:type/*rest'], knownType, cors, readOnly);
 
   // Only FHIR interaction paths enter: the provider's endpoints under the same base (/fhir/token,

@@ -18,7 +18,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { errorHandler } from './errors.ts';
-import { REQUEST_ID, redactUrl, requestLogLevel } from './logger.ts';
+import { accessLogger, REQUEST_ID, redactUrl, requestLogLevel } from './logger.ts';
 import { requestContext } from './request-context.ts';
 import { staticSecurityHeaders } from './security-headers.ts';
 
@@ -38,6 +38,7 @@ export function leanDispatcher(ctx: AppContext, app: Express, routes: HotRoute[]
   const context = requestContext();
   const onError = errorHandler();
   const { logger } = ctx;
+  const access = accessLogger(logger);
 
   const serve = (
     route: HotRoute,
@@ -58,8 +59,8 @@ export function leanDispatcher(ctx: AppContext, app: Express, routes: HotRoute[]
     res.once('finish', () => {
       const status = res.statusCode;
       const level = requestLogLevel(status);
-      if (!logger.isLevelEnabled(level)) return;
-      logger[level](
+      if (!access.isLevelEnabled(level)) return;
+      access[level](
         {
           req: { id, method: req.method, url: redactUrl(req.originalUrl) },
           res: { statusCode: status },

@@ -90,7 +90,7 @@ beforeAll(async () => {
   };
   const app = express();
   app.use(speaks('fhir'));
-  app.get('/:type', ...fhirPipeline(server.ctx, new AccessTokenVerifier(server.ctx), liveAccessToken)(naive));
+  app.get('/:type', fhirPipeline(server.ctx, new AccessTokenVerifier(server.ctx), liveAccessToken)(naive));
   app.use(errorHandler());
   probe = app.listen(0, '127.0.0.1');
   await new Promise((resolve) => probe.once('listening', resolve));

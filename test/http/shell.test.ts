@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redactUrl } from '../../src/http/logger.ts';
+import { accessLogger, redactUrl } from '../../src/http/logger.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { capturedLogger, startTestServer, type TestServer } from '../helpers/server.ts';
 
@@ -84,5 +84,17 @@ describe('HTTP shell', () => {
       ['/', '/'],
     ];
     for (const [url, logged] of cases) expect(redactUrl(url), url).toBe(logged);
+  });
+
+  it('writes access lines with the logger\'s level, bindings and destination; the logger itself still redacts', () => {
+    const { logger: base, lines: out } = capturedLogger('warn');
+    const access = accessLogger(base);
+    access.info({ req: { id: 'r1' } }, 'below the level');
+    access.warn({ req: { id: 'r2', method: 'GET', url: '/fhir/Patient/…' }, res: { statusCode: 404 } }, 'line');
+    base.warn({ client: { client_secret: 's3cret' }, authorization: 'Bearer abc' }, 'careless');
+    const [line, careless] = out.map((l) => JSON.parse(l));
+    expect(out).toHaveLength(2);
+    expect(line).toMatchObject({ service: 'smart-ocean-launch', req: { id: 'r2' }, res: { statusCode: 404 } });
+    expect(careless).toMatchObject({ client: { client_secret: '[redacted]' }, authorization: '[redacted]' });
   });
 });
