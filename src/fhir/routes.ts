@@ -72,12 +72,7 @@ export function fhirRoutes(
   fhir.options('/metadata', cors);
   fhir.get('/metadata', cors, negotiate, metadata);
   fhir.options(['/:type', '/:type/*rest'], knownType, cors);
-  fhir.get(
-    '/Patient/:id/\\$everything',
-    cors,
-    negotiate,
-    guarded(everythingInteraction(ctx, liveTokenSql)),
-  );
+  fhir.get('/Patient/:id/\\$everything', cors, negotiate, guarded(everythingInteraction(ctx, liveTokenSql)));
   fhir.get('/:type', knownType, cors, negotiate, guarded(searchInteraction(ctx)));
   const read = [cors, negotiate, guarded(readInteraction(ctx, liveTokenSql))];
   fhir.get('/:type/:id', knownType, ...read);

@@ -86,15 +86,22 @@ describe('HTTP shell', () => {
     for (const [url, logged] of cases) expect(redactUrl(url), url).toBe(logged);
   });
 
-  it('writes access lines with the logger\'s level, bindings and destination; the logger itself still redacts', () => {
+  it("writes access lines with the logger's level, bindings and destination; the logger itself still redacts", () => {
     const { logger: base, lines: out } = capturedLogger('warn');
     const access = accessLogger(base);
     access.info({ req: { id: 'r1' } }, 'below the level');
-    access.warn({ req: { id: 'r2', method: 'GET', url: '/fhir/Patient/…' }, res: { statusCode: 404 } }, 'line');
+    access.warn(
+      { req: { id: 'r2', method: 'GET', url: '/fhir/Patient/…' }, res: { statusCode: 404 } },
+      'line',
+    );
     base.warn({ client: { client_secret: 's3cret' }, authorization: 'Bearer abc' }, 'careless');
     const [line, careless] = out.map((l) => JSON.parse(l));
     expect(out).toHaveLength(2);
-    expect(line).toMatchObject({ service: 'smart-ocean-launch', req: { id: 'r2' }, res: { statusCode: 404 } });
+    expect(line).toMatchObject({
+      service: 'smart-ocean-launch',
+      req: { id: 'r2' },
+      res: { statusCode: 404 },
+    });
     expect(careless).toMatchObject({ client: { client_secret: '[redacted]' }, authorization: '[redacted]' });
   });
 });
