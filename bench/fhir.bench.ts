@@ -44,6 +44,10 @@ function start(mode: 'product' | 'bare', env: Record<string, string>): Promise<C
         ...(process.env.BENCH_PROFILE && mode === 'product'
           ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]
           : []),
+        // BENCH_PERF=1 writes a jitdump (jit-<pid>.dump) of the product for Linux perf:
+        // `perf record -k mono -g -p <pid>`, then `perf inject --jit`. On-CPU samples only, where a
+        // V8 profile counts a process's waits (descheduled, in writev) as its time.
+        ...(process.env.BENCH_PERF && mode === 'product' ? ['--perf-prof'] : []),
       ],
       env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -74,6 +78,23 @@ async function cannon(server: Child, path: string, headers: Record<string, strin
     p99: r.latency.p99,
     p50: r.latency.p50,
     cpu: (after - before) / Math.max(1, r.requests.total),
+    requests: r.requests.total,
+    seconds: r.duration,
+    cpuSeconds: after - before,
+  };
+}
+
+type Load = Awaited<ReturnType<typeof cannon>>;
+
+/** Slices of one server's load as one: requests over seconds, CPU over requests, the worst p99. */
+function combined(slices: Load[]) {
+  const sum = (f: (l: Load) => number) => slices.reduce((a, l) => a + f(l), 0);
+  const requests = sum((l) => l.requests);
+  return {
+    rps: requests / sum((l) => l.seconds),
+    p99: Math.max(...slices.map((l) => l.p99)),
+    p50: sum((l) => l.p50) / slices.length,
+    cpu: sum((l) => l.cpuSeconds) / Math.max(1, requests),
   };
 }
 
@@ -149,17 +170,20 @@ export default async function fhirBench(args: BenchArgs): Promise<string> {
     const bare = await start('bare', env);
     children.push(bare);
 
-    // ---- Patient read: warm up, then alternate bare / product halves to even out drift ----
+    // ---- Patient read: warm up, then bare / audited floor / product in turn, in slices of
+    // 2 s: a shared machine's speed drifts by a fifth within minutes, and short turns let the
+    // drift fall on the three alike (halves of 5 s let it fall on one more than another) ----
     await cannon(bare, `/Patient/${patientId}`, {}, 2);
     await cannon(product, `/fhir/Patient/${patientId}`, auth, 2);
-    const half = Math.max(1, Math.round(args.duration / 2));
     await cannon(bare, `/audited/Patient/${patientId}`, {}, 1);
-    const b1 = await cannon(bare, `/Patient/${patientId}`, {}, half);
-    const a1 = await cannon(bare, `/audited/Patient/${patientId}`, {}, half);
-    const p1 = await cannon(product, `/fhir/Patient/${patientId}`, auth, half);
-    const b2 = await cannon(bare, `/Patient/${patientId}`, {}, half);
-    const a2 = await cannon(bare, `/audited/Patient/${patientId}`, {}, half);
-    const p2 = await cannon(product, `/fhir/Patient/${patientId}`, auth, half);
+    const slices = Math.max(2, Math.round(args.duration / 2));
+    const turns: { bare: Load[]; audited: Load[]; product: Load[] } = { bare: [], audited: [], product: [] };
+    for (let i = 0; i < slices; i++) {
+      turns.bare.push(await cannon(bare, `/Patient/${patientId}`, {}, 2));
+      turns.audited.push(await cannon(bare, `/audited/Patient/${patientId}`, {}, 2));
+      turns.product.push(await cannon(product, `/fhir/Patient/${patientId}`, auth, 2));
+    }
+    const half = Math.max(1, Math.round(args.duration / 2));
     // the same obligations without the framework (bench/fhir-servers.ts "floor"), same process
     const floor = { ...product, url: product.floorUrl! };
     await cannon(floor, `/fhir/Patient/${patientId}`, auth, 1);
@@ -167,24 +191,9 @@ export default async function fhirBench(args: BenchArgs): Promise<string> {
     // the same product's /healthz: what the shared middleware stack (helmet, request logging,
     // routing) costs before any FHIR code runs, for reading the ratio above
     const health = await cannon(product, '/healthz', {}, half);
-    const bareRead = {
-      rps: (b1.rps + b2.rps) / 2,
-      p99: Math.max(b1.p99, b2.p99),
-      p50: (b1.p50 + b2.p50) / 2,
-      cpu: (b1.cpu + b2.cpu) / 2,
-    };
-    const auditedRead = {
-      rps: (a1.rps + a2.rps) / 2,
-      p99: Math.max(a1.p99, a2.p99),
-      p50: (a1.p50 + a2.p50) / 2,
-      cpu: (a1.cpu + a2.cpu) / 2,
-    };
-    const prodRead = {
-      rps: (p1.rps + p2.rps) / 2,
-      p99: Math.max(p1.p99, p2.p99),
-      p50: (p1.p50 + p2.p50) / 2,
-      cpu: (p1.cpu + p2.cpu) / 2,
-    };
+    const bareRead = combined(turns.bare);
+    const auditedRead = combined(turns.audited);
+    const prodRead = combined(turns.product);
 
     // ---- $everything, all pages ----
     const first = `${product.url}/fhir/Patient/${patientId}/$everything?_count=1000`;

@@ -4,7 +4,8 @@
  *   `iss` = `aud` = the FHIR base, `exp` in the future; `sub`, `client_id`, `scope` required
  * - a missing or bad token → 401 with `WWW-Authenticate: Bearer` (RFC 6750 §3) and no detail
  *   that helps forge one
- * - verified tokens are remembered until they expire (verification is the costly part of a read);
+ * - verified tokens are remembered, by their whole Authorization header, until they expire
+ *   (verification is the costly part of a read; a header seen before is not even parsed again);
  *   the memory is cleared whenever the key set changes. It remembers signatures only: whether the
  *   token's grant is still live is asked of the database by every request, inside the query the
  *   request makes anyway (src/oidc/grant-revocation.ts), so a revocation reaches every instance
@@ -60,16 +61,17 @@ export class AccessTokenVerifier {
   async authenticate(req: Request): Promise<Principal> {
     const header = req.headers.authorization;
     if (!header) throw unauthorized('an access token is required', null);
+    const now = Math.floor(Date.now() / 1000);
+    // Keyed by the whole header: a header verified once is found again without parsing it.
+    const hit = this.#cache.get(header);
+    if (hit) {
+      if (hit.exp > now) return hit.principal;
+      this.#cache.delete(header);
+      throw unauthorized('the access token has expired');
+    }
     const m = /^Bearer +([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)$/i.exec(header);
     if (!m) throw unauthorized('the Authorization header must carry a Bearer JWT', 'invalid_request');
     const token = m[1]!;
-    const now = Math.floor(Date.now() / 1000);
-    const hit = this.#cache.get(token);
-    if (hit) {
-      if (hit.exp > now) return hit.principal;
-      this.#cache.delete(token);
-      throw unauthorized('the access token has expired');
-    }
     let payload: Record<string, unknown>;
     try {
       ({ payload } = await jwtVerify(token, this.ctx.keys.verificationKeys, {
@@ -85,7 +87,7 @@ export class AccessTokenVerifier {
     }
     const principal = this.#principal(payload);
     if (this.#cache.size >= MAX_CACHED) this.#evict(now);
-    this.#cache.set(token, { principal, exp: payload.exp as number });
+    this.#cache.set(header, { principal, exp: payload.exp as number });
     return principal;
   }
 

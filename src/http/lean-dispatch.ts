@@ -50,12 +50,17 @@ export function leanDispatcher(ctx: AppContext, app: Express, routes: HotRoute[]
     for (const [name, value] of headers) rawRes.setHeader(name, value);
     const incoming = rawReq.headers['x-request-id'];
     const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    rawRes.setHeader('X-Request-Id', id);
+    rawRes.setHeader('x-request-id', id);
     // What Express's init does: its request and response helpers, each knowing the other.
     const req = Object.setPrototypeOf(rawReq, app.request) as Request;
     const res = Object.setPrototypeOf(rawRes, app.response) as Response;
-    Object.assign(req, { res, id, log: logger, originalUrl: req.url, params });
-    Object.assign(res, { req, locals: Object.create(null) });
+    req.res = res;
+    req.id = id;
+    req.log = logger;
+    req.originalUrl = req.url;
+    req.params = params;
+    res.req = req;
+    res.locals = Object.create(null);
     res.once('finish', () => {
       const status = res.statusCode;
       const level = requestLogLevel(status);
