@@ -10,6 +10,12 @@
  *   one the request already has, and V8 returns early from such a swap
  * - bound late: tests and main.ts create the server (to learn its port) before the application
  *   exists; until `bind`, the classes make plain node objects, swapped as they always were
+ * - the classes are plain constructor functions that call node's (ES5 functions, callable with a
+ *   `this`), not `class … extends`: V8 never kept an optimized derived-class constructor here —
+ *   TurboFan retried both constructors every few milliseconds and dropped each attempt
+ *   ("dependency change"), and with them node's parser callbacks that inline them: 100–600
+ *   aborted compiles in 10 s of reads (`--trace-opt`), none with plain functions
+ *   (BENCHMARKS.md, "constructors that optimize")
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Express } from 'express';
@@ -21,9 +27,30 @@ export interface ExpressBorn {
   bind(app: Express): void;
 }
 
+/**
+ * A constructor whose objects are `Base`'s, with a prototype of their own that inherits Base's.
+ * `Base` must be callable with a `this` (node's are ES5 functions); a `class` gets a subclass.
+ */
+function bornOf<T extends abstract new (...args: never[]) => object>(Base: T): T {
+  if (Function.prototype.toString.call(Base).startsWith('class')) {
+    // @ts-expect-error: an anonymous subclass of a class we only know as a constructor type
+    return class extends Base {};
+  }
+  const base = Base as unknown as (this: object, a?: unknown, b?: unknown) => void;
+  // two parameters: node's take (socket) and (req, options); no rest array to allocate
+  function Born(this: object, a?: unknown, b?: unknown): void {
+    base.call(this, a, b);
+  }
+  Born.prototype = Object.create(Base.prototype, {
+    constructor: { value: Born, writable: true, configurable: true },
+  });
+  Object.setPrototypeOf(Born, Base); // statics, as `extends` would give
+  return Born as unknown as T;
+}
+
 export function expressBorn(): ExpressBorn {
-  class BornIncomingMessage extends IncomingMessage {}
-  class BornServerResponse extends ServerResponse {}
+  const BornIncomingMessage = bornOf(IncomingMessage);
+  const BornServerResponse = bornOf(ServerResponse);
   return {
     options: {
       IncomingMessage: BornIncomingMessage,

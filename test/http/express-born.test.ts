@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
+import { createServer, IncomingMessage, request, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { describe, expect, it } from 'vitest';
@@ -66,5 +66,24 @@ describe('requests born with the Express application prototypes', () => {
     other.get('/x', (req, res) => res.send(String(req.app === other)));
     const plain = await oneRequest({}, (req, res) => other(req as express.Request, res as express.Response));
     expect(plain).toBe('true');
+  });
+
+  it("are node's objects — instances of its classes, made by its constructors — under their own prototypes", async () => {
+    const born = expressBorn();
+    const seen = await oneRequest(born.options, (req, res) =>
+      res.end(
+        JSON.stringify([
+          req instanceof IncomingMessage,
+          res instanceof ServerResponse,
+          req instanceof born.options.IncomingMessage,
+          res instanceof born.options.ServerResponse,
+          res.req === req,
+          req.url,
+          typeof req.socket.remoteAddress,
+          Object.getPrototypeOf(req) === IncomingMessage.prototype,
+        ]),
+      ),
+    );
+    expect(JSON.parse(seen)).toEqual([true, true, true, true, true, '/x?y=1', 'string', false]);
   });
 });
