@@ -161,7 +161,8 @@ export function fhirPipeline(ctx: AppContext, verifier: AccessTokenVerifier, liv
   /*
    * The steps run in one handler, awaited in turn: one hop of the router (or the lean
    * dispatcher) instead of one per step, and no promise of a step's own beyond its awaits —
-   * on the read path each hop and promise was CPU of its own (BENCHMARKS.md, "the access line").
+   * on the read path each hop and promise was CPU of its own (BENCHMARKS.md, issue 13, after
+   * midnight on 2026-11-29).
    */
   return (i: Interaction): RequestHandler => {
     const steps = [authenticate, allowType(i), perform(i), liveToken, audit(i)];

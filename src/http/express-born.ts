@@ -15,7 +15,7 @@
  *   TurboFan retried both constructors every few milliseconds and dropped each attempt
  *   ("dependency change"), and with them node's parser callbacks that inline them: 100–600
  *   aborted compiles in 10 s of reads (`--trace-opt`), none with plain functions
- *   (BENCHMARKS.md, "constructors that optimize")
+ *   (BENCHMARKS.md, issue 13, after midnight on 2026-11-29)
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Express } from 'express';

@@ -4,7 +4,8 @@
  * - the same obligations, done once and cheaply: the security headers (helmet's, computed once:
  *   ./security-headers.ts), the request id (a valid X-Request-Id kept, else a new one; echoed),
  *   the request context for logs, the Prometheus metrics (the same middleware), and one log line
- *   per request without PHI (the same shape, URL redaction and levels as the request logger)
+ *   per request without PHI (the same shape, URL redaction and levels as the request logger,
+ *   written by the access writer: ./logger.ts accessLogger)
  * - the request and response get Express's prototypes (as Express's own init does), so the
  *   route's handlers — the FHIR guard pipeline — are the very handlers the router runs; the
  *   server's objects are born with them (./express-born.ts), which makes that a no-op

@@ -54,8 +54,8 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
  * bindings, request id and destination, without its redaction. The line is built only of what
  * this module already scrubbed — the request id, the method, the redacted URL, the status and
  * a duration — so the redaction could never find anything in it, and walking its paths for
- * every nested object cost more than writing the line (≈ 15 µs against ≈ 6 µs a line:
- * BENCHMARKS.md, "the access line"). Anything else is logged through the redacting logger.
+ * every nested object cost more than writing the line (11.1 µs a line against 4.4 µs without:
+ * `npm run bench -- access-line`). Anything else is logged through the redacting logger.
  */
 export function accessLogger(logger: Logger): Logger {
   return logger.child({}, { redact: { paths: [] } });

@@ -50,7 +50,7 @@ export function staticSecurityHeaders(ctx: AppContext): [string, string | number
   });
   if (!done) throw new Error('security headers: helmet did not finish synchronously');
   // Names in lower case: node's setHeader keys its table by the lower-cased name, and a name
-  // that is lower case already is the very string, with no new key to look up per request.
-  // (Header names are case-insensitive, RFC 9110 §5.1.)
+  // that is lower case already is the very string, with no new key to look up per request
+  // (`npm run bench -- access-line`). Header names are case-insensitive (RFC 9110 §5.1).
   return [...set.entries()].map(([name, value]) => [name.toLowerCase(), value]);
 }
