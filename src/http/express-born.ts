@@ -13,8 +13,8 @@
  * - the classes are plain constructor functions that call node's (ES5 functions, callable with a
  *   `this`), not `class … extends`: V8 never kept an optimized derived-class constructor here —
  *   TurboFan retried both constructors every few milliseconds and dropped each attempt
- *   ("dependency change"), and with them node's parser callbacks that inline them: 100–600
- *   aborted compiles in 10 s of reads (`--trace-opt`), none with plain functions
+ *   ("dependency change"), and with them node's parser callbacks that inline them: 149 aborted
+ *   compiles of each in one FHIR bench run (`--trace-opt`), none with plain functions
  *   (BENCHMARKS.md, issue 13, after midnight on 2026-11-29)
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
