@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { npmStartCommand } from '../scripts/start-command.mjs';
 import { patientBundle } from '../test/fhir/synthea.ts';
+import { type PerfRecorder, perfRecorder } from './perf-profile.ts';
 import { benchDatabase } from './processes.ts';
 import type { BenchArgs } from './run.ts';
 
@@ -44,10 +45,10 @@ function start(mode: 'product' | 'bare', env: Record<string, string>): Promise<C
         ...(process.env.BENCH_PROFILE && mode === 'product'
           ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]
           : []),
-        // BENCH_PERF=1 writes a jitdump (jit-<pid>.dump) of the product for Linux perf:
-        // `perf record -k mono -g -p <pid>`, then `perf inject --jit`. On-CPU samples only, where a
-        // V8 profile counts a process's waits (descheduled, in writev) as its time.
-        ...(process.env.BENCH_PERF && mode === 'product' ? ['--perf-prof'] : []),
+        // BENCH_PERF=1: a jitdump (jit-<pid>.dump) of each server for Linux perf, which records
+        // the product's read slices and the audited floor's, and reports where their CPU went
+        // (bench/perf-profile.ts)
+        ...(process.env.BENCH_PERF ? ['--perf-prof'] : []),
       ],
       env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -176,12 +177,22 @@ export default async function fhirBench(args: BenchArgs): Promise<string> {
     await cannon(bare, `/Patient/${patientId}`, {}, 2);
     await cannon(product, `/fhir/Patient/${patientId}`, auth, 2);
     await cannon(bare, `/audited/Patient/${patientId}`, {}, 1);
+    const perf: { product: PerfRecorder; floor: PerfRecorder } | undefined = process.env.BENCH_PERF
+      ? {
+          product: perfRecorder(product.proc.pid!, 'The product during its `Patient` read slices'),
+          floor: perfRecorder(bare.proc.pid!, 'The audited floor during its `Patient` read slices'),
+        }
+      : undefined;
+    const sampled = <T>(who: 'product' | 'floor', fn: () => Promise<T>) =>
+      perf ? perf[who].during(fn) : fn();
     const slices = Math.max(2, Math.round(args.duration / 2));
     const turns: { bare: Load[]; audited: Load[]; product: Load[] } = { bare: [], audited: [], product: [] };
     for (let i = 0; i < slices; i++) {
       turns.bare.push(await cannon(bare, `/Patient/${patientId}`, {}, 2));
-      turns.audited.push(await cannon(bare, `/audited/Patient/${patientId}`, {}, 2));
-      turns.product.push(await cannon(product, `/fhir/Patient/${patientId}`, auth, 2));
+      turns.audited.push(await sampled('floor', () => cannon(bare, `/audited/Patient/${patientId}`, {}, 2)));
+      turns.product.push(
+        await sampled('product', () => cannon(product, `/fhir/Patient/${patientId}`, auth, 2)),
+      );
     }
     const half = Math.max(1, Math.round(args.duration / 2));
     // the same obligations without the framework (bench/fhir-servers.ts "floor"), same process
@@ -255,6 +266,7 @@ export default async function fhirBench(args: BenchArgs): Promise<string> {
       `Machine load average after measuring: ${loadavg()
         .map((l) => l.toFixed(1))
         .join(' / ')} (1/5/15 min).`,
+      ...(perf ? ['', perf.product.report(), '', perf.floor.report()] : []),
     ].join('\n');
   } finally {
     // A clean exit first, so a CPU profile (BENCH_PROFILE) gets written; then make sure.
