@@ -7,7 +7,7 @@
  * - vread judges the version itself: visible only if that version was filed in the token's
  *   compartment and passes its query restrictions, and the resource is visible now
  */
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import type { AppContext } from '../context.ts';
 import { HttpError } from '../http/errors.ts';
 import { canSee, type Principal } from './access.ts';
@@ -27,6 +27,12 @@ const typeAndId = (req: Request) => ({
   id: checkId(req.params.id as string),
 });
 
+/**
+ * The answer of a read: the stored text as it is. A function returned, not one written into the
+ * outcome's `send` (which the build would name on every read: scripts/build.mjs, keepNames).
+ */
+const sender = (raw: RawResource) => (rq: Request, res: Response) => sendStored(rq, res, raw);
+
 /** `liveTokenSql`: the read asks whether the token still counts inside its own query (./live-token.ts). */
 export function readInteraction(ctx: AppContext, liveTokenSql: LiveTokenSql): Interaction {
   return {
@@ -42,7 +48,7 @@ export function readInteraction(ctx: AppContext, liveTokenSql: LiveTokenSql): In
       if (!raw || !sees(principal, type, id, raw)) return { live, refusal: notFoundAs(type, id) };
       if (raw.deleted)
         return { live, patientId: raw.compartment, refusal: gone(`${type}/${id} has been deleted`) };
-      return { live, patientId: raw.compartment, send: (rq, res) => sendStored(rq, res, raw) };
+      return { live, patientId: raw.compartment, send: sender(raw) };
     },
   };
 }
@@ -68,7 +74,7 @@ export function vreadInteraction(ctx: AppContext): Interaction {
           patientId: version.compartment,
           refusal: gone(`${type}/${id} version ${vid} is a deletion`),
         };
-      return { patientId: version.compartment, send: (rq, res) => sendStored(rq, res, version) };
+      return { patientId: version.compartment, send: sender(version) };
     },
   };
 }

@@ -32,6 +32,34 @@ export interface HotRoute {
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 
+const noop = () => {};
+
+/**
+ * The route's handlers from the i-th on, as the router runs them: each one's `next` runs the
+ * rest, an error (thrown, rejected or passed to `next`) goes to the error handler. Written with
+ * no function bound to a name per request: the build keeps function names (scripts/build.mjs,
+ * keepNames), and a named function made per request had its name defined on it anew each time.
+ */
+function runHandlers(
+  handlers: RequestHandler[],
+  i: number,
+  req: Request,
+  res: Response,
+  onError: ReturnType<typeof errorHandler>,
+): void {
+  const handler = handlers[i];
+  if (!handler) return;
+  try {
+    const r = handler(req, res, ((err?: unknown) =>
+      err
+        ? onError(err, req, res, noop)
+        : runHandlers(handlers, i + 1, req, res, onError)) as NextFunction) as unknown;
+    if (r instanceof Promise) r.catch((err: unknown) => onError(err, req, res, noop));
+  } catch (err) {
+    onError(err, req, res, noop);
+  }
+}
+
 export function leanDispatcher(ctx: AppContext, app: Express, routes: HotRoute[]): RequestListener {
   if (routes.length === 0) return app;
   const headers = staticSecurityHeaders(ctx);
@@ -75,20 +103,7 @@ export function leanDispatcher(ctx: AppContext, app: Express, routes: HotRoute[]
         'request completed',
       );
     });
-    const fail = (err: unknown) => onError(err, req, res, () => {});
-    const step = (i: number): NextFunction =>
-      ((err?: unknown) => {
-        if (err) return fail(err);
-        const handler = route.handlers[i];
-        if (!handler) return;
-        try {
-          const r = handler(req, res, step(i + 1)) as unknown;
-          if (r instanceof Promise) r.catch(fail);
-        } catch (e) {
-          fail(e);
-        }
-      }) as NextFunction;
-    context(req, res, () => metrics(req, res, step(0)));
+    context(req, res, () => metrics(req, res, () => runHandlers(route.handlers, 0, req, res, onError)));
   };
 
   return (req, res) => {
