@@ -37,8 +37,16 @@ export function perfRecorder(pid: number, label: string): PerfRecorder {
         ['record', '-q', '-k', 'mono', '-F', '999', '-g', '-p', String(pid), '-o', file],
         { stdio: ['ignore', 'ignore', 'inherit'] },
       );
-      const exited = new Promise((r) => perf.once('exit', r));
+      let failed: Error | undefined;
+      const exited = new Promise((r) => {
+        perf.once('exit', r);
+        perf.once('error', (err) => {
+          failed = new Error(`BENCH_PERF: could not run Linux perf (${err.message}); is it on the PATH?`);
+          r(undefined);
+        });
+      });
       await settle(300); // perf attaches to every thread before it samples
+      if (failed) throw failed;
       try {
         return await fn();
       } finally {
