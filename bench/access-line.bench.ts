@@ -17,6 +17,7 @@ import { pino } from 'pino';
 import { accessLogger, createLogger } from '../src/http/logger.ts';
 import { requestContext } from '../src/http/request-context.ts';
 import type { BenchArgs } from './run.ts';
+import { median } from './stats.ts';
 
 const ROUNDS = 6;
 
@@ -26,11 +27,6 @@ function cpuPerCall(n: number, fn: () => void): number {
   for (let i = 0; i < n; i++) fn();
   const used = process.cpuUsage(before);
   return (used.user + used.system) / n;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 /** Runs each way `rounds` times in turn, `n` calls a turn; the median µs per call of each. */

@@ -19,6 +19,7 @@ import { patientBundle } from '../test/fhir/synthea.ts';
 import { type PerfRecorder, perfRecorder } from './perf-profile.ts';
 import { benchDatabase } from './processes.ts';
 import type { BenchArgs } from './run.ts';
+import { median } from './stats.ts';
 
 const CHILD = fileURLToPath(new URL('./fhir-servers.ts', import.meta.url));
 const CONNECTIONS = 10;
@@ -123,8 +124,7 @@ async function timed(seconds: number, fn: () => Promise<unknown>) {
     await fn();
     times.push(performance.now() - t0);
   }
-  times.sort((a, b) => a - b);
-  return { median: times[Math.floor(times.length / 2)]!, runs: times.length };
+  return { median: median(times), runs: times.length };
 }
 
 const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);

@@ -38,6 +38,7 @@ import type { ClientMetadata } from 'oidc-provider';
 import { type PgCpuMeter, pgCpuMeter } from './pg-cpu.ts';
 import { benchDatabase, cpuSeconds, freePort, productEntry, startChild, stopChild } from './processes.ts';
 import type { BenchArgs } from './run.ts';
+import { percentile } from './stats.ts';
 
 const PROFILE = process.env.LAUNCH_BENCH_PROFILE;
 /** LAUNCH_BENCH_SCENARIOS=confidential (comma-separated: public, confidential, consent, api) runs only those. */
@@ -370,12 +371,6 @@ async function drive(
   };
 }
 
-const pct = (xs: number[], p: number) => {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
-
 // ---------------------------------------------------------------------------------------------
 
 interface Side {
@@ -427,23 +422,38 @@ async function scenario(
   const cpuBase = perLaunch(base.serverCpu, base);
   const pgMine = perLaunch(mine.pgCpu, mine);
   const pgFloor = perLaunch(durable.pgCpu, durable);
-  const aloneP50 = pct(mine1.launchMs, 50);
-  const aloneFloor = pct(durable1.launchMs, 50);
+  const aloneP50 = percentile(mine1.launchMs, 50);
+  const aloneFloor = percentile(durable1.launchMs, 50);
   const n = ours.jars.length;
   const rows = [
     row(`complete launches/s (${n} browsers)`, rate(mine), rate(durable), rate(base)),
-    row('launch p50 (ms)', pct(mine.launchMs, 50), pct(durable.launchMs, 50), pct(base.launchMs, 50)),
-    row('launch p99 (ms)', pct(mine.launchMs, 99), pct(durable.launchMs, 99), pct(base.launchMs, 99)),
-    row('token request p50 (ms)', pct(mine.tokenMs, 50), pct(durable.tokenMs, 50), pct(base.tokenMs, 50)),
+    row(
+      'launch p50 (ms)',
+      percentile(mine.launchMs, 50),
+      percentile(durable.launchMs, 50),
+      percentile(base.launchMs, 50),
+    ),
+    row(
+      'launch p99 (ms)',
+      percentile(mine.launchMs, 99),
+      percentile(durable.launchMs, 99),
+      percentile(base.launchMs, 99),
+    ),
+    row(
+      'token request p50 (ms)',
+      percentile(mine.tokenMs, 50),
+      percentile(durable.tokenMs, 50),
+      percentile(base.tokenMs, 50),
+    ),
     row('**server CPU per launch** (ms, Node process)', cpuMine, cpuFloor, cpuBase),
     pgRow('**PostgreSQL CPU per launch** (ms, backends of the bench database)', pgMine, pgFloor),
     row('server + PostgreSQL CPU per launch (ms)', cpuMine + pgMine, cpuFloor + pgFloor, cpuBase),
-    row('**one clinician alone**: launch p50 (ms)', aloneP50, aloneFloor, pct(base1.launchMs, 50)),
+    row('**one clinician alone**: launch p50 (ms)', aloneP50, aloneFloor, percentile(base1.launchMs, 50)),
     row(
       'one clinician alone: launch p99 (ms)',
-      pct(mine1.launchMs, 99),
-      pct(durable1.launchMs, 99),
-      pct(base1.launchMs, 99),
+      percentile(mine1.launchMs, 99),
+      percentile(durable1.launchMs, 99),
+      percentile(base1.launchMs, 99),
     ),
     row(
       'one clinician alone: server CPU per launch (ms)',

@@ -4,15 +4,11 @@ import { Clinician, type Discovery, discover, fhirGet, redeemCode, send, sent } 
 import { startProxy } from '../test/ops/proxy.ts';
 import { benchDatabase } from './processes.ts';
 import type { BenchArgs } from './run.ts';
+import { percentileOfSorted } from './stats.ts';
 
 const CLINICIANS = 50;
 const STEPS = ['launch', 'authorize', 'token', 'read', 'everything', 'full launch'] as const;
 type Step = (typeof STEPS)[number];
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '—');
 
@@ -40,7 +36,11 @@ async function baseline(seconds: number): Promise<{ rps: number; p50: number; p9
   await proxy.close();
   await new Promise<void>((r) => bare.close(() => r()));
   latencies.sort((a, b) => a - b);
-  return { rps: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+  return {
+    rps: latencies.length / seconds,
+    p50: percentileOfSorted(latencies, 50),
+    p99: percentileOfSorted(latencies, 99),
+  };
 }
 
 export default async function soak(args: BenchArgs): Promise<string> {
@@ -145,7 +145,7 @@ export default async function soak(args: BenchArgs): Promise<string> {
       '| --- | --- | --- | --- | --- |',
       ...STEPS.map((s) => {
         const l = latencies[s];
-        return `| ${s} | ${l.length} | ${ms(percentile(l, 50))} | ${ms(percentile(l, 99))} | ${(percentile(l, 50) / base.p50).toFixed(1)} |`;
+        return `| ${s} | ${l.length} | ${ms(percentileOfSorted(l, 50))} | ${ms(percentileOfSorted(l, 99))} | ${(percentileOfSorted(l, 50) / base.p50).toFixed(1)} |`;
       }),
       `| bare GET (baseline) | — | ${ms(base.p50)} | ${ms(base.p99)} | 1.0 |`,
     ];

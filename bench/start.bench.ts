@@ -22,6 +22,7 @@ import { npmStartCommand } from '../scripts/start-command.mjs';
 import { settings } from '../src/config-settings.ts';
 import { benchDatabase } from './processes.ts';
 import type { BenchArgs } from './run.ts';
+import { median } from './stats.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RUNS = Number(process.env.START_BENCH_RUNS ?? 7);
@@ -98,8 +99,6 @@ async function timeToReady(command: string, args: string[], env: Record<string, 
     await done;
   }
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export default async function startBench(args: BenchArgs): Promise<string> {
   const build = spawnSync(process.execPath, ['scripts/build.mjs', '--if-stale'], {
