@@ -415,6 +415,11 @@ async function scenario(
     ratio(a, d),
     ratio(a, b),
   ];
+  /** A percentile of one timing, product / durable floor / bare. */
+  const pRow = (label: string, p: number, sides: Measured[], ms: (m: Measured) => number[]) => {
+    const [a, d, b] = sides.map((m) => percentile(ms(m), p)) as [number, number, number];
+    return row(label, a, d, b);
+  };
   /** The bare provider has no database: its PostgreSQL column says so. */
   const pgRow = (label: string, a: number, d: number) => [label, f(a), f(d), '— (memory)', ratio(a, d), ''];
   const cpuMine = perLaunch(mine.serverCpu, mine);
@@ -425,36 +430,17 @@ async function scenario(
   const aloneP50 = percentile(mine1.launchMs, 50);
   const aloneFloor = percentile(durable1.launchMs, 50);
   const n = ours.jars.length;
+  const loaded = [mine, durable, base];
   const rows = [
     row(`complete launches/s (${n} browsers)`, rate(mine), rate(durable), rate(base)),
-    row(
-      'launch p50 (ms)',
-      percentile(mine.launchMs, 50),
-      percentile(durable.launchMs, 50),
-      percentile(base.launchMs, 50),
-    ),
-    row(
-      'launch p99 (ms)',
-      percentile(mine.launchMs, 99),
-      percentile(durable.launchMs, 99),
-      percentile(base.launchMs, 99),
-    ),
-    row(
-      'token request p50 (ms)',
-      percentile(mine.tokenMs, 50),
-      percentile(durable.tokenMs, 50),
-      percentile(base.tokenMs, 50),
-    ),
+    pRow('launch p50 (ms)', 50, loaded, (m) => m.launchMs),
+    pRow('launch p99 (ms)', 99, loaded, (m) => m.launchMs),
+    pRow('token request p50 (ms)', 50, loaded, (m) => m.tokenMs),
     row('**server CPU per launch** (ms, Node process)', cpuMine, cpuFloor, cpuBase),
     pgRow('**PostgreSQL CPU per launch** (ms, backends of the bench database)', pgMine, pgFloor),
     row('server + PostgreSQL CPU per launch (ms)', cpuMine + pgMine, cpuFloor + pgFloor, cpuBase),
     row('**one clinician alone**: launch p50 (ms)', aloneP50, aloneFloor, percentile(base1.launchMs, 50)),
-    row(
-      'one clinician alone: launch p99 (ms)',
-      percentile(mine1.launchMs, 99),
-      percentile(durable1.launchMs, 99),
-      percentile(base1.launchMs, 99),
-    ),
+    pRow('one clinician alone: launch p99 (ms)', 99, [mine1, durable1, base1], (m) => m.launchMs),
     row(
       'one clinician alone: server CPU per launch (ms)',
       perLaunch(mine1.serverCpu, mine1),
